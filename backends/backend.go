@@ -1,0 +1,57 @@
+// Package backends defines what a source of netfilter counters gives the
+// exporter: one Record per tagged kernel counter, in a stable order. Each
+// source lives in a package below this one; the exporter aggregates.
+package backends
+
+import (
+	"context"
+
+	"github.com/ipacct/ipacct_exporter/tag"
+)
+
+// Record is one kernel counter whose comment carries a tag.
+type Record struct {
+	Tag         string
+	Direction   tag.Direction
+	Family      string // netfilter family: ip, ip6, inet, bridge, netdev, arp
+	Description string
+	Packets     uint64
+	Bytes       uint64
+}
+
+// InvalidComment is a comment that opens a tag token that does not parse.
+type InvalidComment struct {
+	Where   string // where the rule is, for the log: "ip filter INPUT"
+	Comment string
+	Err     error
+}
+
+// Reading is what a backend saw in one pass over the kernel's counters.
+// Records come in the order of the ruleset, so that "the first description"
+// is stable from one scrape to the next.
+type Reading struct {
+	Records []Record
+	Invalid []InvalidComment
+}
+
+// Backend reads tagged counters. Read must not change any rule or counter in
+// the kernel, and must be safe to call from concurrent scrapes.
+type Backend interface {
+	Read(ctx context.Context) (Reading, error)
+}
+
+// Add parses a rule's comment and appends what it finds to r: a Record for a
+// tag, an InvalidComment for a broken tag, nothing for a comment without one.
+func (r *Reading) Add(where, comment, family string, packets, bytes uint64) {
+	t, err := tag.Parse(comment)
+	switch {
+	case err == tag.ErrNoTag:
+	case err != nil:
+		r.Invalid = append(r.Invalid, InvalidComment{Where: where, Comment: comment, Err: err})
+	default:
+		r.Records = append(r.Records, Record{
+			Tag: t.Name, Direction: t.Direction, Family: family, Description: t.Description,
+			Packets: packets, Bytes: bytes,
+		})
+	}
+}

@@ -1,0 +1,162 @@
+// Package netnstest gives tests a network namespace of their own, with
+// addresses on its loopback, and the tools to set up rules and send traffic
+// inside it. Traffic only ever goes to addresses of the namespace itself.
+package netnstest
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/ipacct/ipacct_exporter/internal/netns"
+)
+
+// RequireEnv names the variable that turns a skip for lack of root or of a
+// tool into a failure. .ci/run sets it: on CI every kernel test must run.
+const RequireEnv = "IPACCT_REQUIRE_ROOT_TESTS"
+
+// Skip skips the test, or fails it when RequireEnv is set.
+func Skip(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if os.Getenv(RequireEnv) != "" {
+		t.Fatalf("%s is set, but: %s", RequireEnv, msg)
+	}
+	t.Skip(msg)
+}
+
+// RequireRoot skips (or fails, see RequireEnv) unless the test runs as root
+// and every named tool is installed.
+func RequireRoot(t testing.TB, tools ...string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		Skip(t, "needs root for network namespaces and netfilter")
+	}
+	for _, tool := range append([]string{"ip"}, tools...) {
+		if _, err := exec.LookPath(tool); err != nil {
+			Skip(t, "needs %s: %v", tool, err)
+		}
+	}
+}
+
+// NS is a network namespace that the test created and that is deleted when
+// the test ends, whether it passed or not.
+type NS struct {
+	t    testing.TB
+	Name string
+}
+
+// New creates a namespace with its loopback up and the given addresses
+// (CIDR form, IPv4 or IPv6) on it.
+func New(t testing.TB, addrs ...string) *NS {
+	t.Helper()
+	RequireRoot(t)
+	b := make([]byte, 4)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	ns := &NS{t: t, Name: "ipacct-test-" + hex.EncodeToString(b)}
+	if out, err := exec.Command("ip", "netns", "add", ns.Name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", ns.Name).CombinedOutput(); err != nil {
+			t.Errorf("ip netns del %s: %v: %s", ns.Name, err, out)
+		}
+	})
+	ns.Run("ip", "link", "set", "lo", "up")
+	for _, a := range addrs {
+		if strings.Contains(a, ":") {
+			ns.Run("ip", "-6", "addr", "add", a, "dev", "lo", "nodad")
+		} else {
+			ns.Run("ip", "addr", "add", a, "dev", "lo")
+		}
+	}
+	return ns
+}
+
+// Path is the namespace's file, as the exporter's --netns takes it.
+func (ns *NS) Path() string { return "/run/netns/" + ns.Name }
+
+// Run runs a command inside the namespace and fails the test if it fails.
+// It returns the command's standard output.
+func (ns *NS) Run(name string, args ...string) string {
+	ns.t.Helper()
+	out, err := ns.Try(name, args...)
+	if err != nil {
+		ns.t.Fatal(err)
+	}
+	return out
+}
+
+// Try runs a command inside the namespace and returns its standard output,
+// or an error with its standard error.
+func (ns *NS) Try(name string, args ...string) (string, error) {
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns.Name, name}, args...)...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out), fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out), nil
+}
+
+// NFT loads a ruleset given in nft syntax into the namespace.
+func (ns *NS) NFT(ruleset string) {
+	ns.t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", ns.Name, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(ruleset)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		ns.t.Fatalf("nft -f: %v: %s\nruleset:\n%s", err, out, ruleset)
+	}
+}
+
+// SendUDP sends count datagrams of payload bytes each from src to dst
+// (host:port, both addresses of this namespace) and returns the bytes the
+// kernel counts for them at the IP layer (header included).
+func (ns *NS) SendUDP(src, dst string, payload, count int) (ipBytes uint64) {
+	ns.t.Helper()
+	err := netns.Do(ns.Path(), func() error {
+		laddr, err := net.ResolveUDPAddr("udp", src)
+		if err != nil {
+			return err
+		}
+		raddr, err := net.ResolveUDPAddr("udp", dst)
+		if err != nil {
+			return err
+		}
+		// A listener keeps the kernel from answering with ICMP port
+		// unreachable, which the rules would count too.
+		ln, err := net.ListenUDP("udp", raddr)
+		if err != nil {
+			return err
+		}
+		defer ln.Close()
+		c, err := net.DialUDP("udp", laddr, raddr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		buf := make([]byte, payload)
+		for i := 0; i < count; i++ {
+			if _, err := c.Write(buf); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		ns.t.Fatalf("sending UDP in %s: %v", ns.Name, err)
+	}
+	hdr := 20
+	if strings.Contains(dst, "[") {
+		hdr = 40
+	}
+	return uint64(count * (hdr + 8 + payload))
+}
