@@ -55,9 +55,8 @@ type Tag struct {
 var ErrNoTag = errors.New("no tag token")
 
 // Parse finds the tag token of a comment. It returns ErrNoTag when the comment
-// holds none, and a descriptive error when a token is opened (a word that
-// starts with '=' and holds a second '=') but the TAG inside it is not valid.
-// Only the first such word counts.
+// holds none, and a descriptive error when a token is opened (see tokenStart)
+// but the TAG inside it is not valid. Only the first token counts.
 func Parse(comment string) (Tag, error) {
 	start := tokenStart(comment)
 	if start < 0 {
@@ -84,18 +83,19 @@ func Parse(comment string) (Tag, error) {
 }
 
 // tokenStart returns the index of the '=' that opens the first tag token, or
-// -1. A token opens at a word (a run of non-space bytes at the start of the
-// comment or after white space) that starts with '=' and holds another '='.
+// -1. A token opens with '=' at the start of the comment or after white
+// space, directly followed by a byte that is neither white space nor '=', and
+// closes at the next '='. So "a = b" and "== x ==" open none, and
+// "=bad tag= x" opens one that does not parse.
 func tokenStart(s string) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] != '=' || (i > 0 && !isSpace(s[i-1])) {
+	for i := 0; i+1 < len(s); i++ {
+		if s[i] != '=' || (i > 0 && !isSpace(s[i-1])) || isSpace(s[i+1]) || s[i+1] == '=' {
 			continue
 		}
-		for j := i + 1; j < len(s) && !isSpace(s[j]); j++ {
-			if s[j] == '=' {
-				return i
-			}
+		if strings.IndexByte(s[i+1:], '=') >= 0 {
+			return i
 		}
+		return -1 // no '=' after this one, so none after any later one
 	}
 	return -1
 }
@@ -106,8 +106,6 @@ func isSpace(b byte) bool {
 
 func validate(raw string) error {
 	switch {
-	case raw == "":
-		return errors.New("empty tag between '=' and '='")
 	case len(raw) > MaxLen:
 		return fmt.Errorf("tag %q is %d bytes long, at most %d are allowed", truncate(raw), len(raw), MaxLen)
 	}

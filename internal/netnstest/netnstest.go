@@ -117,6 +117,17 @@ func (ns *NS) NFT(ruleset string) {
 	}
 }
 
+// NFTJSON applies a ruleset change given in nft's JSON syntax, which can
+// say what the plain syntax cannot (a '"' inside a comment).
+func (ns *NS) NFTJSON(doc string) {
+	ns.t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", ns.Name, "nft", "-j", "-f", "-")
+	cmd.Stdin = strings.NewReader(doc)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		ns.t.Fatalf("nft -j -f: %v: %s\ninput:\n%s", err, out, doc)
+	}
+}
+
 // SendUDP sends count datagrams of payload bytes each from src to dst
 // (host:port, both addresses of this namespace) and returns the bytes the
 // kernel counts for them at the IP layer (header included).
