@@ -1,0 +1,168 @@
+package nftables
+
+import (
+	"bytes"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ipacct/ipacct_exporter/tag"
+)
+
+// rule is what the exporter needs of one NFT_MSG_NEWRULE message. The
+// slices point into the receive buffer.
+type rule struct {
+	table, chain   []byte
+	comment        []byte
+	hasComment     bool
+	packets, bytes uint64
+	hasCounter     bool
+}
+
+// parseRule decodes a rule's attributes: its table and chain, its comment
+// from user data or else from an xt comment match, and its first counter
+// expression (the one "nft add rule … counter" and iptables-nft create).
+func parseRule(b []byte) (rule, error) {
+	var r rule
+	var udata, exprs []byte
+	a := attrs{b: b}
+	for a.next() {
+		switch a.typ {
+		case unix.NFTA_RULE_TABLE:
+			r.table = cstring(a.val)
+		case unix.NFTA_RULE_CHAIN:
+			r.chain = cstring(a.val)
+		case unix.NFTA_RULE_EXPRESSIONS:
+			exprs = a.val
+		case unix.NFTA_RULE_USERDATA:
+			udata = a.val
+		}
+	}
+	if a.err != nil {
+		return r, a.err
+	}
+	r.comment, r.hasComment = commentFromUserData(udata)
+	list := attrs{b: exprs}
+	for list.next() {
+		if list.typ != unix.NFTA_LIST_ELEM {
+			continue
+		}
+		var name, data []byte
+		e := attrs{b: list.val}
+		for e.next() {
+			switch e.typ {
+			case unix.NFTA_EXPR_NAME:
+				name = cstring(e.val)
+			case unix.NFTA_EXPR_DATA:
+				data = e.val
+			}
+		}
+		if e.err != nil {
+			return r, e.err
+		}
+		switch string(name) {
+		case "counter":
+			if !r.hasCounter {
+				r.packets, r.bytes, r.hasCounter = parseCounter(data)
+			}
+		case "match":
+			if !r.hasComment {
+				r.comment, r.hasComment = xtComment(data)
+			}
+		}
+	}
+	return r, list.err
+}
+
+// parseCounter reads a counter expression's or object's data.
+func parseCounter(b []byte) (packets, bytes uint64, ok bool) {
+	var okp, okb bool
+	a := attrs{b: b}
+	for a.next() {
+		switch a.typ {
+		case unix.NFTA_COUNTER_BYTES:
+			bytes, okb = be64(a.val)
+		case unix.NFTA_COUNTER_PACKETS:
+			packets, okp = be64(a.val)
+		}
+	}
+	return packets, bytes, okp && okb && a.err == nil
+}
+
+// xtComment returns the text of an xt "comment" match (struct
+// xt_comment_info: a NUL-padded char[256]).
+func xtComment(b []byte) ([]byte, bool) {
+	var name, info []byte
+	a := attrs{b: b}
+	for a.next() {
+		switch a.typ {
+		case unix.NFTA_MATCH_NAME:
+			name = cstring(a.val)
+		case unix.NFTA_MATCH_INFO:
+			info = a.val
+		}
+	}
+	if a.err != nil || string(name) != "comment" || info == nil {
+		return nil, false
+	}
+	return cstring(info), true
+}
+
+// counterObject is what the exporter needs of one NFT_MSG_NEWOBJ message.
+type counterObject struct {
+	table, name    []byte
+	typ            uint32
+	packets, bytes uint64
+	comment        []byte
+	hasComment     bool
+}
+
+// nftaObjUserdata is NFTA_OBJ_USERDATA, which x/sys/unix does not name.
+const nftaObjUserdata = 8
+
+func parseCounterObject(b []byte) (counterObject, error) {
+	var o counterObject
+	a := attrs{b: b}
+	for a.next() {
+		switch a.typ {
+		case unix.NFTA_OBJ_TABLE:
+			o.table = cstring(a.val)
+		case unix.NFTA_OBJ_NAME:
+			o.name = cstring(a.val)
+		case unix.NFTA_OBJ_TYPE:
+			if len(a.val) == 4 {
+				o.typ = uint32(a.val[0])<<24 | uint32(a.val[1])<<16 | uint32(a.val[2])<<8 | uint32(a.val[3])
+			}
+		case unix.NFTA_OBJ_DATA:
+			o.packets, o.bytes, _ = parseCounter(a.val)
+		case nftaObjUserdata:
+			o.comment, o.hasComment = commentFromUserData(a.val)
+		}
+	}
+	return o, a.err
+}
+
+// udataComment is the type of the comment entry in rule and object user
+// data (NFTNL_UDATA_RULE_COMMENT, NFTNL_UDATA_OBJ_COMMENT).
+const udataComment = 0
+
+// commentFromUserData returns the comment held in a rule's or object's user
+// data: a list of type, length, value entries, the comment NUL-terminated.
+// User data is whatever the tool that wrote the rule put there, so a
+// malformed list ends the search rather than panicking.
+func commentFromUserData(b []byte) ([]byte, bool) {
+	for len(b) >= 2 {
+		typ, n := b[0], int(b[1])
+		if len(b) < 2+n {
+			return nil, false
+		}
+		if typ == udataComment {
+			v, _ := bytes.CutSuffix(b[2:2+n], []byte{0})
+			return v, true
+		}
+		b = b[2+n:]
+	}
+	return nil, false
+}
+
+// parseTag parses a comment held as bytes.
+func parseTag(comment []byte) (tag.Tag, error) { return tag.Parse(string(comment)) }

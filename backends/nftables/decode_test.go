@@ -1,0 +1,125 @@
+package nftables
+
+import (
+	"encoding/binary"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/google/nftables/userdata"
+)
+
+func TestCommentFromUserData(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		want string
+		ok   bool
+	}{
+		{"nft comment", userdata.AppendString(nil, userdata.TypeComment, "=a= b"), "=a= b", true},
+		{"after another entry", userdata.AppendString(userdata.AppendUint32(nil, 3, 7), userdata.TypeComment, "=x="), "=x=", true},
+		{"no comment", userdata.AppendUint32(nil, 3, 7), "", false},
+		{"empty", nil, "", false},
+		{"length past the end", []byte{0, 200, 'a'}, "", false},
+		{"truncated header", []byte{0}, "", false},
+		{"no terminating NUL", []byte{0, 3, 'a', 'b', 'c'}, "abc", true},
+	} {
+		b, ok := commentFromUserData(tc.in)
+		if got := string(b); got != tc.want || ok != tc.ok {
+			t.Errorf("%s: got %q, %v; want %q, %v", tc.name, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func FuzzCommentFromUserData(f *testing.F) {
+	f.Add(userdata.AppendString(nil, userdata.TypeComment, "=web4_down= x"))
+	f.Add([]byte{0, 200, 'a'})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, ok := commentFromUserData(b)
+		if !ok && len(c) != 0 {
+			t.Errorf("no comment but %q", c)
+		}
+		if len(c) > len(b) {
+			t.Errorf("comment longer than its user data")
+		}
+	})
+}
+
+// FuzzParseRule feeds arbitrary bytes as a rule message's attributes: the
+// kernel's data comes from whatever tool wrote the rule, so the decoder must
+// fail cleanly, never panic or read past its input.
+func FuzzParseRule(f *testing.F) {
+	f.Add(ruleMessage("filter", "INPUT", userdata.AppendString(nil, userdata.TypeComment, "=a_in= x"), 3, 300, ""))
+	f.Add(ruleMessage("filter", "INPUT", nil, 1, 2, "=web4_down= via xt"))
+	f.Add([]byte{4, 0, 1, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := parseRule(b)
+		if err == nil && r.hasComment && len(r.comment) > len(b) {
+			t.Errorf("comment longer than the message")
+		}
+		_, _ = parseCounterObject(b)
+	})
+}
+
+// ruleMessage builds the attributes of an NFT_MSG_NEWRULE message the way
+// the kernel lays them out, with a counter expression and, if xtComment is
+// not empty, an xt comment match.
+func ruleMessage(table, chain string, udata []byte, packets, byteCount uint64, xtComment string) []byte {
+	var exprs []byte
+	counter := attr(unix.NFTA_COUNTER_BYTES, be(byteCount))
+	counter = append(counter, attr(unix.NFTA_COUNTER_PACKETS, be(packets))...)
+	exprs = append(exprs, attr(unix.NLA_F_NESTED|unix.NFTA_LIST_ELEM, append(attr(unix.NFTA_EXPR_NAME, []byte("counter\x00")), attr(unix.NLA_F_NESTED|unix.NFTA_EXPR_DATA, counter)...))...)
+	if xtComment != "" {
+		info := make([]byte, 256)
+		copy(info, xtComment)
+		match := append(attr(unix.NFTA_MATCH_NAME, []byte("comment\x00")), attr(unix.NFTA_MATCH_REV, []byte{0, 0, 0, 0})...)
+		match = append(match, attr(unix.NFTA_MATCH_INFO, info)...)
+		exprs = append(exprs, attr(unix.NLA_F_NESTED|unix.NFTA_LIST_ELEM, append(attr(unix.NFTA_EXPR_NAME, []byte("match\x00")), attr(unix.NLA_F_NESTED|unix.NFTA_EXPR_DATA, match)...))...)
+	}
+	b := attr(unix.NFTA_RULE_TABLE, []byte(table+"\x00"))
+	b = append(b, attr(unix.NFTA_RULE_CHAIN, []byte(chain+"\x00"))...)
+	b = append(b, attr(unix.NLA_F_NESTED|unix.NFTA_RULE_EXPRESSIONS, exprs)...)
+	if udata != nil {
+		b = append(b, attr(unix.NFTA_RULE_USERDATA, udata)...)
+	}
+	return b
+}
+
+func attr(typ uint16, val []byte) []byte {
+	b := make([]byte, 4, 4+len(val)+3)
+	binary.NativeEndian.PutUint16(b[0:2], uint16(4+len(val)))
+	binary.NativeEndian.PutUint16(b[2:4], typ)
+	b = append(b, val...)
+	for len(b)%4 != 0 {
+		b = append(b, 0)
+	}
+	return b
+}
+
+func be(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+func TestParseRule(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		msg     []byte
+		comment string
+		p, b    uint64
+	}{
+		{"native", ruleMessage("acct4", "in", userdata.AppendString(nil, userdata.TypeComment, "=web4_down= x"), 5, 1140, ""), "=web4_down= x", 5, 1140},
+		{"iptables-nft", ruleMessage("filter", "ACCT4", nil, 7, 2200, "=web4_up= dummy"), "=web4_up= dummy", 7, 2200},
+		{"user data wins", ruleMessage("filter", "ACCT4", userdata.AppendString(nil, userdata.TypeComment, "=a="), 1, 2, "=b="), "=a=", 1, 2},
+	} {
+		r, err := parseRule(tc.msg)
+		if err != nil || !r.hasComment || !r.hasCounter || string(r.comment) != tc.comment || r.packets != tc.p || r.bytes != tc.b || string(r.chain) == "" {
+			t.Errorf("%s: got %+v, %v", tc.name, r, err)
+		}
+	}
+	// Every truncation of a valid message fails cleanly or decodes whole
+	// attributes only: cut before the user data, the xt comment remains.
+	full := ruleMessage("filter", "INPUT", userdata.AppendString(nil, userdata.TypeComment, "=x= y"), 1, 2, "=z=")
+	for i := range full {
+		if r, err := parseRule(full[:i]); err == nil && r.hasComment && string(r.comment) != "=x= y" && string(r.comment) != "=z=" {
+			t.Errorf("truncated at %d: %+v", i, r)
+		}
+	}
+}
