@@ -1,0 +1,227 @@
+// Package iptables reads the counters of iptables-legacy rules, IPv4 and
+// IPv6, whose comment carries an accounting tag.
+//
+// Only the legacy (x_tables) tables are read. Rules made with iptables-nft
+// live in nftables, where the nftables backend counts them, and every kernel
+// counter must be counted exactly once. Debian's plain `iptables` is
+// iptables-nft, so this backend runs iptables-legacy and ip6tables-legacy by
+// name, and never the plain tool.
+//
+// Listing a table with iptables-legacy creates it in the kernel. So a family
+// is read only when the namespace's /proc/net/ip_tables_names (or
+// ip6_tables_names) names tables, and only the tables named there are listed.
+//
+// Each chain is listed with `iptables-legacy -t TABLE -v -S CHAIN --wait N`.
+// Nothing is ever changed: no counter is zeroed, no rule touched. This needs
+// root, or the capabilities CAP_NET_ADMIN and CAP_NET_RAW (iptables-legacy)
+// and CAP_DAC_READ_SEARCH (the /proc files are readable by root only; it
+// also lets iptables-legacy open the xtables lock file, which it opens
+// read-only). The lock file, /run/xtables.lock or the one $XTABLES_LOCKFILE
+// names, must exist or be creatable: any root run of iptables makes it.
+package iptables
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+
+	goiptables "github.com/coreos/go-iptables/iptables"
+
+	"github.com/ipacct/ipacct_exporter/backends"
+	"github.com/ipacct/ipacct_exporter/internal/netns"
+)
+
+// DefaultLockTimeout is how long a listing waits for the xtables lock when
+// Options.LockTimeout is zero.
+const DefaultLockTimeout = 5 * time.Second
+
+// Options configure a Backend.
+type Options struct {
+	// NetNS is the path of the network namespace file to read
+	// (/run/netns/NAME, /proc/PID/ns/net); "" is the exporter's own.
+	NetNS string
+	// LockTimeout bounds the wait of each iptables-legacy command for the
+	// xtables lock, which a rule change holds. It is rounded up to whole
+	// seconds; zero or less means DefaultLockTimeout. Without a bound, a
+	// stuck iptables-restore would hang every scrape.
+	LockTimeout time.Duration
+}
+
+// Backend reads tagged counters of legacy iptables rules. It is safe for
+// concurrent use.
+type Backend struct {
+	netNS       string
+	lockSeconds int
+
+	mu      sync.Mutex
+	handles map[string]*goiptables.IPTables // by family name, made on first use
+}
+
+var _ backends.Backend = (*Backend)(nil)
+
+// New returns a Backend. It runs nothing: the tools are looked up when a
+// family first has legacy tables to read.
+func New(opts Options) *Backend {
+	timeout := opts.LockTimeout
+	if timeout <= 0 {
+		timeout = DefaultLockTimeout
+	}
+	return &Backend{
+		netNS: opts.NetNS,
+		// go-iptables waits forever with Timeout(0): never pass it.
+		lockSeconds: int((timeout + time.Second - 1) / time.Second),
+		handles:     make(map[string]*goiptables.IPTables),
+	}
+}
+
+// family is one address family of x_tables.
+type family struct {
+	name       string // as in backends.Record.Family
+	tool       string
+	tablesFile string // the legacy tables loaded in the reading thread's namespace
+	proto      goiptables.Protocol
+}
+
+func families() []family {
+	return []family{
+		{"ip", "iptables-legacy", "/proc/thread-self/net/ip_tables_names", goiptables.ProtocolIPv4},
+		{"ip6", "ip6tables-legacy", "/proc/thread-self/net/ip6_tables_names", goiptables.ProtocolIPv6},
+	}
+}
+
+// Read lists every legacy table of the namespace, IPv4 then IPv6, tables in
+// the kernel's order, chains and rules in the order iptables prints them.
+func (b *Backend) Read(ctx context.Context) (backends.Reading, error) {
+	var reading backends.Reading
+	// Inside the namespace: the /proc files are per thread, and the tools
+	// inherit the namespace of the thread that starts them.
+	err := netns.Do(b.netNS, func() error {
+		for _, f := range families() {
+			if err := b.readFamily(ctx, f, &reading); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return backends.Reading{}, err
+	}
+	return reading, nil
+}
+
+func (b *Backend) readFamily(ctx context.Context, f family, reading *backends.Reading) error {
+	tables, err := loadedTables(f.tablesFile)
+	if err != nil || len(tables) == 0 {
+		return err
+	}
+	ipt, err := b.handle(f)
+	if err != nil {
+		return err
+	}
+	for _, table := range tables {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		chains, err := ipt.ListChains(table)
+		if err != nil {
+			return commandFailed(err)
+		}
+		for _, chain := range chains {
+			// go-iptables takes no context: stop between commands.
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			lines, err := ipt.ListWithCounters(table, chain)
+			if err != nil {
+				return commandFailed(err)
+			}
+			where := f.name + " " + table + " " + chain
+			rules, err := parseRules(lines)
+			if err != nil {
+				return fmt.Errorf("%s: %w", where, err)
+			}
+			for _, r := range rules {
+				if r.commented {
+					reading.Add(where, r.comment, f.name, r.packets, r.bytes)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// loadedTables reads a family's legacy table names, one a line. The file is
+// missing when x_tables for the family is not loaded at all; both that and
+// an empty file mean there is nothing to read.
+func loadedTables(path string) ([]string, error) {
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil
+	case errors.Is(err, fs.ErrPermission):
+		return nil, fmt.Errorf("%w: reading legacy iptables counters needs root, or the capabilities "+
+			"CAP_DAC_READ_SEARCH (for this root-only file), CAP_NET_ADMIN and CAP_NET_RAW", err)
+	case err != nil:
+		return nil, err
+	}
+	return strings.Fields(string(data)), nil
+}
+
+// handle returns the family's go-iptables handle, made once. A failure is
+// not kept, so that installing the tool later needs no restart.
+func (b *Backend) handle(f family) (*goiptables.IPTables, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if ipt := b.handles[f.name]; ipt != nil {
+		return ipt, nil
+	}
+	// An explicit path: go-iptables would otherwise run plain "iptables",
+	// which is iptables-nft on Debian.
+	path, err := exec.LookPath(f.tool)
+	if err != nil {
+		return nil, fmt.Errorf("%s not found in PATH: install the iptables package, or disable with --no-collector.iptables", f.tool)
+	}
+	ipt, err := goiptables.New(goiptables.IPFamily(f.proto), goiptables.Path(path), goiptables.Timeout(b.lockSeconds))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	b.handles[f.name] = ipt
+	return ipt, nil
+}
+
+// commandError is a failed iptables-legacy command, on one line, with what
+// to do about it. It unwraps to go-iptables' *Error.
+type commandError struct {
+	err  error
+	hint string
+}
+
+func (e *commandError) Error() string {
+	msg := strings.ReplaceAll(strings.TrimSpace(e.err.Error()), "\n", "; ")
+	if e.hint == "" {
+		return msg
+	}
+	return msg + ": " + e.hint
+}
+
+func (e *commandError) Unwrap() error { return e.err }
+
+func commandFailed(err error) error {
+	msg := err.Error()
+	var hint string
+	switch {
+	case strings.Contains(msg, "lock file"):
+		hint = "iptables-legacy must open the xtables lock file (/run/xtables.lock, or the file that " +
+			"$XTABLES_LOCKFILE names): create it as root, or run the exporter as root"
+	case strings.Contains(msg, "Permission denied"), strings.Contains(msg, "you must be root"),
+		strings.Contains(msg, "Operation not permitted"):
+		hint = "listing legacy iptables rules needs root, or the capabilities CAP_NET_ADMIN and CAP_NET_RAW"
+	}
+	return &commandError{err: err, hint: hint}
+}

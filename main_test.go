@@ -1,0 +1,405 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/ipacct/ipacct_exporter/internal/netnstest"
+)
+
+// These tests run the real binary against rules in a namespace of their own,
+// scrape /metrics over HTTP and compare with what the kernel says.
+
+var (
+	buildOnce sync.Once
+	binary    string
+	buildErr  error
+)
+
+func exporterBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "ipacct-e2e-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binary = filepath.Join(dir, "ipacct_exporter")
+		out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v: %s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binary
+}
+
+type runningExporter struct {
+	url  string
+	logs *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startExporter runs the binary on a free loopback port with args and env
+// added, and stops it when the test ends.
+func startExporter(t *testing.T, env []string, args ...string) *runningExporter {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(exporterBinary(t), append([]string{"--web.listen-address=" + addr}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	logs := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("exporter log:\n%s", logs.String())
+		}
+	})
+	e := &runningExporter{url: "http://" + addr, logs: logs}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get(e.url + "/")
+		if err == nil {
+			resp.Body.Close()
+			return e
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("exporter did not answer on %s: %v\n%s", addr, err, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// scrape returns the exposition text and its parsed families.
+func (e *runningExporter) scrape(t *testing.T) (string, map[string]*dto.MetricFamily) {
+	t.Helper()
+	resp, err := http.Get(e.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %v\n%s", resp.StatusCode, err, body)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("parsing /metrics: %v", err)
+	}
+	return string(body), fams
+}
+
+// value returns the sample of family name whose labels include all of
+// labels, and whether there is one.
+func value(fams map[string]*dto.MetricFamily, name string, labels map[string]string) (float64, bool) {
+	f, ok := fams[name]
+	if !ok {
+		return 0, false
+	}
+next:
+	for _, m := range f.Metric {
+		have := map[string]string{}
+		for _, lp := range m.Label {
+			have[lp.GetName()] = lp.GetValue()
+		}
+		for k, v := range labels {
+			if have[k] != v {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue(), true
+		case m.Gauge != nil:
+			return m.Gauge.GetValue(), true
+		case m.Untyped != nil:
+			return m.Untyped.GetValue(), true
+		}
+	}
+	return 0, false
+}
+
+var e2eAddrs = []string{"192.0.2.1/24", "198.51.100.1/24", "2001:db8:f00d::1/64", "2001:db8:beef::1/64"}
+
+// nativeRules is seed 003's example, udp for exact traffic, in native nft.
+const nativeRules = `
+table ip acct4 {
+	chain in {
+		type filter hook input priority 0; policy accept;
+		ip saddr != 10.2.3.0/24 udp dport 22 counter comment "=unauthssh= Unauthorized SSH traffic received"
+		ip daddr 192.0.2.1 udp dport 80 counter comment "=web4_down= Combined web traffic to/from local 80/443"
+		ip daddr 192.0.2.1 udp dport 443 counter comment "=web4_down= dummy"
+		ip daddr 192.0.2.1 counter comment "untagged, ignored"
+		ip daddr 192.0.2.1 counter comment "=bad tag= not counted"
+	}
+	chain out {
+		type filter hook output priority 0; policy accept;
+		ip saddr 192.0.2.1 udp sport 80 counter comment "=web4_up= dummy"
+		ip saddr 192.0.2.1 udp sport 443 counter comment "=web4_up= dummy"
+	}
+}
+table ip6 acct6 {
+	chain in {
+		type filter hook input priority 0; policy accept;
+		ip6 daddr 2001:db8:f00d::1 udp dport 80 counter comment "=web6_down= Web traffic to/from local port 80"
+		ip6 daddr 2001:db8:f00d::1 udp dport 443 counter comment "=web6ssl_down= Web traffic to/from local port 443"
+	}
+	chain out {
+		type filter hook output priority 0; policy accept;
+		ip6 saddr 2001:db8:f00d::1 udp sport 80 counter comment "=web6_up= dummy"
+		ip6 saddr 2001:db8:f00d::1 udp sport 443 counter comment "=web6ssl_up= dummy"
+	}
+}
+`
+
+// xtablesRules returns seed 003's example as iptables commands for one
+// iptables variant (iptables-nft or iptables-legacy and their ip6 twins),
+// in an accounting chain jumped to from INPUT and OUTPUT as the seed does.
+func xtablesRules(v4, v6 string) [][]string {
+	c := func(tool string, args ...string) []string { return append([]string{tool}, args...) }
+	return [][]string{
+		c(v4, "-N", "ACCT4"), c(v4, "-I", "INPUT", "1", "-j", "ACCT4"), c(v4, "-I", "OUTPUT", "1", "-j", "ACCT4"),
+		c(v4, "-A", "ACCT4", "!", "-s", "10.2.3.0/24", "-p", "udp", "--dport", "22", "-m", "comment", "--comment", "=unauthssh= Unauthorized SSH traffic received"),
+		c(v4, "-A", "ACCT4", "-d", "192.0.2.1", "-p", "udp", "--dport", "80", "-m", "comment", "--comment", "=web4_down= Combined web traffic to/from local 80/443"),
+		c(v4, "-A", "ACCT4", "-s", "192.0.2.1", "-p", "udp", "--sport", "80", "-m", "comment", "--comment", "=web4_up= dummy"),
+		c(v4, "-A", "ACCT4", "-d", "192.0.2.1", "-p", "udp", "--dport", "443", "-m", "comment", "--comment", "=web4_down= dummy"),
+		c(v4, "-A", "ACCT4", "-s", "192.0.2.1", "-p", "udp", "--sport", "443", "-m", "comment", "--comment", "=web4_up= dummy"),
+		c(v4, "-A", "ACCT4", "-d", "192.0.2.1", "-p", "udp", "--dport", "53", "-m", "comment", "--comment", `=q_in= say "hi" \ ünïcödé`),
+		c(v4, "-A", "ACCT4", "-d", "192.0.2.1", "-m", "comment", "--comment", "=toolong"+strings.Repeat("g", 60)+"= x"),
+		c(v4, "-A", "ACCT4", "-d", "192.0.2.1"),
+		c(v6, "-N", "ACCT6"), c(v6, "-I", "INPUT", "1", "-j", "ACCT6"), c(v6, "-I", "OUTPUT", "1", "-j", "ACCT6"),
+		c(v6, "-A", "ACCT6", "-d", "2001:db8:f00d::1", "-p", "udp", "--dport", "80", "-m", "comment", "--comment", "=web6_down= Web traffic to/from local port 80"),
+		c(v6, "-A", "ACCT6", "-s", "2001:db8:f00d::1", "-p", "udp", "--sport", "80", "-m", "comment", "--comment", "=web6_up= dummy"),
+		c(v6, "-A", "ACCT6", "-d", "2001:db8:f00d::1", "-p", "udp", "--dport", "443", "-m", "comment", "--comment", "=web6ssl_down= Web traffic to/from local port 443"),
+		c(v6, "-A", "ACCT6", "-s", "2001:db8:f00d::1", "-p", "udp", "--sport", "443", "-m", "comment", "--comment", "=web6ssl_up= dummy"),
+	}
+}
+
+type series struct{ tag, direction, family string }
+
+// tokens maps a tag token to its series labels, per family.
+var tokens = map[string]struct{ tag, direction string }{
+	"=unauthssh=": {"unauthssh", "none"}, "=web4_down=": {"web4", "in"}, "=web4_up=": {"web4", "out"},
+	"=web6_down=": {"web6", "in"}, "=web6_up=": {"web6", "out"}, "=web6ssl_down=": {"web6ssl", "in"},
+	"=web6ssl_up=": {"web6ssl", "out"}, "=q_in=": {"q", "in"},
+}
+
+// kernelSums reads every rule counter in the namespace with the operators'
+// own tools and sums them per series: the truth /metrics must equal.
+func kernelSums(ns *netnstest.NS) map[series]netnstest.Counter {
+	sums := map[series]netnstest.Counter{}
+	add := func(family string, perToken map[string]netnstest.Counter) {
+		for tok, c := range perToken {
+			tk, ok := tokens[tok]
+			if !ok {
+				continue
+			}
+			k := series{tk.tag, tk.direction, family}
+			sums[k] = sums[k].Add(c)
+		}
+	}
+	// Native rules: acct4 holds only IPv4 tags, acct6 only IPv6 ones.
+	native := ns.NFTCounters()
+	for tok, c := range native {
+		fam := "ip"
+		if strings.HasPrefix(tok, "=web6") {
+			fam = "ip6"
+		}
+		add(fam, map[string]netnstest.Counter{tok: c})
+	}
+	add("ip", ns.SaveCounters("iptables-nft-save"))
+	add("ip6", ns.SaveCounters("ip6tables-nft-save"))
+	add("ip", ns.SaveCounters("iptables-legacy-save"))
+	add("ip6", ns.SaveCounters("ip6tables-legacy-save"))
+	return sums
+}
+
+func TestEndToEndAllSources(t *testing.T) {
+	netnstest.RequireRoot(t, "nft", "iptables-nft", "ip6tables-nft", "iptables-legacy", "ip6tables-legacy")
+	ns := netnstest.New(t, e2eAddrs...)
+	ns.NFT(nativeRules)
+	for _, cmd := range append(xtablesRules("iptables-nft", "ip6tables-nft"), xtablesRules("iptables-legacy", "ip6tables-legacy")...) {
+		ns.Run(cmd[0], cmd[1:]...)
+	}
+	e := startExporter(t, nil, "--netns="+ns.Name, "--log.level=debug")
+
+	// Traffic each rule sees a known part of.
+	sent := map[string]uint64{}
+	sent["=unauthssh="] = ns.SendUDP("198.51.100.1:40022", "192.0.2.1:22", 100, 3)
+	sent["=web4_down="] = ns.SendUDP("198.51.100.1:40080", "192.0.2.1:80", 200, 5) + ns.SendUDP("198.51.100.1:40443", "192.0.2.1:443", 300, 7)
+	sent["=web4_up="] = ns.SendUDP("192.0.2.1:80", "198.51.100.1:40080", 1000, 4)
+	sent["=web6_down="] = ns.SendUDP("[2001:db8:beef::1]:40080", "[2001:db8:f00d::1]:80", 50, 6)
+	sent["=web6ssl_up="] = ns.SendUDP("[2001:db8:f00d::1]:443", "[2001:db8:beef::1]:40443", 1200, 8)
+	sent["=q_in="] = ns.SendUDP("198.51.100.1:40053", "192.0.2.1:53", 20, 2)
+
+	text, fams := e.scrape(t)
+	kernel := kernelSums(ns)
+	for s, c := range kernel {
+		labels := map[string]string{"tag": s.tag, "direction": s.direction, "family": s.family}
+		p, okp := value(fams, "ipacct_tag_packets_total", labels)
+		b, okb := value(fams, "ipacct_tag_bytes_total", labels)
+		if !okp || !okb || uint64(p) != c.Packets || uint64(b) != c.Bytes {
+			t.Errorf("%v: /metrics has %v packets, %v bytes (present %v %v); the kernel %d, %d", s, p, b, okp, okb, c.Packets, c.Bytes)
+		}
+	}
+	// And the kernel against the traffic: native rules count a local
+	// packet once (one chain per hook), the two xtables variants twice each
+	// (ACCT4 is jumped to from INPUT and OUTPUT): five times in all.
+	for tok, bytes := range sent {
+		tk := tokens[tok]
+		fam := "ip"
+		if strings.HasPrefix(tok, "=web6") {
+			fam = "ip6"
+		}
+		times := uint64(5)
+		if tok == "=q_in=" {
+			times = 4 // only in the xtables rules
+		}
+		if got := kernel[series{tk.tag, tk.direction, fam}].Bytes; got != times*bytes {
+			t.Errorf("%s: kernel counted %d bytes, %d× the %d sent is %d", tok, got, times, bytes, times*bytes)
+		}
+	}
+	if want := len(kernel); want < 8 {
+		t.Errorf("only %d series in the kernel; the rules did not load as meant", want)
+	}
+
+	checks := []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"ipacct_tag_rules", map[string]string{"tag": "web4", "direction": "in", "family": "ip"}, 6},
+		{"ipacct_tag_rules", map[string]string{"tag": "unauthssh", "direction": "none", "family": "ip"}, 3},
+		{"ipacct_tag_info", map[string]string{"tag": "q", "description": `say "hi" \ ünïcödé`}, 1},
+		{"ipacct_tag_info", map[string]string{"tag": "web4", "description": "Combined web traffic to/from local 80/443"}, 1},
+		{"ipacct_tag_info", map[string]string{"tag": "web6ssl", "description": "Web traffic to/from local port 443"}, 1},
+		{"ipacct_invalid_tag_comments", map[string]string{"collector": "nftables"}, 2}, // =bad tag= and iptables-nft's =toolong…=
+		{"ipacct_invalid_tag_comments", map[string]string{"collector": "iptables"}, 1},
+		{"ipacct_collector_success", map[string]string{"collector": "nftables"}, 1},
+		{"ipacct_collector_success", map[string]string{"collector": "iptables"}, 1},
+	}
+	for _, c := range checks {
+		if got, ok := value(fams, c.name, c.labels); !ok || got != c.want {
+			t.Errorf("%s%v = %v (present %v), want %v", c.name, c.labels, got, ok, c.want)
+		}
+	}
+	if strings.Contains(text, "untagged") || strings.Contains(text, `tag="bad`) {
+		t.Errorf("an untagged or invalid rule reached /metrics:\n%s", text)
+	}
+	if n := strings.Count(e.logs.String(), "its tag comment does not parse"); n != 3 {
+		t.Errorf("want 3 warnings, one per distinct invalid comment, got %d", n)
+	}
+	if _, err := exec.LookPath("promtool"); err == nil {
+		cmd := exec.Command("promtool", "check", "metrics")
+		cmd.Stdin = strings.NewReader(text)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool check metrics: %v\n%s", err, out)
+		}
+	} else {
+		netnstest.Skip(t, "promtool not installed")
+	}
+
+	// A scrape changes no counter: a second one without traffic is equal.
+	_, again := e.scrape(t)
+	for s := range kernel {
+		labels := map[string]string{"tag": s.tag, "direction": s.direction, "family": s.family}
+		a, _ := value(fams, "ipacct_tag_bytes_total", labels)
+		b, _ := value(again, "ipacct_tag_bytes_total", labels)
+		if a != b {
+			t.Errorf("%v changed between two scrapes without traffic: %v then %v", s, a, b)
+		}
+	}
+
+	// A table deleted between two scrapes: its rules leave the sums.
+	ns.Run("nft", "delete", "table", "ip6", "acct6")
+	_, fams = e.scrape(t)
+	for s, c := range kernelSums(ns) {
+		labels := map[string]string{"tag": s.tag, "direction": s.direction, "family": s.family}
+		if b, ok := value(fams, "ipacct_tag_bytes_total", labels); !ok || uint64(b) != c.Bytes {
+			t.Errorf("after deleting acct6, %v: /metrics %v, kernel %d", s, b, c.Bytes)
+		}
+	}
+	if got, _ := value(fams, "ipacct_tag_rules", map[string]string{"tag": "web6", "direction": "in", "family": "ip6"}); got != 2 {
+		t.Errorf("web6 in ip6 should now sum the 2 xtables rules, sums %v", got)
+	}
+}
+
+func TestCollectorFailingWhileOtherServes(t *testing.T) {
+	netnstest.RequireRoot(t, "nft", "iptables-legacy")
+	ns := netnstest.New(t, e2eAddrs...)
+	ns.NFT(nativeRules)
+	for _, cmd := range xtablesRules("iptables-legacy", "ip6tables-legacy") {
+		ns.Run(cmd[0], cmd[1:]...)
+	}
+	sent := ns.SendUDP("198.51.100.1:40022", "192.0.2.1:22", 100, 3)
+	// Legacy tables exist, but the exporter cannot find iptables-legacy.
+	e := startExporter(t, []string{"PATH=/nonexistent"}, "--netns="+ns.Path())
+	_, fams := e.scrape(t)
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"ipacct_collector_success", map[string]string{"collector": "iptables"}, 0},
+		{"ipacct_collector_success", map[string]string{"collector": "nftables"}, 1},
+		// The native rule alone: the failing source's share is not there.
+		{"ipacct_tag_bytes_total", map[string]string{"tag": "unauthssh", "family": "ip"}, float64(sent)},
+	} {
+		if got, ok := value(fams, c.name, c.labels); !ok || got != c.want {
+			t.Errorf("%s%v = %v (present %v), want %v", c.name, c.labels, got, ok, c.want)
+		}
+	}
+	e.scrape(t)
+	if n := strings.Count(e.logs.String(), "collector failed"); n != 1 || !strings.Contains(e.logs.String(), "iptables-legacy") {
+		t.Errorf("want one clear error line naming iptables-legacy, got %d:\n%s", n, e.logs.String())
+	}
+}
+
+func TestAllCollectorsDisabled(t *testing.T) {
+	out, err := exec.Command(exporterBinary(t), "--no-collector.nftables", "--no-collector.iptables").CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "every collector is disabled") {
+		t.Errorf("got %v:\n%s", err, out)
+	}
+}
