@@ -161,62 +161,6 @@ next:
 	return 0, false
 }
 
-var e2eAddrs = []string{"192.0.2.1/24", "198.51.100.1/24", "2001:db8:f00d::1/64", "2001:db8:beef::1/64"}
-
-// nativeRules is seed 003's example, udp for exact traffic, in native nft.
-const nativeRules = `
-table ip acct4 {
-	chain in {
-		type filter hook input priority 0; policy accept;
-		ip saddr != 10.2.3.0/24 udp dport 22 counter comment "=unauthssh= Unauthorized SSH traffic received"
-		ip daddr 192.0.2.1 udp dport 80 counter comment "=web4_down= Combined web traffic to/from local 80/443"
-		ip daddr 192.0.2.1 udp dport 443 counter comment "=web4_down= dummy"
-		ip daddr 192.0.2.1 counter comment "untagged, ignored"
-		ip daddr 192.0.2.1 counter comment "=bad tag= not counted"
-	}
-	chain out {
-		type filter hook output priority 0; policy accept;
-		ip saddr 192.0.2.1 udp sport 80 counter comment "=web4_up= dummy"
-		ip saddr 192.0.2.1 udp sport 443 counter comment "=web4_up= dummy"
-	}
-}
-table ip6 acct6 {
-	chain in {
-		type filter hook input priority 0; policy accept;
-		ip6 daddr 2001:db8:f00d::1 udp dport 80 counter comment "=web6_down= Web traffic to/from local port 80"
-		ip6 daddr 2001:db8:f00d::1 udp dport 443 counter comment "=web6ssl_down= Web traffic to/from local port 443"
-	}
-	chain out {
-		type filter hook output priority 0; policy accept;
-		ip6 saddr 2001:db8:f00d::1 udp sport 80 counter comment "=web6_up= dummy"
-		ip6 saddr 2001:db8:f00d::1 udp sport 443 counter comment "=web6ssl_up= dummy"
-	}
-}
-`
-
-// xtablesRules returns seed 003's example as iptables commands for one
-// iptables variant (iptables-nft or iptables-legacy and their ip6 twins),
-// in an accounting chain jumped to from INPUT and OUTPUT as the seed does.
-func xtablesRules(v4, v6 string) [][]string {
-	c := func(tool string, args ...string) []string { return append([]string{tool}, args...) }
-	return [][]string{
-		c(v4, "-N", "ACCT4"), c(v4, "-I", "INPUT", "1", "-j", "ACCT4"), c(v4, "-I", "OUTPUT", "1", "-j", "ACCT4"),
-		c(v4, "-A", "ACCT4", "!", "-s", "10.2.3.0/24", "-p", "udp", "--dport", "22", "-m", "comment", "--comment", "=unauthssh= Unauthorized SSH traffic received"),
-		c(v4, "-A", "ACCT4", "-d", "192.0.2.1", "-p", "udp", "--dport", "80", "-m", "comment", "--comment", "=web4_down= Combined web traffic to/from local 80/443"),
-		c(v4, "-A", "ACCT4", "-s", "192.0.2.1", "-p", "udp", "--sport", "80", "-m", "comment", "--comment", "=web4_up= dummy"),
-		c(v4, "-A", "ACCT4", "-d", "192.0.2.1", "-p", "udp", "--dport", "443", "-m", "comment", "--comment", "=web4_down= dummy"),
-		c(v4, "-A", "ACCT4", "-s", "192.0.2.1", "-p", "udp", "--sport", "443", "-m", "comment", "--comment", "=web4_up= dummy"),
-		c(v4, "-A", "ACCT4", "-d", "192.0.2.1", "-p", "udp", "--dport", "53", "-m", "comment", "--comment", `=q_in= say "hi" \ ünïcödé`),
-		c(v4, "-A", "ACCT4", "-d", "192.0.2.1", "-m", "comment", "--comment", "=toolong"+strings.Repeat("g", 60)+"= x"),
-		c(v4, "-A", "ACCT4", "-d", "192.0.2.1"),
-		c(v6, "-N", "ACCT6"), c(v6, "-I", "INPUT", "1", "-j", "ACCT6"), c(v6, "-I", "OUTPUT", "1", "-j", "ACCT6"),
-		c(v6, "-A", "ACCT6", "-d", "2001:db8:f00d::1", "-p", "udp", "--dport", "80", "-m", "comment", "--comment", "=web6_down= Web traffic to/from local port 80"),
-		c(v6, "-A", "ACCT6", "-s", "2001:db8:f00d::1", "-p", "udp", "--sport", "80", "-m", "comment", "--comment", "=web6_up= dummy"),
-		c(v6, "-A", "ACCT6", "-d", "2001:db8:f00d::1", "-p", "udp", "--dport", "443", "-m", "comment", "--comment", "=web6ssl_down= Web traffic to/from local port 443"),
-		c(v6, "-A", "ACCT6", "-s", "2001:db8:f00d::1", "-p", "udp", "--sport", "443", "-m", "comment", "--comment", "=web6ssl_up= dummy"),
-	}
-}
-
 type series struct{ tag, direction, family string }
 
 // tokens maps a tag token to its series labels, per family.
@@ -258,21 +202,14 @@ func kernelSums(ns *netnstest.NS) map[series]netnstest.Counter {
 
 func TestEndToEndAllSources(t *testing.T) {
 	netnstest.RequireRoot(t, "nft", "iptables-nft", "ip6tables-nft", "iptables-legacy", "ip6tables-legacy")
-	ns := netnstest.New(t, e2eAddrs...)
-	ns.NFT(nativeRules)
-	for _, cmd := range append(xtablesRules("iptables-nft", "ip6tables-nft"), xtablesRules("iptables-legacy", "ip6tables-legacy")...) {
+	ns := netnstest.New(t, netnstest.SeedAddrs...)
+	ns.NFT(netnstest.SeedNFT)
+	for _, cmd := range append(netnstest.SeedXtables("iptables-nft", "ip6tables-nft"), netnstest.SeedXtables("iptables-legacy", "ip6tables-legacy")...) {
 		ns.Run(cmd[0], cmd[1:]...)
 	}
 	e := startExporter(t, nil, "--netns="+ns.Name, "--log.level=debug")
 
-	// Traffic each rule sees a known part of.
-	sent := map[string]uint64{}
-	sent["=unauthssh="] = ns.SendUDP("198.51.100.1:40022", "192.0.2.1:22", 100, 3)
-	sent["=web4_down="] = ns.SendUDP("198.51.100.1:40080", "192.0.2.1:80", 200, 5) + ns.SendUDP("198.51.100.1:40443", "192.0.2.1:443", 300, 7)
-	sent["=web4_up="] = ns.SendUDP("192.0.2.1:80", "198.51.100.1:40080", 1000, 4)
-	sent["=web6_down="] = ns.SendUDP("[2001:db8:beef::1]:40080", "[2001:db8:f00d::1]:80", 50, 6)
-	sent["=web6ssl_up="] = ns.SendUDP("[2001:db8:f00d::1]:443", "[2001:db8:beef::1]:40443", 1200, 8)
-	sent["=q_in="] = ns.SendUDP("198.51.100.1:40053", "192.0.2.1:53", 20, 2)
+	sent := ns.SendSeedTraffic()
 
 	text, fams := e.scrape(t)
 	kernel := kernelSums(ns)
@@ -287,8 +224,8 @@ func TestEndToEndAllSources(t *testing.T) {
 	// And the kernel against the traffic: native rules count a local
 	// packet once (one chain per hook), the two xtables variants twice each
 	// (ACCT4 is jumped to from INPUT and OUTPUT): five times in all.
-	for tok, bytes := range sent {
-		tk := tokens[tok]
+	for tok, c := range sent {
+		tk, bytes := tokens[tok], c.Bytes
 		fam := "ip"
 		if strings.HasPrefix(tok, "=web6") {
 			fam = "ip6"
@@ -368,12 +305,12 @@ func TestEndToEndAllSources(t *testing.T) {
 
 func TestCollectorFailingWhileOtherServes(t *testing.T) {
 	netnstest.RequireRoot(t, "nft", "iptables-legacy")
-	ns := netnstest.New(t, e2eAddrs...)
-	ns.NFT(nativeRules)
-	for _, cmd := range xtablesRules("iptables-legacy", "ip6tables-legacy") {
+	ns := netnstest.New(t, netnstest.SeedAddrs...)
+	ns.NFT(netnstest.SeedNFT)
+	for _, cmd := range netnstest.SeedXtables("iptables-legacy", "ip6tables-legacy") {
 		ns.Run(cmd[0], cmd[1:]...)
 	}
-	sent := ns.SendUDP("198.51.100.1:40022", "192.0.2.1:22", 100, 3)
+	sent := ns.SendSeedTraffic()["=unauthssh="].Bytes
 	// Legacy tables exist, but the exporter cannot find iptables-legacy.
 	e := startExporter(t, []string{"PATH=/nonexistent"}, "--netns="+ns.Path())
 	_, fams := e.scrape(t)

@@ -10,96 +10,58 @@ import (
 	"github.com/ipacct/ipacct_exporter/tag"
 )
 
-// seedRuleset is seed 003's example in native nftables, with udp in place of
-// tcp so that the test can send exact traffic without a handshake.
-const seedRuleset = `
-table ip acct4 {
-	chain in {
-		type filter hook input priority 0; policy accept;
-		ip saddr != 10.2.3.0/24 udp dport 22 counter comment "=unauthssh= Unauthorized SSH traffic received"
-		ip daddr 192.0.2.1 udp dport 80 counter comment "=web4_down= Combined web traffic to/from local 80/443"
-		ip daddr 192.0.2.1 udp dport 443 counter comment "=web4_down= dummy"
-		ip daddr 192.0.2.1 counter comment "not a tag"
-		ip daddr 192.0.2.1 counter
-	}
-	chain out {
-		type filter hook output priority 0; policy accept;
-		ip saddr 192.0.2.1 udp sport 80 counter comment "=web4_up= dummy"
-		ip saddr 192.0.2.1 udp sport 443 counter comment "=web4_up= dummy"
-	}
-}
-table ip6 acct6 {
-	chain in {
-		type filter hook input priority 0; policy accept;
-		ip6 daddr 2001:db8:f00d::1 udp dport 80 counter comment "=web6_down= Web traffic to/from local port 80"
-		ip6 daddr 2001:db8:f00d::1 udp dport 443 counter comment "=web6ssl_down= Web traffic to/from local port 443"
-	}
-	chain out {
-		type filter hook output priority 0; policy accept;
-		ip6 saddr 2001:db8:f00d::1 udp sport 80 counter comment "=web6_up= dummy"
-		ip6 saddr 2001:db8:f00d::1 udp sport 443 counter comment "=web6ssl_up= dummy"
-	}
-}
-`
-
-// seedTraffic sends traffic that each seed rule sees a known part of, and
-// returns the bytes sent per tag token.
-func seedTraffic(ns *netnstest.NS) map[string]netnstest.Counter {
-	c := func(n int, b uint64) netnstest.Counter { return netnstest.Counter{Packets: uint64(n), Bytes: b} }
-	want := map[string]netnstest.Counter{}
-	want["=unauthssh="] = c(3, ns.SendUDP("198.51.100.1:40022", "192.0.2.1:22", 100, 3))
-	want["=web4_down="] = c(5, ns.SendUDP("198.51.100.1:40080", "192.0.2.1:80", 200, 5)).
-		Add(c(7, ns.SendUDP("198.51.100.1:40443", "192.0.2.1:443", 300, 7)))
-	want["=web4_up="] = c(4, ns.SendUDP("192.0.2.1:80", "198.51.100.1:40080", 1000, 4)).
-		Add(c(2, ns.SendUDP("192.0.2.1:443", "198.51.100.1:40443", 10, 2)))
-	want["=web6_down="] = c(6, ns.SendUDP("[2001:db8:beef::1]:40080", "[2001:db8:f00d::1]:80", 50, 6))
-	want["=web6_up="] = c(1, ns.SendUDP("[2001:db8:f00d::1]:80", "[2001:db8:beef::1]:40080", 500, 1))
-	want["=web6ssl_down="] = c(9, ns.SendUDP("[2001:db8:beef::1]:40443", "[2001:db8:f00d::1]:443", 1, 9))
-	want["=web6ssl_up="] = c(8, ns.SendUDP("[2001:db8:f00d::1]:443", "[2001:db8:beef::1]:40443", 1200, 8))
-	return want
-}
-
-var seedAddrs = []string{"192.0.2.1/24", "198.51.100.1/24", "2001:db8:f00d::1/64", "2001:db8:beef::1/64"}
-
-// byToken sums a reading's records per tag token, as the comment spelled it.
-func byToken(t *testing.T, r backends.Reading) map[string]netnstest.Counter {
-	t.Helper()
+// byTag sums a reading's records per tag and direction.
+func byTag(r backends.Reading) map[string]netnstest.Counter {
 	sums := map[string]netnstest.Counter{}
 	for _, rec := range r.Records {
-		tok := "=" + rec.Tag + map[tag.Direction]string{tag.In: "_down", tag.Out: "_up", tag.None: ""}[rec.Direction] + "="
-		sums[tok] = sums[tok].Add(netnstest.Counter{Packets: rec.Packets, Bytes: rec.Bytes})
+		k := rec.Tag + "/" + string(rec.Direction)
+		sums[k] = sums[k].Add(netnstest.Counter{Packets: rec.Packets, Bytes: rec.Bytes})
 	}
 	return sums
 }
 
-func compare(t *testing.T, what string, got, want map[string]netnstest.Counter) {
-	t.Helper()
-	for tok, w := range want {
-		if got[tok] != w {
-			t.Errorf("%s %s: got %+v, want %+v", what, tok, got[tok], w)
+// canonical re-keys counters per tag token ("=web4_down=") by tag and
+// direction ("web4/in"), dropping tokens that are not valid tags.
+func canonical(perToken map[string]netnstest.Counter) map[string]netnstest.Counter {
+	out := map[string]netnstest.Counter{}
+	for tok, c := range perToken {
+		if tg, err := tag.Parse(tok); err == nil {
+			k := tg.Name + "/" + string(tg.Direction)
+			out[k] = out[k].Add(c)
 		}
 	}
-	for tok := range got {
-		if _, ok := want[tok]; !ok {
-			t.Errorf("%s: unexpected %s %+v", what, tok, got[tok])
+	return out
+}
+
+func compare(t *testing.T, what string, got, want map[string]netnstest.Counter) {
+	t.Helper()
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s %s: got %+v, want %+v", what, k, got[k], w)
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("%s: unexpected %s %+v", what, k, got[k])
 		}
 	}
 }
 
 func TestSeedRulesNative(t *testing.T) {
 	netnstest.RequireRoot(t, "nft")
-	ns := netnstest.New(t, seedAddrs...)
-	ns.NFT(seedRuleset)
-	sent := seedTraffic(ns)
+	ns := netnstest.New(t, netnstest.SeedAddrs...)
+	ns.NFT(netnstest.SeedNFT)
+	sent := ns.SendSeedTraffic()
+	delete(sent, "=q_in=") // no native rule has this tag
 
 	r, err := New(Options{NetNS: ns.Path()}).Read(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := byToken(t, r)
-	compare(t, "against traffic sent", got, sent)
-	compare(t, "against nft -j list ruleset", got, ns.NFTCounters())
-	if len(r.Invalid) != 0 {
+	got := byTag(r)
+	compare(t, "against traffic sent", got, canonical(sent))
+	compare(t, "against nft -j list ruleset", got, canonical(ns.NFTCounters()))
+	if len(r.Invalid) != 1 || r.Invalid[0].Comment != "=bad tag= not counted" || r.Invalid[0].Where != "ip acct4 in" {
 		t.Errorf("invalid comments: %+v", r.Invalid)
 	}
 	// Families and summing are the exporter's; here each rule is a record.
@@ -122,29 +84,13 @@ func TestSeedRulesNative(t *testing.T) {
 
 func TestSeedRulesIptablesNFT(t *testing.T) {
 	netnstest.RequireRoot(t, "iptables-nft", "ip6tables-nft")
-	ns := netnstest.New(t, seedAddrs...)
-	for _, cmd := range [][]string{
-		{"iptables-nft", "-N", "ACCT4"},
-		{"iptables-nft", "-I", "INPUT", "1", "-j", "ACCT4"},
-		{"iptables-nft", "-I", "OUTPUT", "1", "-j", "ACCT4"},
-		{"iptables-nft", "-A", "ACCT4", "!", "-s", "10.2.3.0/24", "-p", "udp", "--dport", "22", "-m", "comment", "--comment", "=unauthssh= Unauthorized SSH traffic received"},
-		{"iptables-nft", "-A", "ACCT4", "-d", "192.0.2.1", "-p", "udp", "--dport", "80", "-m", "comment", "--comment", "=web4_down= Combined web traffic to/from local 80/443"},
-		{"iptables-nft", "-A", "ACCT4", "-s", "192.0.2.1", "-p", "udp", "--sport", "80", "-m", "comment", "--comment", "=web4_up= dummy"},
-		{"iptables-nft", "-A", "ACCT4", "-d", "192.0.2.1", "-p", "udp", "--dport", "443", "-m", "comment", "--comment", "=web4_down= dummy"},
-		{"iptables-nft", "-A", "ACCT4", "-s", "192.0.2.1", "-p", "udp", "--sport", "443", "-m", "comment", "--comment", "=web4_up= dummy"},
-		{"ip6tables-nft", "-N", "ACCT6"},
-		{"ip6tables-nft", "-I", "INPUT", "1", "-j", "ACCT6"},
-		{"ip6tables-nft", "-I", "OUTPUT", "1", "-j", "ACCT6"},
-		{"ip6tables-nft", "-A", "ACCT6", "-d", "2001:db8:f00d::1", "-p", "udp", "--dport", "80", "-m", "comment", "--comment", "=web6_down= Web traffic to/from local port 80"},
-		{"ip6tables-nft", "-A", "ACCT6", "-s", "2001:db8:f00d::1", "-p", "udp", "--sport", "80", "-m", "comment", "--comment", "=web6_up= dummy"},
-		{"ip6tables-nft", "-A", "ACCT6", "-d", "2001:db8:f00d::1", "-p", "udp", "--dport", "443", "-m", "comment", "--comment", "=web6ssl_down= Web traffic to/from local port 443"},
-		{"ip6tables-nft", "-A", "ACCT6", "-s", "2001:db8:f00d::1", "-p", "udp", "--sport", "443", "-m", "comment", "--comment", "=web6ssl_up= dummy"},
-	} {
+	ns := netnstest.New(t, netnstest.SeedAddrs...)
+	for _, cmd := range netnstest.SeedXtables("iptables-nft", "ip6tables-nft") {
 		ns.Run(cmd[0], cmd[1:]...)
 	}
 	// Like seed 003, ACCT4 is jumped to from INPUT and OUTPUT, and traffic
 	// between local addresses passes both: the kernel counts it twice.
-	sent := seedTraffic(ns)
+	sent := ns.SendSeedTraffic()
 	for k, v := range sent {
 		sent[k] = v.Add(v)
 	}
@@ -153,18 +99,26 @@ func TestSeedRulesIptablesNFT(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := byToken(t, r)
-	compare(t, "against traffic sent", got, sent)
+	got := byTag(r)
+	compare(t, "against traffic sent", got, canonical(sent))
 	kernel := ns.SaveCounters("iptables-nft-save")
 	for k, v := range ns.SaveCounters("ip6tables-nft-save") {
 		kernel[k] = v
 	}
-	compare(t, "against iptables-nft-save -c", got, kernel)
+	compare(t, "against iptables-nft-save -c", got, canonical(kernel))
+	if len(r.Invalid) != 1 || !strings.HasPrefix(r.Invalid[0].Comment, "=toolong") || r.Invalid[0].Where != "ip filter ACCT4" {
+		t.Errorf("invalid comments: %+v", r.Invalid)
+	}
+	for _, rec := range r.Records {
+		if rec.Tag == "q" && rec.Description != `say "hi" \ ünïcödé` {
+			t.Errorf("description of q: %q", rec.Description)
+		}
+	}
 }
 
 func TestNamedCountersAndEdgeCases(t *testing.T) {
 	netnstest.RequireRoot(t, "nft")
-	ns := netnstest.New(t, seedAddrs...)
+	ns := netnstest.New(t, netnstest.SeedAddrs...)
 	ns.NFT(`
 table inet t {
 	counter c_in {
@@ -214,11 +168,11 @@ table inet t {
 
 func TestTableDeletedBetweenReads(t *testing.T) {
 	netnstest.RequireRoot(t, "nft")
-	ns := netnstest.New(t, seedAddrs...)
-	ns.NFT(seedRuleset)
+	ns := netnstest.New(t, netnstest.SeedAddrs...)
+	ns.NFT(netnstest.SeedNFT)
 	b := New(Options{NetNS: ns.Path()})
 	r, err := b.Read(context.Background())
-	if err != nil || len(r.Records) != 9 {
+	if err != nil || len(r.Records) != 9 { // the 9 tagged rules of acct4 and acct6
 		t.Fatalf("first read: %d records, %v", len(r.Records), err)
 	}
 	ns.Run("nft", "delete", "table", "ip", "acct4")
@@ -238,7 +192,7 @@ func TestTableDeletedBetweenReads(t *testing.T) {
 
 func TestDumpBufferSizes(t *testing.T) {
 	netnstest.RequireRoot(t, "nft")
-	ns := netnstest.New(t, seedAddrs...)
+	ns := netnstest.New(t, netnstest.SeedAddrs...)
 	var rs strings.Builder
 	rs.WriteString("table inet big {\n chain c {\n")
 	for i := 0; i < 2000; i++ {
