@@ -26,8 +26,10 @@ import (
 
 	"github.com/ipacct/ipacct_exporter/backends/iptables"
 	"github.com/ipacct/ipacct_exporter/backends/nftables"
+	"github.com/ipacct/ipacct_exporter/config"
 	"github.com/ipacct/ipacct_exporter/exporter"
 	"github.com/ipacct/ipacct_exporter/internal/netns"
+	"github.com/ipacct/ipacct_exporter/managed"
 )
 
 const name = "ipacct_exporter"
@@ -58,19 +60,37 @@ func run(args []string) int {
 			iptables: app.Flag("collector.iptables", "Read tagged rules of iptables-legacy and ip6tables-legacy tables, when the kernel has any.").Default("true").Bool(),
 		}
 		lockTimeout = app.Flag("collector.iptables.lock-timeout", "How long iptables-legacy waits for the xtables lock.").Default("5s").Duration()
+		configFile  = app.Flag("config.file", "rules.yaml: accounting rules to install in the exporter's own nftables table and keep in step with the file. Without it, the exporter only reads existing tagged rules.").String()
+		configCheck = app.Flag("config.check", "Validate --config.file and exit.").Bool()
+		dryRun      = app.Flag("config.dry-run", "Print the nftables table that --config.file would install, in nft syntax, and exit without touching the kernel.").Bool()
+		serveCmd    = app.Command("serve", "Serve metrics (the default).").Default()
+		cleanupCmd  = app.Command("cleanup", "Delete the exporter's nftables table (the one --config.file names, default inet ipacct) and nothing else, then exit.")
 	)
 	logConfig := &promslog.Config{}
 	promslogflag.AddFlags(app, logConfig)
 	app.Version(version.Print(name))
 	app.HelpFlag.Short('h')
-	if _, err := app.Parse(args); err != nil {
+	command, err := app.Parse(args)
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		return 2
 	}
 	logger := promslog.New(logConfig)
+	nsPath := netns.Path(*netnsFlag)
+
+	if *configCheck || *dryRun || command == cleanupCmd.FullCommand() {
+		return runConfigCommand(*configFile, nsPath, *configCheck, *dryRun, command == cleanupCmd.FullCommand())
+	}
+	_ = serveCmd
 	logger.Info("starting "+name, "version", version.Info(), "build_context", version.BuildContext())
 
-	nsPath := netns.Path(*netnsFlag)
+	var manager *managed.Manager
+	if *configFile != "" {
+		manager = managed.NewManager(*configFile, nsPath, logger)
+		if err := manager.Reload(); err != nil {
+			return 1
+		}
+	}
 	var sources []exporter.Source
 	if *collectors_.nftables {
 		sources = append(sources, exporter.Source{Name: "nftables", Backend: nftables.New(nftables.Options{NetNS: nsPath})})
@@ -93,6 +113,9 @@ func run(args []string) int {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	if manager != nil {
+		registry.MustRegister(manager)
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle(*metricsPath, promhttp.HandlerFor(registry, promhttp.HandlerOpts{
@@ -113,19 +136,97 @@ func run(args []string) int {
 		mux.Handle("/", landing)
 	}
 
+	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			http.Error(w, "use POST to reload rules.yaml", http.StatusMethodNotAllowed)
+			return
+		}
+		if manager == nil {
+			http.Error(w, "no --config.file to reload", http.StatusBadRequest)
+			return
+		}
+		if err := manager.Reload(); err != nil {
+			http.Error(w, fmt.Sprintf("reload failed; the previous rules stay in place: %v", err), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, "rules.yaml reloaded")
+	})
+
 	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
-		sig := <-stop
-		logger.Info("shutting down", "signal", sig.String())
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = server.Shutdown(ctx)
+		for sig := range signals {
+			if sig == syscall.SIGHUP {
+				if manager == nil {
+					logger.Info("SIGHUP ignored: no --config.file to reload")
+				} else {
+					_ = manager.Reload() // logs its own outcome
+				}
+				continue
+			}
+			// The managed rules stay: counting goes on while the exporter
+			// restarts. "ipacct_exporter cleanup" removes them.
+			logger.Info("shutting down", "signal", sig.String())
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = server.Shutdown(ctx)
+			cancel()
+			return
+		}
 	}()
 	if err := web.ListenAndServe(server, webConfig, logger); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		logger.Error("serving HTTP", "err", err)
 		return 1
+	}
+	return 0
+}
+
+// runConfigCommand does what --config.check, --config.dry-run and cleanup
+// ask, and returns the exit code.
+func runConfigCommand(path, nsPath string, check, dryRun, cleanup bool) int {
+	table := "ipacct"
+	if path != "" || check || dryRun {
+		if path == "" {
+			fmt.Fprintln(os.Stderr, "--config.check and --config.dry-run need --config.file")
+			return 2
+		}
+		f, err := config.Load(path)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		rs, err := managed.Build(f)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		table = f.Table
+		if dryRun {
+			fmt.Print(rs.Text())
+		}
+		if check {
+			fmt.Printf("%s: valid, %d entries\n", path, len(f.Accounting))
+		}
+	}
+	if !cleanup || check || dryRun {
+		return 0 // neither touches the kernel
+	}
+	conn, closeConn, err := managed.Dial(nsPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer closeConn()
+	deleted, err := managed.Cleanup(conn, table)
+	switch {
+	case err != nil:
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	case deleted:
+		fmt.Printf("deleted table inet %s\n", table)
+	default:
+		fmt.Printf("no table inet %s: nothing to do\n", table)
 	}
 	return 0
 }

@@ -53,6 +53,7 @@ func exporterBinary(t *testing.T) string {
 type runningExporter struct {
 	url  string
 	logs *syncBuffer
+	cmd  *exec.Cmd
 }
 
 type syncBuffer struct {
@@ -96,7 +97,7 @@ func startExporter(t *testing.T, env []string, args ...string) *runningExporter 
 			t.Logf("exporter log:\n%s", logs.String())
 		}
 	})
-	e := &runningExporter{url: "http://" + addr, logs: logs}
+	e := &runningExporter{url: "http://" + addr, logs: logs, cmd: cmd}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		resp, err := http.Get(e.url + "/")

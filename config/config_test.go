@@ -1,0 +1,481 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ipacct/ipacct_exporter/tag"
+)
+
+// TestInvalid loads each testdata/invalid-*.yaml, one a failure mode, and
+// checks the whole message. Every file there must be listed.
+func TestInvalid(t *testing.T) {
+	tests := map[string]string{
+		"accounting-empty":             "2: accounting: no entries",
+		"addresses":                    "3: addresses: per-address accounting is not supported yet",
+		"bad-cidr":                     "4: accounting[0].local[0]: \"192.0.2.0/33\" is not an IP network such as 192.0.2.0/24\n5: accounting[0].local[1]: \"192.0.2.300\" is not an IP address or network",
+		"control-character":            "3: the character U+0001 is not allowed in YAML",
+		"count":                        `1: count: "dropped" is not a count; use accepted or all`,
+		"description-quote":            `3: accounting[0].description: "The \"web\" traffic" has a '"', which an nft comment cannot hold`,
+		"description-too-long":         "3: accounting[0].description: 129 bytes long, at most 128 are allowed",
+		"direction":                    `3: accounting[0].direction: "up" is not a direction; use in, out or both`,
+		"duplicate-address":            "3: accounting[0].local[1]: 192.0.2.1 is listed twice, also as local[0]",
+		"duplicate-key":                "4: accounting[0].tag: given twice, first at line 2",
+		"duplicate-tag":                "8: accounting[2].tag: web4 already counts direction in at line 2 and direction out at line 5",
+		"empty":                        " no accounting entries",
+		"empty-list":                   "3: accounting[0].local: empty list; leave local out to match any address",
+		"entry-not-mapping":            `2: accounting[0]: expected a mapping with at least a tag, got "web4"`,
+		"families-disjoint":            "3: accounting[0].local: only IPv4 addresses, but remote has IPv6 ones: no packet matches both\n4: accounting[0].remote: only IPv6 addresses, but local has IPv4 ones: no packet matches both",
+		"family":                       `3: accounting[0].family: "inet" is not a family; use ipv4, ipv6 or both`,
+		"family-both-one-family":       "4: accounting[0].local: only IPv4 addresses, but family is both; set family: ipv4",
+		"family-contradicts-addresses": "4: accounting[0].local[1]: 2001:db8::1 is an IPv6 address, but family is ipv4",
+		"hook":                         `3: accounting[0].hooks[1]: "prerouting" is not a hook; use input, output or forward`,
+		"hook-twice":                   "3: accounting[0].hooks[1]: input is listed twice, also as hooks[0]",
+		"hooks-empty":                  "3: accounting[0].hooks: empty list; leave hooks out for [input, output]",
+		"host-bits":                    "3: accounting[0].local[0]: 192.0.2.1/24: host bits set, did you mean 192.0.2.0/24?",
+		"icmp-both":                    "3: accounting[0].protocol: icmp is IPv4 only, but the entry counts IPv4 and IPv6; set family: ipv4",
+		"icmp-ipv6":                    "4: accounting[0].protocol: icmp is IPv4 only, but the addresses are IPv6",
+		"icmpv6-family-ipv4":           "4: accounting[0].protocol: icmpv6 is IPv6 only, but family is ipv4",
+		"interface":                    `3: accounting[0].interface: "eth0/1" has the character '/', which an interface name cannot hold`,
+		"interface-star":               `3: accounting[0].interface: "*" alone matches every interface; leave interface out`,
+		"interface-too-long":           `3: accounting[0].interface: "enp0s31f6-uplink0" is 17 characters long, at most 15 are allowed`,
+		"ipv4-mapped":                  "3: accounting[0].local[0]: ::ffff:192.0.2.1 is IPv4-mapped; write 192.0.2.1",
+		"mapping-for-list":             "2: accounting: expected a list, got a mapping",
+		"match":                        "3: accounting[0].match: raw nft match expressions are not supported yet",
+		"merge-key":                    `4: accounting[1]."<<": merge keys are not supported; write the keys out`,
+		"not-a-mapping":                "1: expected a mapping with the key accounting, got a list",
+		"overlap":                      "6: accounting[0].remote[2]: 10.1.0.0/16 overlaps 10.0.0.0/8 at remote[0]",
+		"port-not-a-number":            `4: accounting[0].ports[0]: "http" is not a port or a range of ports such as 8000-8080`,
+		"port-out-of-range":            "4: accounting[0].ports[1]: 70000 is out of range 1-65535",
+		"port-overlap":                 "4: accounting[0].ports[2]: 8080 overlaps 8000-8080 at ports[0]",
+		"port-range-reversed":          "4: accounting[0].ports[0]: 443-80: the low port is above the high one; did you mean 80-443?",
+		"port-zero":                    "4: accounting[0].ports[0]: 0 is out of range 1-65535",
+		"ports-with-icmp":              "5: accounting[0].ports: ports need protocol tcp or udp; icmp has no ports",
+		"ports-without-protocol":       "3: accounting[0].ports: ports need protocol tcp or udp",
+		"protocol":                     `3: accounting[0].protocol: "sctp" is not a protocol; use tcp, udp, icmp, icmpv6 or any`,
+		"protocol-any-combined":        "3: accounting[0].protocol[1]: any cannot be combined with other protocols",
+		"scalar-for-list":              `3: accounting[0].local: expected a list, got "192.0.2.1"; write [192.0.2.1]`,
+		"second-document":              "3: a second YAML document; a rules file holds one",
+		"several": "5: accounting[0].local[0]: 192.0.2.1/24: host bits set, did you mean 192.0.2.0/24?\n" +
+			`10: accounting[1].direction: "sideways" is not a direction; use in, out or both` + "\n" +
+			`11: accounting[2].tag: "mail_out" ends in _out, a direction suffix, which the exporter adds; use direction: out instead` + "\n" +
+			"13: accounting[2].local[0]: 192.0.2.25 is an IPv4 address, but family is ipv6\n" +
+			"14: unknown: unknown key",
+		"syntax":               "3: syntax error: did not find expected ',' or ']'",
+		"syntax-indent":        "3: syntax error: did not find expected '-' indicator",
+		"table":                `1: table: "my table" is not a table name: 1 to 32 letters, digits, '_' and '-', starting with a letter or '_'`,
+		"table-digit":          `1: table: "1st" is not a table name: 1 to 32 letters, digits, '_' and '-', starting with a letter or '_'`,
+		"tag-characters":       `2: accounting[0].tag: "web 4" has the character ' '; a tag is letters, digits, '_', '.' and '-'`,
+		"tag-direction-suffix": `2: accounting[0].tag: "web4_down" ends in _down, a direction suffix, which the exporter adds; use direction: in instead`,
+		"tag-missing":          "2: accounting[0].tag: missing; every entry needs a tag",
+		"tag-too-long":         `2: accounting[0].tag: "a123456789b123456789c123456789d123456789e123456789f123456789x" is 61 characters long, at most 60 are allowed (the exporter adds _in or _out)`,
+		"too-many-rules":       "2: accounting[0]: expands to 1100 rules per direction and hook (11 local × 10 remote × 1 protocols × 10 ports), at most 1000 are allowed; split it",
+		"unknown-anchor":       "3: syntax error: unknown anchor 'servers' referenced",
+		"unknown-key":          "1: tables: unknown key; did you mean table?",
+		"unknown-nested-key":   "4: accounting[0].port: unknown key; did you mean ports?",
+	}
+	files, err := filepath.Glob("testdata/invalid-*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range files {
+		name := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(path), "invalid-"), ".yaml")
+		if _, ok := tests[name]; !ok {
+			t.Errorf("%s has no expected error", path)
+		}
+	}
+	for name, want := range tests {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join("testdata", "invalid-"+name+".yaml")
+			// Each line of want is "LINE: message" for this file.
+			var lines []string
+			for l := range strings.SplitSeq(want, "\n") {
+				sep := ":"
+				if strings.HasPrefix(l, " ") {
+					sep = ":"
+				}
+				lines = append(lines, path+sep+l)
+			}
+			f, err := Load(path)
+			if err == nil {
+				t.Fatalf("Load(%s) = %+v, want an error", path, f)
+			}
+			if f != nil {
+				t.Errorf("Load(%s) returned a File with its error", path)
+			}
+			if got, want := err.Error(), strings.Join(lines, "\n"); got != want {
+				t.Errorf("Load(%s) error:\n%s\nwant:\n%s", path, got, want)
+			}
+		})
+	}
+}
+
+func mustParse(t *testing.T, doc string) *File {
+	t.Helper()
+	f, err := Parse("test.yaml", []byte(doc))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	return f
+}
+
+func prefixes(s ...string) []netip.Prefix {
+	out := make([]netip.Prefix, len(s))
+	for i, v := range s {
+		p, err := parsePrefix(v)
+		if err != nil {
+			panic(err)
+		}
+		out[i] = p
+	}
+	return out
+}
+
+func TestDefaults(t *testing.T) {
+	f := mustParse(t, "accounting:\n  - tag: all\n")
+	want := &File{
+		Path:  "test.yaml",
+		Table: "ipacct",
+		Count: "accepted",
+		Accounting: []Entry{{
+			Tag:       "all",
+			Direction: "both",
+			Family:    "both",
+			Hooks:     []string{"input", "output"},
+			Line:      2,
+		}},
+	}
+	if !reflect.DeepEqual(f, want) {
+		t.Errorf("got  %+v\nwant %+v", f, want)
+	}
+	e := f.Accounting[0]
+	if got := e.Directions(); !slices.Equal(got, []tag.Direction{tag.In, tag.Out}) {
+		t.Errorf("Directions() = %v", got)
+	}
+	if got := e.Families(); !slices.Equal(got, []string{"ip", "ip6"}) {
+		t.Errorf("Families() = %v", got)
+	}
+}
+
+func TestValid(t *testing.T) {
+	f := mustParse(t, `# A comment.
+table: acct_2
+count: all
+accounting:
+  - tag: web4
+    description: "Web, IPv4"
+    direction: in
+    hooks: [forward, input]
+    local: [192.0.2.1, 192.0.2.128/25]
+    remote: [0.0.0.0/0]
+    protocol: tcp
+    ports: [80, "443", 8000-8080, 1-1]
+    interface: eth*
+  - tag: web6
+    direction: out
+    local: [2001:db8::/64]
+    remote_except: ["2001:db8:1::/48"]
+    protocol: [tcp, udp]
+  - tag: web4
+    direction: out
+    protocol: any
+  - tag: mixed
+    local: [192.0.2.1, 2001:db8::1]
+    protocol: [any]
+  - tag: only-except
+    remote_except: [10.0.0.0/8]
+    protocol: icmp
+  - tag: ping6
+    family: ipv6
+    protocol: [icmpv6]
+  - tag: 2024
+    description:
+    hooks:
+`)
+	want := []Entry{{
+		Tag:         "web4",
+		Description: "Web, IPv4",
+		Direction:   "in",
+		Family:      "ipv4",
+		Hooks:       []string{"forward", "input"},
+		Local:       prefixes("192.0.2.1", "192.0.2.128/25"),
+		Remote:      prefixes("0.0.0.0/0"),
+		Protocol:    []string{"tcp"},
+		Ports:       []PortRange{{80, 80}, {443, 443}, {8000, 8080}, {1, 1}},
+		Interface:   "eth*",
+		Line:        5,
+	}, {
+		Tag:          "web6",
+		Direction:    "out",
+		Family:       "ipv6",
+		Hooks:        []string{"input", "output"},
+		Local:        prefixes("2001:db8::/64"),
+		RemoteExcept: prefixes("2001:db8:1::/48"),
+		Protocol:     []string{"tcp", "udp"},
+		Line:         14,
+	}, {
+		Tag:       "web4",
+		Direction: "out",
+		Family:    "both",
+		Hooks:     []string{"input", "output"},
+		Line:      19,
+	}, {
+		Tag:       "mixed",
+		Direction: "both",
+		Family:    "both",
+		Hooks:     []string{"input", "output"},
+		Local:     prefixes("192.0.2.1", "2001:db8::1"),
+		Line:      22,
+	}, {
+		Tag:          "only-except",
+		Direction:    "both",
+		Family:       "ipv4",
+		Hooks:        []string{"input", "output"},
+		RemoteExcept: prefixes("10.0.0.0/8"),
+		Protocol:     []string{"icmp"},
+		Line:         25,
+	}, {
+		Tag:       "ping6",
+		Direction: "both",
+		Family:    "ipv6",
+		Hooks:     []string{"input", "output"},
+		Protocol:  []string{"icmpv6"},
+		Line:      28,
+	}, {
+		Tag:       "2024",
+		Direction: "both",
+		Family:    "both",
+		Hooks:     []string{"input", "output"},
+		Line:      31,
+	}}
+	if f.Table != "acct_2" || f.Count != "all" {
+		t.Errorf("table %q, count %q", f.Table, f.Count)
+	}
+	if len(f.Accounting) != len(want) {
+		t.Fatalf("%d entries, want %d", len(f.Accounting), len(want))
+	}
+	for i := range want {
+		if !reflect.DeepEqual(f.Accounting[i], want[i]) {
+			t.Errorf("entry %d:\ngot  %+v\nwant %+v", i, f.Accounting[i], want[i])
+		}
+	}
+	if got := f.Accounting[0].Directions(); !slices.Equal(got, []tag.Direction{tag.In}) {
+		t.Errorf("Directions() = %v", got)
+	}
+	if got := f.Accounting[1].Directions(); !slices.Equal(got, []tag.Direction{tag.Out}) {
+		t.Errorf("Directions() = %v", got)
+	}
+	if got := f.Accounting[0].Families(); !slices.Equal(got, []string{"ip"}) {
+		t.Errorf("Families() = %v", got)
+	}
+	if got := f.Accounting[1].Families(); !slices.Equal(got, []string{"ip6"}) {
+		t.Errorf("Families() = %v", got)
+	}
+	if got := fmt.Sprint(f.Accounting[0].Ports); got != "[80 443 8000-8080 1]" {
+		t.Errorf("ports print as %s", got)
+	}
+}
+
+// TestAliases: anchors and aliases work, and their expansion is bounded.
+func TestAliases(t *testing.T) {
+	f := mustParse(t, `accounting:
+  - tag: a
+    local: &servers [192.0.2.1, 192.0.2.2]
+  - tag: b
+    remote: *servers
+`)
+	if got := f.Accounting[1].Remote; !reflect.DeepEqual(got, prefixes("192.0.2.1", "192.0.2.2")) {
+		t.Errorf("remote = %v", got)
+	}
+
+	// 2000 entries, each aliasing a list of 5000 networks: 10 million values.
+	var b strings.Builder
+	b.WriteString("x: &big [")
+	for i := range 5000 {
+		fmt.Fprintf(&b, "10.%d.%d.0/24,", i/256, i%256)
+	}
+	b.WriteString("]\naccounting:\n")
+	for i := range 2000 {
+		fmt.Fprintf(&b, "  - {tag: t%d, remote_except: *big}\n", i)
+	}
+	_, err := Parse("bomb.yaml", []byte(b.String()))
+	if err == nil || !strings.Contains(err.Error(), "aliases expand to more than") {
+		t.Errorf("alias bomb: %v", firstLine(err))
+	}
+}
+
+func firstLine(err error) string {
+	if err == nil {
+		return "no error"
+	}
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return s
+}
+
+func TestLimits(t *testing.T) {
+	big := make([]byte, maxFileSize+1)
+	if _, err := Parse("big.yaml", big); err == nil || err.Error() != "big.yaml: file is larger than 4 MiB (4194304 bytes)" {
+		t.Errorf("large file: %v", err)
+	}
+
+	var b strings.Builder
+	b.WriteString("accounting:\n")
+	for i := range maxEntries + 1 {
+		fmt.Fprintf(&b, "- tag: t%d\n", i)
+	}
+	if _, err := Parse("many.yaml", []byte(b.String())); err == nil || err.Error() != "many.yaml:2: accounting: 10001 entries, at most 10000 are allowed" {
+		t.Errorf("many entries: %v", err)
+	}
+
+	b.Reset()
+	b.WriteString("accounting:\n- tag: t\n  local: [")
+	for i := range maxRules + 1 {
+		fmt.Fprintf(&b, "10.0.%d.%d,", i/256, i%256)
+	}
+	b.WriteString("]\n")
+	if _, err := Parse("long.yaml", []byte(b.String())); err == nil || err.Error() != "long.yaml:3: accounting[0].local: 1001 items, but an entry may expand to at most 1000 rules per direction and hook" {
+		t.Errorf("long list: %v", err)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	_, err := Load("testdata/does-not-exist.yaml")
+	if !errors.Is(err, fs.ErrNotExist) || err.Error() != "testdata/does-not-exist.yaml: no such file or directory" {
+		t.Errorf("missing file: %v", err)
+	}
+	if _, err := Load("testdata"); err == nil || !strings.HasPrefix(err.Error(), "testdata: ") {
+		t.Errorf("directory: %v", err)
+	}
+}
+
+// TestRevalidate: validation without positions names the entry's line.
+func TestRevalidate(t *testing.T) {
+	f := mustParse(t, "accounting:\n  - tag: web\n    local: [192.0.2.0/24]\n")
+	f.Accounting[0].Local = append(f.Accounting[0].Local, netip.MustParsePrefix("192.0.2.1/32"))
+	f.Accounting[0].Match = "meta mark 1"
+	errs := &errList{path: f.Path}
+	validate(f, nil, errs)
+	want := "test.yaml:2: accounting[0].local[1]: 192.0.2.1 overlaps 192.0.2.0/24 at local[0]\n" +
+		"test.yaml:2: accounting[0].match: raw nft match expressions are not supported yet"
+	if err := errs.err(); err == nil || err.Error() != want {
+		t.Errorf("got %v\nwant %s", err, want)
+	}
+}
+
+// TestExample loads the example that the README links.
+func TestExample(t *testing.T) {
+	f, err := Load("../rules.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byTag := make(map[string][]Entry)
+	for _, e := range f.Accounting {
+		byTag[e.Tag] = append(byTag[e.Tag], e)
+	}
+	for _, want := range []string{
+		// 000: per-address outgoing traffic
+		"srv-198.51.100.10", "srv-198.51.100.11", "srv-198.51.100.12",
+		// 002: by address, by port, by protocol, a gateway
+		"example.com", "example.net", "example.org",
+		"http", "https", "smtp", "imap", "dns", "ssh",
+		"proto-tcp", "proto-udp", "proto-icmp", "lan",
+		// 003: the munin example
+		"unauthssh", "web4", "web6", "web6ssl",
+		// 001: tenants
+		"rent31", "rent3233",
+	} {
+		if len(byTag[want]) == 0 {
+			t.Errorf("no entry with tag %s", want)
+		}
+	}
+	check := func(tag string, ok bool) {
+		t.Helper()
+		if !ok {
+			t.Errorf("%s: %+v", tag, byTag[tag])
+		}
+	}
+	e := byTag["srv-198.51.100.10"][0]
+	check(e.Tag, e.Direction == "out" && slices.Equal(e.Hooks, []string{"output"}) && e.Family == "ipv4")
+	e = byTag["unauthssh"][0]
+	check(e.Tag, e.Direction == "in" && e.Family == "ipv4" && reflect.DeepEqual(e.RemoteExcept, prefixes("10.2.3.0/24")) &&
+		reflect.DeepEqual(e.Ports, []PortRange{{22, 22}}))
+	e = byTag["web4"][0]
+	check(e.Tag, reflect.DeepEqual(e.Ports, []PortRange{{80, 80}, {443, 443}}) && e.Family == "ipv4")
+	e = byTag["web6ssl"][0]
+	check(e.Tag, e.Family == "ipv6" && reflect.DeepEqual(e.Local, prefixes("2001:db8:f00d::1")))
+	e = byTag["dns"][0]
+	check(e.Tag, slices.Equal(e.Protocol, []string{"tcp", "udp"}) && e.Interface == "eth0")
+	e = byTag["rent3233"][0]
+	check(e.Tag, slices.Equal(e.Hooks, []string{"forward"}) && len(e.Local) == 2)
+	e = byTag["lan"][0]
+	check(e.Tag, slices.Equal(e.Hooks, []string{"forward"}))
+}
+
+// FuzzParse: Parse never panics, names the file in every message, and what
+// it accepts validates again.
+func FuzzParse(f *testing.F) {
+	seeds, _ := filepath.Glob("testdata/*.yaml")
+	seeds = append(seeds, "../rules.example.yaml")
+	for _, path := range seeds {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		const path = "fuzz.yaml"
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			select {
+			case <-done:
+			case <-time.After(3 * time.Second):
+				os.WriteFile("/tmp/slow.yaml", data, 0o644)
+				panic("slow")
+			}
+		}()
+		file, err := Parse(path, data)
+		if err != nil {
+			if file != nil {
+				t.Errorf("a File with an error")
+			}
+			for l := range strings.SplitSeq(err.Error(), "\n") {
+				if !strings.HasPrefix(l, path+":") {
+					t.Errorf("message does not start with the file name: %q", l)
+				}
+			}
+			return
+		}
+		if file.Path != path || len(file.Accounting) == 0 {
+			t.Errorf("Parse accepted %+v", file)
+		}
+		errs := &errList{path: path}
+		validate(file, nil, errs)
+		if err := errs.err(); err != nil {
+			t.Errorf("a parsed file does not validate again: %v", err)
+		}
+		again := *file
+		again.Accounting = slices.Clone(file.Accounting)
+		again.setDefaults()
+		if !reflect.DeepEqual(&again, file) {
+			t.Errorf("defaults applied again change the file")
+		}
+		for _, e := range file.Accounting {
+			for _, d := range e.Directions() {
+				if p, err := tag.Parse("=" + e.Tag + "_" + string(d) + "= " + e.Description); err != nil || p.Name != e.Tag || p.Direction != d {
+					t.Errorf("tag %q does not read back: %+v, %v", e.Tag, p, err)
+				}
+			}
+		}
+	})
+}

@@ -1,0 +1,318 @@
+package managed
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/google/nftables"
+
+	nftbackend "github.com/ipacct/ipacct_exporter/backends/nftables"
+	"github.com/ipacct/ipacct_exporter/config"
+	"github.com/ipacct/ipacct_exporter/internal/netnstest"
+)
+
+const testRules = `
+accounting:
+  - tag: web4
+    description: Combined web traffic to/from local 80/443
+    local: [192.0.2.1]
+    protocol: udp
+    ports: [80, 443]
+  - tag: unauthssh
+    description: Unauthorized SSH traffic received
+    direction: in
+    remote_except: [10.2.3.0/24]
+    protocol: udp
+    ports: [22]
+    family: ipv4
+  - tag: web6
+    local: [2001:db8:f00d::1]
+    protocol: udp
+    ports: [80]
+  - tag: web6ssl
+    local: [2001:db8:f00d::1]
+    protocol: udp
+    ports: [443]
+`
+
+func mustBuild(t *testing.T, yaml string) *Ruleset {
+	t.Helper()
+	f, err := config.Parse("rules.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := Build(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+func TestDryRunText(t *testing.T) {
+	rs := mustBuild(t, `
+count: all
+accounting:
+  - tag: web4
+    description: web
+    local: [192.0.2.1, 198.51.100.0/24]
+    remote_except: [10.2.3.0/24]
+    protocol: tcp
+    ports: [80, 8000-8080]
+    interface: eth0
+`)
+	got := rs.Text()
+	for _, want := range []string{
+		"table inet ipacct {\n\tchain managed-by-ipacct_exporter {\n\t}\n",
+		"\t\tmeta nfproto ipv4 iifname \"eth0\" ip daddr 192.0.2.1 ip saddr != 10.2.3.0/24 meta l4proto tcp th dport 80 counter comment \"=web4_in= web\"\n",
+		"\t\tmeta nfproto ipv4 oifname \"eth0\" ip saddr 198.51.100.0/24 ip daddr != 10.2.3.0/24 meta l4proto tcp th sport 8000-8080 counter comment \"=web4_out= web\"\n",
+		"\tchain input {\n\t\ttype filter hook input priority filter -10; policy accept;\n\t\tjump web4_in-",
+		"\tchain output {\n\t\ttype filter hook output priority filter -10; policy accept;\n\t\tjump web4_out-",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("dry run lacks\n%s\nin\n%s", want, got)
+		}
+	}
+	if n := strings.Count(got, "counter comment"); n != 8 {
+		t.Errorf("%d rules, want 2 locals × 2 port ranges × 2 directions = 8:\n%s", n, got)
+	}
+	if strings.Contains(got, "forward") {
+		t.Errorf("no entry asked for forward:\n%s", got)
+	}
+}
+
+func TestChainNamesFollowRules(t *testing.T) {
+	a := mustBuild(t, testRules)
+	b := mustBuild(t, strings.Replace(testRules, "ports: [443]", "ports: [8443]", 1))
+	same, differ := 0, 0
+	for i := range a.Chains {
+		if a.Chains[i].Name == b.Chains[i].Name {
+			same++
+		} else {
+			differ++
+		}
+	}
+	// web6ssl in and out changed; the 5 other chains did not.
+	if same != 5 || differ != 2 {
+		t.Errorf("%d chains kept their name and %d changed, want 5 and 2", same, differ)
+	}
+}
+
+// conn returns a netlink connection to the namespace.
+func conn(t *testing.T, ns *netnstest.NS) *nftables.Conn {
+	t.Helper()
+	f, err := os.Open(ns.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	c, err := nftables.New(nftables.WithNetNSFd(int(f.Fd())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func apply(t *testing.T, ns *netnstest.NS, rs *Ruleset) Changes {
+	t.Helper()
+	ch, err := Apply(conn(t, ns), rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
+// readTags reads the namespace's counters with the exporter's own backend,
+// per tag token.
+func readTags(t *testing.T, ns *netnstest.NS) map[string]netnstest.Counter {
+	t.Helper()
+	r, err := nftbackend.New(nftbackend.Options{NetNS: ns.Path()}).Read(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]netnstest.Counter{}
+	for _, rec := range r.Records {
+		k := "=" + rec.Tag + "_" + string(rec.Direction) + "="
+		out[k] = out[k].Add(netnstest.Counter{Packets: rec.Packets, Bytes: rec.Bytes})
+	}
+	return out
+}
+
+// others is the ruleset without the managed table, stateless: what Apply
+// and Cleanup must leave exactly as it was.
+func others(t *testing.T, ns *netnstest.NS, table string) string {
+	t.Helper()
+	var keep []string
+	skipping := false
+	for _, line := range strings.Split(ns.Run("nft", "-s", "list", "ruleset"), "\n") {
+		if line == "table inet "+table+" {" {
+			skipping = true
+		}
+		if !skipping {
+			keep = append(keep, line)
+		}
+		if skipping && line == "}" {
+			skipping = false
+		}
+	}
+	return strings.Join(keep, "\n")
+}
+
+func TestApplyCountsTraffic(t *testing.T) {
+	netnstest.RequireRoot(t, "nft")
+	ns := netnstest.New(t, netnstest.SeedAddrs...)
+	ch := apply(t, ns, mustBuild(t, testRules))
+	if !ch.Created || len(ch.Added) != 7 {
+		t.Fatalf("first apply: %+v", ch)
+	}
+	sent := ns.SendSeedTraffic()
+	got := readTags(t, ns)
+	want := map[string]netnstest.Counter{
+		"=web4_in=":      sent["=web4_down="],
+		"=web4_out=":     sent["=web4_up="],
+		"=unauthssh_in=": sent["=unauthssh="],
+		"=web6_in=":      sent["=web6_down="],
+		"=web6_out=":     sent["=web6_up="],
+		"=web6ssl_in=":   sent["=web6ssl_down="],
+		"=web6ssl_out=":  sent["=web6ssl_up="],
+	}
+	for k, w := range want {
+		if got[k] != w || w.Packets == 0 {
+			t.Errorf("%s: counted %+v, sent %+v", k, got[k], w)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("tags counted: %v", got)
+	}
+}
+
+func TestReapplyKeepsCounters(t *testing.T) {
+	netnstest.RequireRoot(t, "nft")
+	ns := netnstest.New(t, netnstest.SeedAddrs...)
+	apply(t, ns, mustBuild(t, testRules))
+	ns.SendSeedTraffic()
+	before := readTags(t, ns)
+	listing := ns.Run("nft", "-a", "list", "table", "inet", "ipacct")
+
+	// Unchanged: nothing happens in the kernel, not even new handles.
+	if ch := apply(t, ns, mustBuild(t, testRules)); !ch.Empty() || ch.Unchanged != 7 {
+		t.Errorf("re-apply of the same file changed %+v", ch)
+	}
+	if after := ns.Run("nft", "-a", "list", "table", "inet", "ipacct"); after != listing {
+		t.Errorf("re-apply changed the table:\nbefore\n%s\nafter\n%s", listing, after)
+	}
+
+	// One entry changed: only its chains are replaced; the others count on.
+	changed := strings.Replace(testRules, "ports: [443]", "ports: [8443]", 1)
+	ch := apply(t, ns, mustBuild(t, changed))
+	if len(ch.Added) != 2 || len(ch.Removed) != 2 || ch.Unchanged != 5 {
+		t.Errorf("changing web6ssl: %+v", ch)
+	}
+	sent := ns.SendSeedTraffic()
+	after := readTags(t, ns)
+	for k, c := range map[string]netnstest.Counter{
+		"=web4_in=": sent["=web4_down="], "=web4_out=": sent["=web4_up="], "=unauthssh_in=": sent["=unauthssh="],
+		"=web6_in=": sent["=web6_down="], "=web6_out=": sent["=web6_up="],
+	} {
+		if want := before[k].Add(c); after[k] != want {
+			t.Errorf("%s: %+v after the change, want %+v (the earlier count went on)", k, after[k], want)
+		}
+	}
+	if after["=web6ssl_in="] != (netnstest.Counter{}) {
+		t.Errorf("web6ssl now counts port 8443, which saw no traffic: %+v", after["=web6ssl_in="])
+	}
+}
+
+func TestOtherRulesetsUntouched(t *testing.T) {
+	netnstest.RequireRoot(t, "nft", "iptables-nft")
+	ns := netnstest.New(t, netnstest.SeedAddrs...)
+	// A firewall beside us: iptables-nft and a native table.
+	ns.Run("iptables-nft", "-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT")
+	ns.Run("iptables-nft", "-P", "FORWARD", "DROP")
+	ns.NFT(`table inet fw {
+	set allowed {
+		type ipv4_addr
+		elements = { 192.0.2.7 }
+	}
+	chain input {
+		type filter hook input priority 0; policy accept;
+		ip saddr @allowed accept
+	}
+}
+table ip6 other {
+	chain c {
+	}
+}
+`)
+	original := ns.Run("nft", "-s", "list", "ruleset")
+
+	apply(t, ns, mustBuild(t, testRules))
+	if got := others(t, ns, "ipacct"); got != strings.TrimSuffix(original, "\n") && got != original {
+		t.Errorf("apply changed other tables:\nbefore\n%s\nafter\n%s", original, got)
+	}
+	apply(t, ns, mustBuild(t, strings.Replace(testRules, "ports: [80]", "ports: [8080]", 1)))
+	if got := others(t, ns, "ipacct"); got != strings.TrimSuffix(original, "\n") && got != original {
+		t.Errorf("re-apply changed other tables:\n%s", got)
+	}
+	if deleted, err := Cleanup(conn(t, ns), "ipacct"); err != nil || !deleted {
+		t.Fatalf("cleanup: %v %v", deleted, err)
+	}
+	if got := ns.Run("nft", "-s", "list", "ruleset"); got != original {
+		t.Errorf("after cleanup the ruleset differs:\nbefore\n%s\nafter\n%s", original, got)
+	}
+	if deleted, err := Cleanup(conn(t, ns), "ipacct"); err != nil || deleted {
+		t.Errorf("second cleanup: %v %v, want nothing to do", deleted, err)
+	}
+}
+
+func TestTableNotOurs(t *testing.T) {
+	netnstest.RequireRoot(t, "nft")
+	ns := netnstest.New(t, netnstest.SeedAddrs...)
+	ns.NFT("table inet ipacct {\n\tchain mine {\n\t}\n}\n")
+	before := ns.Run("nft", "-s", "list", "ruleset")
+	if _, err := Apply(conn(t, ns), mustBuild(t, testRules)); !errors.Is(err, ErrNotOurs) {
+		t.Errorf("apply over a foreign table: %v", err)
+	}
+	if _, err := Cleanup(conn(t, ns), "ipacct"); !errors.Is(err, ErrNotOurs) {
+		t.Errorf("cleanup of a foreign table: %v", err)
+	}
+	if after := ns.Run("nft", "-s", "list", "ruleset"); after != before {
+		t.Errorf("the foreign table changed:\n%s", after)
+	}
+}
+
+// TestDryRunMatchesKernel loads the dry run's text with nft into one
+// namespace and applies the same ruleset over netlink into another: nft
+// must list both the same, so the text says what the expressions do.
+func TestDryRunMatchesKernel(t *testing.T) {
+	netnstest.RequireRoot(t, "nft")
+	rs := mustBuild(t, testRules+`
+  - tag: gw
+    hooks: [forward]
+    local: [198.51.100.0/24, 2001:db8:beef::/48]
+    remote: [203.0.113.0/24, 2001:db8:1::/48]
+    interface: eth*
+  - tag: mail
+    direction: out
+    protocol: [tcp, udp]
+    ports: [25, 1000-2000]
+    family: ipv6
+  - tag: ping
+    protocol: icmp
+    family: ipv4
+`)
+	viaNetlink := netnstest.New(t)
+	apply(t, viaNetlink, rs)
+	viaText := netnstest.New(t)
+	viaText.NFT(rs.Text())
+	a := viaNetlink.Run("nft", "-s", "list", "ruleset")
+	b := viaText.Run("nft", "-s", "list", "ruleset")
+	if a != b {
+		t.Errorf("netlink and dry-run text differ:\n--- applied over netlink\n%s\n--- loaded from the dry run\n%s", a, b)
+	}
+	if !strings.Contains(a, `iifname "eth*"`) || !strings.Contains(a, "ip6 saddr 2001:db8:beef::/48") {
+		t.Errorf("listing lacks expected matches:\n%s", a)
+	}
+}

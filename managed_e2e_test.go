@@ -1,0 +1,152 @@
+package main
+
+import (
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ipacct/ipacct_exporter/internal/netnstest"
+)
+
+// rulesYAML counts seed 003's web traffic with rules the exporter installs.
+const rulesYAML = `
+accounting:
+  - tag: web4
+    description: Combined web traffic to/from local 80/443
+    local: [192.0.2.1]
+    protocol: udp
+    ports: [80, 443]
+  - tag: unauthssh
+    direction: in
+    remote_except: [10.2.3.0/24]
+    protocol: udp
+    ports: [22]
+    family: ipv4
+`
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestManagedRulesAndReload(t *testing.T) {
+	netnstest.RequireRoot(t, "nft")
+	ns := netnstest.New(t, netnstest.SeedAddrs...)
+	path := writeFile(t, t.TempDir(), "rules.yaml", rulesYAML)
+	e := startExporter(t, nil, "--netns="+ns.Path(), "--config.file="+path, "--no-collector.iptables")
+
+	sent := ns.SendSeedTraffic()
+	_, fams := e.scrape(t)
+	check := func(when, tagName, dir string, want uint64) {
+		t.Helper()
+		_, fams := e.scrape(t)
+		got, ok := value(fams, "ipacct_tag_bytes_total", map[string]string{"tag": tagName, "direction": dir, "family": "inet"})
+		if !ok || uint64(got) != want {
+			t.Errorf("%s: %s %s = %v (present %v), want %d", when, tagName, dir, got, ok, want)
+		}
+	}
+	check("after start", "web4", "in", sent["=web4_down="].Bytes)
+	check("after start", "web4", "out", sent["=web4_up="].Bytes)
+	check("after start", "unauthssh", "in", sent["=unauthssh="].Bytes)
+	if v, _ := value(fams, "ipacct_config_last_reload_successful", nil); v != 1 {
+		t.Errorf("reload gauge after a good start: %v", v)
+	}
+
+	// GET is not a reload.
+	if resp, err := http.Get(e.url + "/-/reload"); err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET /-/reload: %v %v", resp.StatusCode, err)
+	}
+
+	// A bad file: the reload fails, the old rules go on counting.
+	writeFile(t, filepath.Dir(path), "rules.yaml", rulesYAML+"    bogus: 1\n")
+	resp, err := http.Post(e.url+"/-/reload", "", nil)
+	if err != nil || resp.StatusCode != http.StatusInternalServerError {
+		t.Errorf("POST /-/reload with a bad file: %v %v", resp.StatusCode, err)
+	}
+	more := ns.SendSeedTraffic()
+	check("after a failed reload", "web4", "in", sent["=web4_down="].Bytes+more["=web4_down="].Bytes)
+	_, fams = e.scrape(t)
+	if v, _ := value(fams, "ipacct_config_last_reload_successful", nil); v != 0 {
+		t.Errorf("reload gauge after a bad file: %v", v)
+	}
+	if !strings.Contains(e.logs.String(), "bogus") {
+		t.Errorf("the log does not say why the reload failed:\n%s", e.logs.String())
+	}
+
+	// A good change by SIGHUP: unauthssh changes, web4 counts on.
+	writeFile(t, filepath.Dir(path), "rules.yaml", strings.Replace(rulesYAML, "ports: [22]", "ports: [2222]", 1))
+	if err := e.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, fams = e.scrape(t)
+		if v, _ := value(fams, "ipacct_config_last_reload_successful", nil); v == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("SIGHUP did not reload")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	third := ns.SendSeedTraffic()
+	check("after SIGHUP", "web4", "in", sent["=web4_down="].Bytes+more["=web4_down="].Bytes+third["=web4_down="].Bytes)
+	check("after SIGHUP", "unauthssh", "in", 0) // now port 2222, which saw nothing
+
+	// Stopping the exporter leaves the rules counting; cleanup removes them.
+	_ = e.cmd.Process.Signal(syscall.SIGTERM)
+	_ = e.cmd.Wait()
+	if !strings.Contains(ns.Run("nft", "list", "tables"), "table inet ipacct") {
+		t.Error("the managed table went away with the exporter")
+	}
+	out, err := exec.Command(exporterBinary(t), "cleanup", "--netns="+ns.Path(), "--config.file="+path).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "deleted table inet ipacct") {
+		t.Errorf("cleanup: %v\n%s", err, out)
+	}
+	if strings.Contains(ns.Run("nft", "list", "tables"), "ipacct") {
+		t.Error("cleanup left the table")
+	}
+}
+
+func TestBadConfigAtStart(t *testing.T) {
+	netnstest.RequireRoot(t, "nft")
+	ns := netnstest.New(t, netnstest.SeedAddrs...)
+	path := writeFile(t, t.TempDir(), "rules.yaml", strings.Replace(rulesYAML, "192.0.2.1]", "192.0.2.300]", 1))
+	cmd := exec.Command(exporterBinary(t), "--netns="+ns.Path(), "--config.file="+path, "--web.listen-address=127.0.0.1:0")
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() == 0 {
+		t.Fatalf("started with a bad file: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), path+":5:") || !strings.Contains(string(out), "accounting[0].local[0]") {
+		t.Errorf("the error does not name the file, line and field:\n%s", out)
+	}
+	if got := ns.Run("nft", "list", "ruleset"); got != "" {
+		t.Errorf("something was applied:\n%s", got)
+	}
+}
+
+func TestConfigCheckAndDryRun(t *testing.T) {
+	bin := exporterBinary(t)
+	out, err := exec.Command(bin, "--config.file=rules.example.yaml", "--config.check").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "valid") {
+		t.Errorf("--config.check on the example: %v\n%s", err, out)
+	}
+	out, err = exec.Command(bin, "--config.file=rules.example.yaml", "--config.dry-run").CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "table inet ipacct {") || !strings.Contains(string(out), "counter comment") {
+		t.Errorf("--config.dry-run: %v\n%s", err, out)
+	}
+	bad := writeFile(t, t.TempDir(), "bad.yaml", "accounting: []\n")
+	out, err = exec.Command(bin, "--config.file="+bad, "--config.check").CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), bad) {
+		t.Errorf("--config.check on an empty file: %v\n%s", err, out)
+	}
+}
