@@ -150,3 +150,46 @@ func TestConfigCheckAndDryRun(t *testing.T) {
 		t.Errorf("--config.check on an empty file: %v\n%s", err, out)
 	}
 }
+
+// TestExampleFileCounts applies rules.example.yaml itself and checks every
+// tag on /metrics against the kernel, and the tags the test sends traffic
+// for against that traffic.
+func TestExampleFileCounts(t *testing.T) {
+	netnstest.RequireRoot(t, "nft")
+	ns := netnstest.New(t, "198.51.100.10/32", "198.51.100.11/32", "198.51.100.12/32",
+		"203.0.113.1/32", "203.0.113.2/32", "192.0.2.1/32", "2001:db8:f00d::1/128")
+	e := startExporter(t, nil, "--netns="+ns.Path(), "--config.file=rules.example.yaml", "--no-collector.iptables")
+
+	a := ns.SendUDP("198.51.100.10:40000", "203.0.113.1:5000", 111, 3)
+	b := ns.SendUDP("198.51.100.11:40001", "192.0.2.1:80", 222, 4)
+	c := ns.SendUDP("203.0.113.2:7000", "198.51.100.12:7001", 333, 5)
+	sent := map[string]uint64{
+		"srv-198.51.100.10/out": a, "example.com/in": a,
+		"srv-198.51.100.11/out": b,
+		"example.net/out":       c,
+	}
+
+	_, fams := e.scrape(t)
+	kernel := ns.NFTCounters()
+	if len(kernel) < 40 {
+		t.Fatalf("only %d tag tokens in the kernel; the example did not apply", len(kernel))
+	}
+	for tok, k := range kernel {
+		// A tag may hold '_': the direction follows the last one.
+		raw := strings.Trim(tok, "=")
+		i := strings.LastIndex(raw, "_")
+		if i < 0 {
+			t.Fatalf("managed comment without a direction: %s", tok)
+		}
+		name, dir := raw[:i], raw[i+1:]
+		labels := map[string]string{"tag": name, "direction": dir, "family": "inet"}
+		bytes, okb := value(fams, "ipacct_tag_bytes_total", labels)
+		packets, okp := value(fams, "ipacct_tag_packets_total", labels)
+		if !okb || !okp || uint64(bytes) != k.Bytes || uint64(packets) != k.Packets {
+			t.Errorf("%s: /metrics %v bytes %v packets, kernel %+v", tok, bytes, packets, k)
+		}
+		if want := sent[name+"/"+dir]; k.Bytes != want {
+			t.Errorf("%s: kernel counted %d bytes, the test sent %d that it matches", tok, k.Bytes, want)
+		}
+	}
+}
