@@ -226,11 +226,13 @@ func TestReapplyKeepsCounters(t *testing.T) {
 }
 
 func TestOtherRulesetsUntouched(t *testing.T) {
-	netnstest.RequireRoot(t, "nft", "iptables-nft")
+	netnstest.RequireRoot(t, "nft", "iptables-nft", "iptables-legacy", "iptables-legacy-save")
 	ns := netnstest.New(t, netnstest.SeedAddrs...)
-	// A firewall beside us: iptables-nft and a native table.
+	// A firewall beside us: iptables-nft, iptables-legacy and native tables.
 	ns.Run("iptables-nft", "-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT")
 	ns.Run("iptables-nft", "-P", "FORWARD", "DROP")
+	ns.Run("iptables-legacy", "-A", "INPUT", "-s", "192.0.2.9", "-j", "DROP")
+	legacy := ns.Run("iptables-legacy-save", "-t", "filter")
 	ns.NFT(`table inet fw {
 	set allowed {
 		type ipv4_addr
@@ -261,6 +263,9 @@ table ip6 other {
 	}
 	if got := ns.Run("nft", "-s", "list", "ruleset"); got != original {
 		t.Errorf("after cleanup the ruleset differs:\nbefore\n%s\nafter\n%s", original, got)
+	}
+	if got := ns.Run("iptables-legacy-save", "-t", "filter"); dropComments(got) != dropComments(legacy) {
+		t.Errorf("the legacy tables changed:\nbefore\n%s\nafter\n%s", legacy, got)
 	}
 	if deleted, err := Cleanup(conn(t, ns), "ipacct"); err != nil || deleted {
 		t.Errorf("second cleanup: %v %v, want nothing to do", deleted, err)
@@ -315,4 +320,15 @@ func TestDryRunMatchesKernel(t *testing.T) {
 	if !strings.Contains(a, `iifname "eth*"`) || !strings.Contains(a, "ip6 saddr 2001:db8:beef::/48") {
 		t.Errorf("listing lacks expected matches:\n%s", a)
 	}
+}
+
+// dropComments removes iptables-save's "# Generated … on DATE" lines.
+func dropComments(save string) string {
+	var keep []string
+	for _, l := range strings.Split(save, "\n") {
+		if !strings.HasPrefix(l, "#") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
 }
