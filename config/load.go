@@ -23,9 +23,12 @@ const (
 	maxEntries  = 10000
 	maxRules    = 1000 // rules an entry expands to, per direction and hook
 	// maxNodes bounds the YAML values decoded, counting each use of an
-	// alias again. Without aliases a file within maxFileSize has fewer, so
-	// only an alias bomb reaches it.
+	// alias again. A value takes a byte or more, so only an alias bomb
+	// reaches it.
 	maxNodes = maxFileSize
+	// maxErrors bounds the problems reported: past it, something else is
+	// wrong, such as a file that is not a rules file at all.
+	maxErrors = 100
 )
 
 // Load reads and validates the rules file at path. See Parse.
@@ -121,40 +124,48 @@ func (l *errList) err() error {
 		return nil
 	}
 	sort.SliceStable(l.errs, func(i, j int) bool { return l.errs[i].line < l.errs[j].line })
-	errs := make([]error, len(l.errs))
+	var errs []error
 	for i, e := range l.errs {
-		if e.line > 0 {
-			errs[i] = fmt.Errorf("%s:%d: %s", l.path, e.line, e.msg)
-		} else {
-			errs[i] = fmt.Errorf("%s: %s", l.path, e.msg)
+		switch {
+		case i == maxErrors:
+			errs = append(errs, fmt.Errorf("%s: and %d more problems", l.path, len(l.errs)-i))
+		case i > maxErrors:
+		case e.line > 0:
+			errs = append(errs, fmt.Errorf("%s:%d: %s", l.path, e.line, e.msg))
+		default:
+			errs = append(errs, fmt.Errorf("%s: %s", l.path, e.msg))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// addSyntax reports an error of the YAML parser. Its "line N" is not
-// where the problem is: for most errors it is the 0-based line where the
-// enclosing list or mapping starts. So the line reported is the first at
-// which the file, cut after it, fails the same way: where the problem is,
-// or where an unclosed bracket or quote opens.
+// addSyntax reports an error of the YAML parser. Its "line N" is often
+// not where the problem is: for most errors it is the 0-based line where
+// the enclosing list or mapping starts. So the line reported is the first
+// at which the file, cut after it, fails the same way: where the problem
+// is, or where an unclosed bracket or quote opens.
 func (l *errList) addSyntax(data []byte, err error) {
-	msg := err.Error()
-	line := syntaxLine(data, msg)
-	msg = strings.TrimPrefix(msg, "yaml: ")
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	n := 0
 	if rest, ok := strings.CutPrefix(msg, "line "); ok {
-		if _, after, ok := strings.Cut(rest, ": "); ok {
-			msg = after
+		if num, after, ok := strings.Cut(rest, ": "); ok {
+			if v, err := strconv.Atoi(num); err == nil {
+				n, msg = v, after
+			}
 		}
 	}
+	line := syntaxLine(data, err.Error(), n)
 	if len(msg) > 200 {
 		msg = strings.ToValidUTF8(msg[:200], "") + "…"
 	}
 	l.add(line, "", "syntax error: %s", msg)
 }
 
-// syntaxLine finds by bisection the first line after which the file, cut
-// there, fails with msg. The whole file does, so there is one.
-func syntaxLine(data []byte, msg string) int {
+// syntaxLine finds the first line after which the file, cut there, fails
+// with msg; the whole file does. The problem is not before line n, the one
+// the parser names, so the search goes up from there, in doubling steps and
+// then by bisection. Past a budget of bytes parsed it settles for less.
+func syntaxLine(data []byte, msg string, n int) int {
 	var ends []int // offsets after each line break, then the end
 	for i := 0; i < len(data); {
 		r, size := utf8.DecodeRune(data[i:])
@@ -168,10 +179,27 @@ func syntaxLine(data []byte, msg string) int {
 	if len(ends) == 0 || ends[len(ends)-1] != len(data) {
 		ends = append(ends, len(data))
 	}
-	lo, hi := 1, len(ends)
+	n = min(max(n, 1), len(ends))
+	budget := 2 * maxFileSize // a second or so; a small file is searched through
+	fails := func(line int) bool {
+		prefix := data[:ends[line-1]]
+		budget -= len(prefix)
+		err := parseYAML(prefix)
+		return err != nil && err.Error() == msg
+	}
+	lo, hi := n, n
+	for step := 1; hi < len(ends) && !fails(hi); step *= 2 {
+		if budget < 0 {
+			return n
+		}
+		lo, hi = hi+1, min(n+step, len(ends))
+	}
 	for lo < hi {
+		if budget < 0 {
+			return hi // fails like the whole file: near enough
+		}
 		mid := (lo + hi) / 2
-		if err := parseYAML(data[:ends[mid-1]]); err != nil && err.Error() == msg {
+		if fails(mid) {
 			hi = mid
 		} else {
 			lo = mid + 1

@@ -22,6 +22,10 @@ const (
 	maxTableLen       = 32
 	maxDescriptionLen = 128 // bytes
 	maxInterfaceLen   = 15  // IFNAMSIZ less the NUL
+	// maxExcept keeps a rule within the kernel's 128 expressions
+	// (NFT_RULE_MAXEXPRS): each remote_except item is three, the other
+	// matches and the counter at most 15.
+	maxExcept = 32
 )
 
 // setDefaults fills in what the file leaves out, as the types document.
@@ -189,10 +193,18 @@ func (r entryRef) validate(errs *errList) {
 	if msg := checkDescription(e.Description); msg != "" {
 		line, field := r.field("description")
 		errs.add(line, field, "%s", msg)
+	} else if n := len(commentPrefix(e.Tag)) + len(e.Description); e.Description != "" && n > maxCommentLen {
+		// Longer comments load into the kernel, but nft refuses them, and
+		// "nft list ruleset > f; nft -f f" must keep working.
+		line, field := r.field("description")
+		errs.add(line, field, "with the tag, the rule comment is %d bytes and nft allows %d: shorten the description to %d bytes",
+			n, maxCommentLen, maxCommentLen-len(commentPrefix(e.Tag)))
 	}
+	directionOK := true
 	switch e.Direction {
 	case "in", "out", "both":
 	default:
+		directionOK = false
 		line, field := r.field("direction")
 		errs.add(line, field, "%s is not a direction; use in, out or both", quote(e.Direction))
 	}
@@ -204,10 +216,14 @@ func (r entryRef) validate(errs *errList) {
 		line, field := r.field("family")
 		errs.add(line, field, "%s is not a family; use ipv4, ipv6 or both", quote(e.Family))
 	}
-	r.checkHooks(errs)
+	hooksOK := r.checkHooks(errs)
 	prefixesOK := r.checkPrefixes("local", e.Local, errs)
 	prefixesOK = r.checkPrefixes("remote", e.Remote, errs) && prefixesOK
 	prefixesOK = r.checkPrefixes("remote_except", e.RemoteExcept, errs) && prefixesOK
+	if len(e.RemoteExcept) > maxExcept {
+		line, field := r.field("remote_except")
+		errs.add(line, field, "%d items, at most %d are allowed: each is a match in every rule of the entry, and the kernel allows 128 expressions a rule", len(e.RemoteExcept), maxExcept)
+	}
 	protocolOK := r.checkProtocols(errs)
 	r.checkPorts(errs)
 	if e.Interface != "" {
@@ -224,6 +240,9 @@ func (r entryRef) validate(errs *errList) {
 	// The checks across fields would only repeat a broken value's error.
 	if r.p != nil && r.p.broken {
 		return
+	}
+	if hooksOK && directionOK {
+		r.checkHookDirections(errs)
 	}
 	if familyOK && prefixesOK {
 		r.checkFamily(errs)
@@ -261,6 +280,13 @@ func checkTag(t string) string {
 	}
 	return ""
 }
+
+// maxCommentLen is the longest rule comment nft accepts.
+const maxCommentLen = 128
+
+// commentPrefix is the longest tag token the rule builder writes before
+// the description.
+func commentPrefix(tagName string) string { return "=" + tagName + "_out= " }
 
 // checkDescription returns what is wrong with a description, or "". It
 // goes into an nft rule comment, which is one line between double quotes.
@@ -307,20 +333,53 @@ func checkInterface(s string) string {
 
 var hooks = []string{"input", "output", "forward"}
 
-func (r entryRef) checkHooks(errs *errList) {
+// checkHooks reports whether the hooks are valid on their own.
+func (r entryRef) checkHooks(errs *errList) bool {
 	if len(r.e.Hooks) == 0 {
 		line, field := r.field("hooks")
 		errs.add(line, field, "empty list; leave hooks out for [input, output]")
-		return
+		return false
 	}
+	ok := true
 	seen := make(map[string]int)
 	for i, h := range r.e.Hooks {
-		if first, ok := seen[h]; ok {
+		if first, twice := seen[h]; twice {
 			r.itemError(errs, "hooks", i, "%s is listed twice, also as %s", h, r.short("hooks", first))
+			ok = false
 		} else if !contains(hooks, h) {
 			r.itemError(errs, "hooks", i, "%s is not a hook; use input, output or forward", quote(h))
+			ok = false
 		}
 		seen[h] = i
+	}
+	return ok
+}
+
+// checkHookDirections: traffic in (to the local side) passes input, traffic
+// out passes output, and forward carries both. A direction that none of the
+// hooks carries would count nothing.
+func (r entryRef) checkHookDirections(errs *errList) {
+	e := r.e
+	for _, d := range e.Directions() {
+		hook, other := "input", tag.Out
+		if d == tag.Out {
+			hook, other = "output", tag.In
+		}
+		if contains(e.Hooks, hook) || contains(e.Hooks, "forward") {
+			continue
+		}
+		line, field := r.field("hooks")
+		msg := fmt.Sprintf("direction %s is counted at %s or forward, and hooks has neither", d, hook)
+		if e.Direction == "both" {
+			msg += "; set direction: " + string(other)
+		}
+		errs.add(line, field, "%s", msg)
+	}
+	// At forward both directions pass the same hook: only the local side
+	// (an address or an interface) tells traffic in from traffic out.
+	if contains(e.Hooks, "forward") && e.Direction == "both" && len(e.Local) == 0 && e.Interface == "" {
+		line, field := r.field("hooks")
+		errs.add(line, field, "at forward, direction both needs local or interface to tell traffic in from traffic out; set one, or set direction")
 	}
 }
 
@@ -530,7 +589,7 @@ func (r entryRef) checkFamily(errs *errList) {
 		}
 		for _, o := range lists {
 			if o4, o6 := families(o.list); o.key != l.key && (o4 && missing == "IPv4" || o6 && missing == "IPv6") {
-				errs.add(line, field, "only %s addresses, but %s has %s ones: no packet matches both", only, o.key, missing)
+				errs.add(line, field, "only %s addresses, but %s has %s ones, and no %s packet matches %s; split the entry by family", only, o.key, missing, missing, l.key)
 				break
 			}
 		}
