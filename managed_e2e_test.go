@@ -13,22 +13,6 @@ import (
 	"github.com/ipacct/ipacct_exporter/internal/netnstest"
 )
 
-// rulesYAML counts seed 003's web traffic with rules the exporter installs.
-const rulesYAML = `
-accounting:
-  - tag: web4
-    description: Combined web traffic to/from local 80/443
-    local: [192.0.2.1]
-    protocol: udp
-    ports: [80, 443]
-  - tag: unauthssh
-    direction: in
-    remote_except: [10.2.3.0/24]
-    protocol: udp
-    ports: [22]
-    family: ipv4
-`
-
 func writeFile(t *testing.T, dir, name, content string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
@@ -41,7 +25,7 @@ func writeFile(t *testing.T, dir, name, content string) string {
 func TestManagedRulesAndReload(t *testing.T) {
 	netnstest.RequireRoot(t, "nft")
 	ns := netnstest.New(t, netnstest.SeedAddrs...)
-	path := writeFile(t, t.TempDir(), "rules.yaml", rulesYAML)
+	path := writeFile(t, t.TempDir(), "rules.yaml", netnstest.SeedYAML)
 	e := startExporter(t, nil, "--netns="+ns.Path(), "--config.file="+path, "--no-collector.iptables")
 
 	sent := ns.SendSeedTraffic()
@@ -67,7 +51,7 @@ func TestManagedRulesAndReload(t *testing.T) {
 	}
 
 	// A bad file: the reload fails, the old rules go on counting.
-	writeFile(t, filepath.Dir(path), "rules.yaml", rulesYAML+"    bogus: 1\n")
+	writeFile(t, filepath.Dir(path), "rules.yaml", netnstest.SeedYAML+"    bogus: 1\n")
 	resp, err := http.Post(e.url+"/-/reload", "", nil)
 	if err != nil || resp.StatusCode != http.StatusInternalServerError {
 		t.Errorf("POST /-/reload with a bad file: %v %v", resp.StatusCode, err)
@@ -83,7 +67,7 @@ func TestManagedRulesAndReload(t *testing.T) {
 	}
 
 	// A good change by SIGHUP: unauthssh changes, web4 counts on.
-	writeFile(t, filepath.Dir(path), "rules.yaml", strings.Replace(rulesYAML, "ports: [22]", "ports: [2222]", 1))
+	writeFile(t, filepath.Dir(path), "rules.yaml", strings.Replace(netnstest.SeedYAML, "ports: [22]", "ports: [2222]", 1))
 	if err := e.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +104,7 @@ func TestManagedRulesAndReload(t *testing.T) {
 func TestBadConfigAtStart(t *testing.T) {
 	netnstest.RequireRoot(t, "nft")
 	ns := netnstest.New(t, netnstest.SeedAddrs...)
-	path := writeFile(t, t.TempDir(), "rules.yaml", strings.Replace(rulesYAML, "192.0.2.1]", "192.0.2.300]", 1))
+	path := writeFile(t, t.TempDir(), "rules.yaml", strings.Replace(netnstest.SeedYAML, "192.0.2.1]", "192.0.2.300]", 1))
 	cmd := exec.Command(exporterBinary(t), "--netns="+ns.Path(), "--config.file="+path, "--web.listen-address=127.0.0.1:0")
 	out, err := cmd.CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() == 0 {

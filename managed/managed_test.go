@@ -14,30 +14,6 @@ import (
 	"github.com/ipacct/ipacct_exporter/internal/netnstest"
 )
 
-const testRules = `
-accounting:
-  - tag: web4
-    description: Combined web traffic to/from local 80/443
-    local: [192.0.2.1]
-    protocol: udp
-    ports: [80, 443]
-  - tag: unauthssh
-    description: Unauthorized SSH traffic received
-    direction: in
-    remote_except: [10.2.3.0/24]
-    protocol: udp
-    ports: [22]
-    family: ipv4
-  - tag: web6
-    local: [2001:db8:f00d::1]
-    protocol: udp
-    ports: [80]
-  - tag: web6ssl
-    local: [2001:db8:f00d::1]
-    protocol: udp
-    ports: [443]
-`
-
 func mustBuild(t *testing.T, yaml string) *Ruleset {
 	t.Helper()
 	f, err := config.Parse("rules.yaml", []byte(yaml))
@@ -84,8 +60,8 @@ accounting:
 }
 
 func TestChainNamesFollowRules(t *testing.T) {
-	a := mustBuild(t, testRules)
-	b := mustBuild(t, strings.Replace(testRules, "ports: [443]", "ports: [8443]", 1))
+	a := mustBuild(t, netnstest.SeedYAML)
+	b := mustBuild(t, strings.Replace(netnstest.SeedYAML, "ports: [443]", "ports: [8443]", 1))
 	same, differ := 0, 0
 	for i := range a.Chains {
 		if a.Chains[i].Name == b.Chains[i].Name {
@@ -163,7 +139,7 @@ func others(t *testing.T, ns *netnstest.NS, table string) string {
 func TestApplyCountsTraffic(t *testing.T) {
 	netnstest.RequireRoot(t, "nft")
 	ns := netnstest.New(t, netnstest.SeedAddrs...)
-	ch := apply(t, ns, mustBuild(t, testRules))
+	ch := apply(t, ns, mustBuild(t, netnstest.SeedYAML))
 	if !ch.Created || len(ch.Added) != 7 {
 		t.Fatalf("first apply: %+v", ch)
 	}
@@ -191,13 +167,13 @@ func TestApplyCountsTraffic(t *testing.T) {
 func TestReapplyKeepsCounters(t *testing.T) {
 	netnstest.RequireRoot(t, "nft")
 	ns := netnstest.New(t, netnstest.SeedAddrs...)
-	apply(t, ns, mustBuild(t, testRules))
+	apply(t, ns, mustBuild(t, netnstest.SeedYAML))
 	ns.SendSeedTraffic()
 	before := readTags(t, ns)
 	listing := ns.Run("nft", "-a", "list", "table", "inet", "ipacct")
 
 	// Unchanged: nothing happens in the kernel, not even new handles.
-	if ch := apply(t, ns, mustBuild(t, testRules)); !ch.Empty() || ch.Unchanged != 7 {
+	if ch := apply(t, ns, mustBuild(t, netnstest.SeedYAML)); !ch.Empty() || ch.Unchanged != 7 {
 		t.Errorf("re-apply of the same file changed %+v", ch)
 	}
 	if after := ns.Run("nft", "-a", "list", "table", "inet", "ipacct"); after != listing {
@@ -205,7 +181,7 @@ func TestReapplyKeepsCounters(t *testing.T) {
 	}
 
 	// One entry changed: only its chains are replaced; the others count on.
-	changed := strings.Replace(testRules, "ports: [443]", "ports: [8443]", 1)
+	changed := strings.Replace(netnstest.SeedYAML, "ports: [443]", "ports: [8443]", 1)
 	ch := apply(t, ns, mustBuild(t, changed))
 	if len(ch.Added) != 2 || len(ch.Removed) != 2 || ch.Unchanged != 5 {
 		t.Errorf("changing web6ssl: %+v", ch)
@@ -250,11 +226,11 @@ table ip6 other {
 `)
 	original := ns.Run("nft", "-s", "list", "ruleset")
 
-	apply(t, ns, mustBuild(t, testRules))
+	apply(t, ns, mustBuild(t, netnstest.SeedYAML))
 	if got := others(t, ns, "ipacct"); got != strings.TrimSuffix(original, "\n") && got != original {
 		t.Errorf("apply changed other tables:\nbefore\n%s\nafter\n%s", original, got)
 	}
-	apply(t, ns, mustBuild(t, strings.Replace(testRules, "ports: [80]", "ports: [8080]", 1)))
+	apply(t, ns, mustBuild(t, strings.Replace(netnstest.SeedYAML, "ports: [80]", "ports: [8080]", 1)))
 	if got := others(t, ns, "ipacct"); got != strings.TrimSuffix(original, "\n") && got != original {
 		t.Errorf("re-apply changed other tables:\n%s", got)
 	}
@@ -277,7 +253,7 @@ func TestTableNotOurs(t *testing.T) {
 	ns := netnstest.New(t, netnstest.SeedAddrs...)
 	ns.NFT("table inet ipacct {\n\tchain mine {\n\t}\n}\n")
 	before := ns.Run("nft", "-s", "list", "ruleset")
-	if _, err := Apply(conn(t, ns), mustBuild(t, testRules)); !errors.Is(err, ErrNotOurs) {
+	if _, err := Apply(conn(t, ns), mustBuild(t, netnstest.SeedYAML)); !errors.Is(err, ErrNotOurs) {
 		t.Errorf("apply over a foreign table: %v", err)
 	}
 	if _, err := Cleanup(conn(t, ns), "ipacct"); !errors.Is(err, ErrNotOurs) {
@@ -293,7 +269,7 @@ func TestTableNotOurs(t *testing.T) {
 // must list both the same, so the text says what the expressions do.
 func TestDryRunMatchesKernel(t *testing.T) {
 	netnstest.RequireRoot(t, "nft")
-	rs := mustBuild(t, testRules+`
+	rs := mustBuild(t, netnstest.SeedYAML+`
   - tag: gw
     hooks: [forward]
     local: [198.51.100.0/24, 2001:db8:beef::/48]

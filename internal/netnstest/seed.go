@@ -87,3 +87,28 @@ func (ns *NS) SendSeedTraffic() map[string]Counter {
 		"=q_in=":         c(2, ns.SendUDP("198.51.100.1:40053", "192.0.2.1:53", 20, 2)),
 	}
 }
+
+// SeedYAML is the seed example as a rules.yaml for the exporter to install.
+const SeedYAML = `
+accounting:
+  - tag: web4
+    description: Combined web traffic to/from local 80/443
+    local: [192.0.2.1]
+    protocol: udp
+    ports: [80, 443]
+  - tag: unauthssh
+    description: Unauthorized SSH traffic received
+    direction: in
+    remote_except: [10.2.3.0/24]
+    protocol: udp
+    ports: [22]
+    family: ipv4
+  - tag: web6
+    local: [2001:db8:f00d::1]
+    protocol: udp
+    ports: [80]
+  - tag: web6ssl
+    local: [2001:db8:f00d::1]
+    protocol: udp
+    ports: [443]
+`
