@@ -42,12 +42,6 @@ func main() {
 	os.Exit(run(os.Args[1:]))
 }
 
-// collectorFlags are the --[no-]collector.NAME switches; a collector exists
-// only through its entry here.
-type collectorFlags struct {
-	nftables, iptables *bool
-}
-
 func run(args []string) int {
 	app := kingpin.New(name, "Serves netfilter (nftables and iptables) accounting counters, tagged by rule comments, as Prometheus metrics.")
 	var (
@@ -55,17 +49,15 @@ func run(args []string) int {
 		webConfig   = kingpinflag.AddFlags(app, defaultAddress)
 		netnsFlag   = app.Flag("netns", "Network namespace to read counters from: a name under /run/netns or a path such as /proc/PID/ns/net. Default: the exporter's own.").Default("").String()
 		timeout     = app.Flag("scrape.timeout", "Longest time a scrape may spend reading the kernel (0: no limit).").Default("10s").Duration()
-		collectors_ = collectorFlags{
-			nftables: app.Flag("collector.nftables", "Read tagged rules and named counters of every nftables table over netlink (also the tables iptables-nft writes).").Default("true").Bool(),
-			iptables: app.Flag("collector.iptables", "Read tagged rules of iptables-legacy and ip6tables-legacy tables, when the kernel has any.").Default("true").Bool(),
-		}
+		useNftables = app.Flag("collector.nftables", "Read tagged rules and named counters of every nftables table over netlink (also the tables iptables-nft writes).").Default("true").Bool()
+		useIptables = app.Flag("collector.iptables", "Read tagged rules of iptables-legacy and ip6tables-legacy tables, when the kernel has any.").Default("true").Bool()
 		lockTimeout = app.Flag("collector.iptables.lock-timeout", "How long iptables-legacy waits for the xtables lock.").Default("5s").Duration()
 		configFile  = app.Flag("config.file", "rules.yaml: accounting rules to install in the exporter's own nftables table and keep in step with the file. Without it, the exporter only reads existing tagged rules.").String()
 		configCheck = app.Flag("config.check", "Validate --config.file and exit.").Bool()
 		dryRun      = app.Flag("config.dry-run", "Print the nftables table that --config.file would install, in nft syntax, and exit without touching the kernel.").Bool()
-		serveCmd    = app.Command("serve", "Serve metrics (the default).").Default()
 		cleanupCmd  = app.Command("cleanup", "Delete the exporter's nftables table (the one --config.file names, default inet ipacct) and nothing else, then exit.")
 	)
+	app.Command("serve", "Serve metrics (the default).").Default()
 	logConfig := &promslog.Config{}
 	promslogflag.AddFlags(app, logConfig)
 	app.Version(version.Print(name))
@@ -78,10 +70,10 @@ func run(args []string) int {
 	logger := promslog.New(logConfig)
 	nsPath := netns.Path(*netnsFlag)
 
-	if *configCheck || *dryRun || command == cleanupCmd.FullCommand() {
-		return runConfigCommand(*configFile, nsPath, *configCheck, *dryRun, command == cleanupCmd.FullCommand())
+	cleanup := command == cleanupCmd.FullCommand()
+	if *configCheck || *dryRun || cleanup {
+		return runConfigCommand(*configFile, nsPath, *configCheck, *dryRun, cleanup)
 	}
-	_ = serveCmd
 	logger.Info("starting "+name, "version", version.Info(), "build_context", version.BuildContext())
 
 	var manager *managed.Manager
@@ -92,10 +84,10 @@ func run(args []string) int {
 		}
 	}
 	var sources []exporter.Source
-	if *collectors_.nftables {
+	if *useNftables {
 		sources = append(sources, exporter.Source{Name: "nftables", Backend: nftables.New(nftables.Options{NetNS: nsPath})})
 	}
-	if *collectors_.iptables {
+	if *useIptables {
 		sources = append(sources, exporter.Source{Name: "iptables", Backend: iptables.New(iptables.Options{NetNS: nsPath, LockTimeout: *lockTimeout})})
 	}
 	if len(sources) == 0 {

@@ -2,6 +2,7 @@ package nftables
 
 import (
 	"bytes"
+	"encoding/binary"
 
 	"golang.org/x/sys/unix"
 
@@ -130,7 +131,7 @@ func parseCounterObject(b []byte) (counterObject, error) {
 			o.name = cstring(a.val)
 		case unix.NFTA_OBJ_TYPE:
 			if len(a.val) == 4 {
-				o.typ = uint32(a.val[0])<<24 | uint32(a.val[1])<<16 | uint32(a.val[2])<<8 | uint32(a.val[3])
+				o.typ = binary.BigEndian.Uint32(a.val)
 			}
 		case unix.NFTA_OBJ_DATA:
 			o.packets, o.bytes, _ = parseCounter(a.val)
