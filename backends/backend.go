@@ -5,6 +5,7 @@ package backends
 
 import (
 	"context"
+	"net/netip"
 
 	"github.com/ipacct/ipacct_exporter/tag"
 )
@@ -32,7 +33,35 @@ type InvalidComment struct {
 type Reading struct {
 	Records []Record
 	Invalid []InvalidComment
+	// Sets are the tagged per-address sets, in the kernel's order.
+	Sets []AddressSet
 }
+
+// AddressSet is a set of IP addresses whose comment carries a tag and whose
+// elements each have a counter: per-address accounting.
+type AddressSet struct {
+	Tag         string
+	Direction   tag.Direction
+	Description string
+	Family      string // of the addresses: ipv4 or ipv6
+	Where       string // "inet ipacct set rent31_ipv4_out", for the log
+	// Capacity is the set's size limit; 0 when it has none.
+	Capacity uint32
+	Elements []AddressCount
+	// Overflow is the counter of the rule that counts what the set could
+	// not take because it was full, if a rule says so (see the nftables
+	// backend).
+	Overflow *Counter
+}
+
+// AddressCount is one set element's counter.
+type AddressCount struct {
+	Addr           netip.Addr
+	Packets, Bytes uint64
+}
+
+// Counter is a packet and byte count.
+type Counter struct{ Packets, Bytes uint64 }
 
 // Backend reads tagged counters. Read must not change any rule or counter in
 // the kernel, and must be safe to call from concurrent scrapes.

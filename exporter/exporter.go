@@ -57,7 +57,8 @@ func New(logger *slog.Logger, timeout time.Duration, sources ...Source) *Exporte
 
 // Describe implements prometheus.Collector.
 func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{tagBytesDesc, tagPacketsDesc, tagRulesDesc, tagInfoDesc, invalidCommentsDesc, successDesc, durationDesc} {
+	for _, d := range []*prometheus.Desc{tagBytesDesc, tagPacketsDesc, tagRulesDesc, tagInfoDesc, invalidCommentsDesc,
+		ipBytesDesc, ipPacketsDesc, ipAddressesDesc, ipCapacityDesc, ipOverflowBytesDesc, ipOverflowPacketsDesc, successDesc, durationDesc} {
 		ch <- d
 	}
 }
@@ -103,6 +104,7 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	descriptions := make(map[string]string)
 	var tags []string
 	withheld := make(map[seriesKey]struct{})
+	var sets []backends.AddressSet
 
 	e.mu.Lock()
 	for i, s := range e.sources {
@@ -121,6 +123,7 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 		e.logRecovery(s.Name)
 		e.logInvalid(s.Name, r.reading.Invalid)
 
+		sets = append(sets, r.reading.Sets...)
 		contributed := make(map[seriesKey]struct{})
 		for _, rec := range r.reading.Records {
 			k := seriesKey{rec.Tag, rec.Direction, rec.Family}
@@ -146,6 +149,16 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	e.mu.Unlock()
 
 	shown := make(map[string]bool)
+	for _, set := range sets {
+		if d, seen := descriptions[set.Tag]; !seen {
+			descriptions[set.Tag] = set.Description
+			tags = append(tags, set.Tag)
+		} else if d == "" {
+			descriptions[set.Tag] = set.Description
+		}
+		shown[set.Tag] = true
+	}
+	collectSets(ch, sets)
 	for _, k := range order {
 		if _, ok := withheld[k]; ok {
 			continue

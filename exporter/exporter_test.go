@@ -54,7 +54,7 @@ func TestSumsAndDescriptions(t *testing.T) {
 # TYPE ipacct_collector_success gauge
 ipacct_collector_success{collector="iptables"} 1
 ipacct_collector_success{collector="nftables"} 1
-# HELP ipacct_invalid_tag_comments Rules whose comment opens a tag token that does not parse, or whose tagged rule has no counter; they are not counted.
+# HELP ipacct_invalid_tag_comments Rules, counters and sets whose comment opens a tag token that does not parse, or that cannot count (a tagged rule without a counter, a tagged set that is not of addresses); they are not counted.
 # TYPE ipacct_invalid_tag_comments gauge
 ipacct_invalid_tag_comments{collector="iptables"} 1
 ipacct_invalid_tag_comments{collector="nftables"} 0
@@ -64,7 +64,7 @@ ipacct_tag_bytes_total{direction="in",family="inet",tag="web4"} 400
 ipacct_tag_bytes_total{direction="in",family="ip",tag="web4"} 1300
 ipacct_tag_bytes_total{direction="none",family="ip6",tag="ssh"} 500
 ipacct_tag_bytes_total{direction="out",family="ip",tag="web4"} 300
-# HELP ipacct_tag_info The tag's description: the first non-empty one in ruleset order. Always 1.
+# HELP ipacct_tag_info The tag's description: the first non-empty one of its rules, counters and sets, in ruleset order. Always 1.
 # TYPE ipacct_tag_info gauge
 ipacct_tag_info{description="",tag="ssh"} 1
 ipacct_tag_info{description="Combined web traffic",tag="web4"} 1

@@ -44,16 +44,17 @@ func newDumper(nsFd, bufSize int) (*dumper, error) {
 
 func (d *dumper) Close() error { return d.conn.Close() }
 
-// dump sends an NFT_MSG_GET* dump request for every family and calls fn with
-// the family and the attributes of each reply message.
-func (d *dumper) dump(msgType uint16, attrs []byte, fn func(family uint8, attrs []byte) error) error {
+// dump sends an NFT_MSG_GET* dump request for a family (AF_UNSPEC: every
+// family) and calls fn with the family and the attributes of each reply
+// message.
+func (d *dumper) dump(msgType uint16, family uint8, attrs []byte, fn func(family uint8, attrs []byte) error) error {
 	d.seq++
 	req := make([]byte, unix.NLMSG_HDRLEN+4+len(attrs))
 	binary.NativeEndian.PutUint32(req[0:4], uint32(len(req)))
 	binary.NativeEndian.PutUint16(req[4:6], unix.NFNL_SUBSYS_NFTABLES<<8|msgType)
 	binary.NativeEndian.PutUint16(req[6:8], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
 	binary.NativeEndian.PutUint32(req[8:12], d.seq)
-	req[16], req[17] = unix.AF_UNSPEC, unix.NFNETLINK_V0
+	req[16], req[17] = family, unix.NFNETLINK_V0
 	copy(req[20:], attrs)
 	var opErr error
 	err := d.raw.Write(func(fd uintptr) bool {

@@ -13,6 +13,7 @@
 package nftables
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -59,7 +60,7 @@ func New(opts Options) *Backend {
 }
 
 // Read dumps the rules of all tables in the kernel's order, then the named
-// counters. When the ruleset changes during the dump the kernel says so, and
+// counters, then the tagged sets of addresses and their elements. When the ruleset changes during the dump the kernel says so, and
 // Read starts again, so that no scrape mixes two rulesets.
 func (b *Backend) Read(ctx context.Context) (backends.Reading, error) {
 	for attempt := 1; ; attempt++ {
@@ -90,12 +91,24 @@ func (b *Backend) read(ctx context.Context) (backends.Reading, error) {
 	}
 
 	var loc location
-	err = d.dump(unix.NFT_MSG_GETRULE, nil, func(family uint8, attrs []byte) error {
+	overflow := map[setKey]*backends.Counter{}
+	err = d.dump(unix.NFT_MSG_GETRULE, unix.AF_UNSPEC, nil, func(family uint8, attrs []byte) error {
 		r, err := parseRule(attrs)
 		if err != nil {
 			return fmt.Errorf("decoding a rule: %w", err)
 		}
 		if !r.hasComment {
+			return nil
+		}
+		if set, ok := bytes.CutPrefix(r.comment, []byte(overflowCommentStart)); ok && r.hasCounter {
+			k := setKey{family, string(r.table), string(set)}
+			c := overflow[k]
+			if c == nil {
+				c = &backends.Counter{}
+				overflow[k] = c
+			}
+			c.Packets += r.packets
+			c.Bytes += r.bytes
 			return nil
 		}
 		where, fam := loc.of(family, r.table, r.chain)
@@ -120,7 +133,7 @@ func (b *Backend) read(ctx context.Context) (backends.Reading, error) {
 	binary.NativeEndian.PutUint16(typ[0:2], 8)
 	binary.NativeEndian.PutUint16(typ[2:4], unix.NFTA_OBJ_TYPE)
 	binary.BigEndian.PutUint32(typ[4:8], unix.NFT_OBJECT_COUNTER)
-	err = d.dump(unix.NFT_MSG_GETOBJ, typ, func(family uint8, attrs []byte) error {
+	err = d.dump(unix.NFT_MSG_GETOBJ, unix.AF_UNSPEC, typ, func(family uint8, attrs []byte) error {
 		o, err := parseCounterObject(attrs)
 		if err != nil {
 			return fmt.Errorf("decoding a named counter: %w", err)
@@ -134,6 +147,9 @@ func (b *Backend) read(ctx context.Context) (backends.Reading, error) {
 	})
 	if err != nil {
 		return reading, explain("dumping named counters", err)
+	}
+	if err := readSets(d, &reading, overflow); err != nil {
+		return reading, err
 	}
 	return reading, nil
 }

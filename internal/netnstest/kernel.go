@@ -92,3 +92,55 @@ var leadingToken = regexp.MustCompile(`^=[^=\s]+=`)
 func tokenOf(comment string) string {
 	return leadingToken.FindString(comment)
 }
+
+// NFTSetCounters reads, per tag token and address ("=rent31_out= 192.0.2.1"),
+// the element counters of the sets in the namespace whose comment holds a
+// tag token, as `nft -j list ruleset` reports them.
+func (ns *NS) NFTSetCounters() map[string]Counter {
+	ns.t.Helper()
+	out := ns.Run("nft", "-j", "list", "ruleset")
+	var doc struct {
+		Nftables []struct {
+			Set *struct {
+				Comment string `json:"comment"`
+				// An element with a counter is an object; one without,
+				// the bare value.
+				Elem []json.RawMessage `json:"elem"`
+			} `json:"set"`
+		} `json:"nftables"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		ns.t.Fatalf("parsing nft -j output: %v", err)
+	}
+	sums := make(map[string]Counter)
+	for _, o := range doc.Nftables {
+		tok := ""
+		if o.Set != nil {
+			tok = tokenOf(o.Set.Comment)
+		}
+		if tok == "" {
+			continue
+		}
+		for _, raw := range o.Set.Elem {
+			var e struct {
+				Elem struct {
+					Val     any `json:"val"`
+					Counter *struct {
+						Packets uint64 `json:"packets"`
+						Bytes   uint64 `json:"bytes"`
+					} `json:"counter"`
+				} `json:"elem"`
+			}
+			if json.Unmarshal(raw, &e) != nil {
+				continue
+			}
+			ip, ok := e.Elem.Val.(string)
+			if !ok || e.Elem.Counter == nil {
+				continue
+			}
+			k := tok + " " + ip
+			sums[k] = sums[k].Add(Counter{e.Elem.Counter.Packets, e.Elem.Counter.Bytes})
+		}
+	}
+	return sums
+}

@@ -1,0 +1,310 @@
+package nftables
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/google/nftables"
+	"golang.org/x/sys/unix"
+
+	"github.com/ipacct/ipacct_exporter/backends"
+	"github.com/ipacct/ipacct_exporter/tag"
+)
+
+// Attribute numbers that x/sys/unix does not name.
+const (
+	nftaSetExpr          = 17 // NFTA_SET_EXPR: the set's one per-element expression
+	nftaSetExpressions   = 18 // NFTA_SET_EXPRESSIONS: its list of them
+	nftaSetElemExpr      = 7  // NFTA_SET_ELEM_EXPR
+	nftaSetElemExprs     = 11 // NFTA_SET_ELEM_EXPRESSIONS: two or more expressions
+	udataSetComment      = 7  // NFTNL_UDATA_SET_COMMENT in a set's user data
+	nftTypeIPv4Addr      = 7  // nft's datatype ipv4_addr
+	nftTypeIPv6Addr      = 8  // nft's datatype ipv6_addr
+	setElemIntervalEnd   = 1  // NFT_SET_ELEM_INTERVAL_END
+	setElemCatchall      = 2  // NFT_SET_ELEM_CATCHALL
+	overflowCommentStart = "ipacct-overflow @"
+)
+
+// OverflowComment is the comment of a rule that counts the packets a
+// per-address set could not take because it was full: it names the set,
+// which must be in the rule's table. The rule sits right after the one
+// that adds to the set, which stops the chain when the add succeeds.
+func OverflowComment(set string) string { return overflowCommentStart + set }
+
+// set is what the exporter needs of one NFT_MSG_NEWSET message.
+type set struct {
+	table, name []byte
+	flags       uint32
+	keyType     uint32
+	keyLen      uint32
+	size        uint32
+	comment     []byte
+	hasComment  bool
+}
+
+func parseSet(b []byte) (set, error) {
+	var s set
+	a := attrs{b: b}
+	for a.next() {
+		switch a.typ {
+		case unix.NFTA_SET_TABLE:
+			s.table = cstring(a.val)
+		case unix.NFTA_SET_NAME:
+			s.name = cstring(a.val)
+		case unix.NFTA_SET_FLAGS:
+			s.flags = be32(a.val)
+		case unix.NFTA_SET_KEY_TYPE:
+			s.keyType = be32(a.val)
+		case unix.NFTA_SET_KEY_LEN:
+			s.keyLen = be32(a.val)
+		case unix.NFTA_SET_DESC:
+			d := attrs{b: a.val}
+			for d.next() {
+				if d.typ == unix.NFTA_SET_DESC_SIZE {
+					s.size = be32(d.val)
+				}
+			}
+			if d.err != nil {
+				return s, d.err
+			}
+		case unix.NFTA_SET_USERDATA:
+			s.comment, s.hasComment = setComment(a.val)
+		}
+	}
+	return s, a.err
+}
+
+// setComment finds the comment in a set's user data, whose list of type,
+// length, value entries numbers the comment differently from a rule's.
+func setComment(b []byte) ([]byte, bool) {
+	for len(b) >= 2 {
+		typ, n := b[0], int(b[1])
+		if len(b) < 2+n {
+			return nil, false
+		}
+		if typ == udataSetComment {
+			v := b[2 : 2+n]
+			if len(v) > 0 && v[len(v)-1] == 0 {
+				v = v[:len(v)-1]
+			}
+			return v, true
+		}
+		b = b[2+n:]
+	}
+	return nil, false
+}
+
+func be32(b []byte) uint32 {
+	if len(b) != 4 {
+		return 0
+	}
+	return binary.BigEndian.Uint32(b)
+}
+
+// addressFamily says which address family a set's keys are, or why the set
+// cannot count per address.
+func (s set) addressFamily() (string, error) {
+	switch {
+	case s.flags&unix.NFT_SET_MAP != 0 || s.flags&unix.NFT_SET_OBJECT != 0:
+		return "", errors.New("the set is a map; per-address accounting needs a set of addresses")
+	case s.flags&unix.NFT_SET_INTERVAL != 0:
+		return "", errors.New("the set has flag interval: its elements are ranges, not addresses")
+	case s.keyType == nftTypeIPv4Addr && s.keyLen == 4:
+		return "ipv4", nil
+	case s.keyType == nftTypeIPv6Addr && s.keyLen == 16:
+		return "ipv6", nil
+	}
+	return "", errors.New("the set's type is not ipv4_addr or ipv6_addr")
+}
+
+// element is one set element: its key and its counter, if it has one.
+type element struct {
+	key            []byte
+	packets, bytes uint64
+	hasCounter     bool
+	skip           bool // an interval end or the catch-all element
+}
+
+// parseElements calls fn for each element of an NFT_MSG_NEWSETELEM message.
+// An element's counter is its NFTA_SET_ELEM_EXPR when it has one stateful
+// expression, or one of its NFTA_SET_ELEM_EXPRESSIONS when it has several
+// (a counter beside a quota or a limit, say).
+func parseElements(b []byte, fn func(element)) error {
+	a := attrs{b: b}
+	for a.next() {
+		if a.typ != unix.NFTA_SET_ELEM_LIST_ELEMENTS {
+			continue
+		}
+		list := attrs{b: a.val}
+		for list.next() {
+			if list.typ != unix.NFTA_LIST_ELEM {
+				continue
+			}
+			e, err := parseElement(list.val)
+			if err != nil {
+				return err
+			}
+			fn(e)
+		}
+		if list.err != nil {
+			return list.err
+		}
+	}
+	return a.err
+}
+
+func parseElement(b []byte) (element, error) {
+	var e element
+	a := attrs{b: b}
+	for a.next() {
+		switch a.typ {
+		case unix.NFTA_SET_ELEM_KEY:
+			k := attrs{b: a.val}
+			for k.next() {
+				if k.typ == unix.NFTA_DATA_VALUE {
+					e.key = k.val
+				}
+			}
+			if k.err != nil {
+				return e, k.err
+			}
+		case unix.NFTA_SET_ELEM_FLAGS:
+			e.skip = be32(a.val)&(setElemIntervalEnd|setElemCatchall) != 0
+		case nftaSetElemExpr:
+			if err := e.counterFrom(a.val); err != nil {
+				return e, err
+			}
+		case nftaSetElemExprs:
+			list := attrs{b: a.val}
+			for list.next() {
+				if list.typ == unix.NFTA_LIST_ELEM {
+					if err := e.counterFrom(list.val); err != nil {
+						return e, err
+					}
+				}
+			}
+			if list.err != nil {
+				return e, list.err
+			}
+		}
+	}
+	return e, a.err
+}
+
+// counterFrom takes the counter out of an expression (NFTA_EXPR_NAME and
+// NFTA_EXPR_DATA), if it is one and the element has none yet.
+func (e *element) counterFrom(b []byte) error {
+	var name, data []byte
+	a := attrs{b: b}
+	for a.next() {
+		switch a.typ {
+		case unix.NFTA_EXPR_NAME:
+			name = cstring(a.val)
+		case unix.NFTA_EXPR_DATA:
+			data = a.val
+		}
+	}
+	if a.err != nil {
+		return a.err
+	}
+	if string(name) == "counter" && !e.hasCounter {
+		e.packets, e.bytes, e.hasCounter = parseCounter(data)
+	}
+	return nil
+}
+
+// setKey identifies a set, or the set an overflow rule names.
+type setKey struct {
+	family      uint8
+	table, name string
+}
+
+// readSets reads every set whose comment carries a tag, with its elements'
+// counters, into r. overflow holds the overflow rules' counters by set.
+func readSets(d *dumper, r *backends.Reading, overflow map[setKey]*backends.Counter) error {
+	type tagged struct {
+		key    setKey
+		set    set
+		tag    tag.Tag
+		family string
+	}
+	var sets []tagged
+	err := d.dump(unix.NFT_MSG_GETSET, unix.AF_UNSPEC, nil, func(family uint8, attrs []byte) error {
+		s, err := parseSet(attrs)
+		if err != nil {
+			return fmt.Errorf("decoding a set: %w", err)
+		}
+		if !s.hasComment || s.flags&unix.NFT_SET_ANONYMOUS != 0 {
+			return nil
+		}
+		t, err := parseTag(s.comment)
+		if errors.Is(err, tag.ErrNoTag) {
+			return nil
+		}
+		where := FamilyName(nftables.TableFamily(family)) + " " + string(s.table) + " set " + string(s.name)
+		if err == nil {
+			var fam string
+			if fam, err = s.addressFamily(); err == nil {
+				key := setKey{family, string(s.table), string(s.name)}
+				sets = append(sets, tagged{key, s, t, fam})
+				return nil
+			}
+		}
+		r.Invalid = append(r.Invalid, backends.InvalidComment{Where: where, Comment: string(s.comment), Err: err})
+		return nil
+	})
+	if err != nil {
+		return explain("dumping sets", err)
+	}
+
+	for _, ts := range sets {
+		where := FamilyName(nftables.TableFamily(ts.key.family)) + " " + ts.key.table + " set " + ts.key.name
+		as := backends.AddressSet{
+			Tag: ts.tag.Name, Direction: ts.tag.Direction, Description: ts.tag.Description,
+			Family: ts.family, Where: where, Capacity: ts.set.size, Overflow: overflow[ts.key],
+		}
+		keyLen := int(ts.set.keyLen)
+		uncounted := 0
+		req := append(stringAttr(unix.NFTA_SET_ELEM_LIST_TABLE, ts.key.table), stringAttr(unix.NFTA_SET_ELEM_LIST_SET, ts.key.name)...)
+		err := d.dump(unix.NFT_MSG_GETSETELEM, ts.key.family, req, func(_ uint8, attrs []byte) error {
+			return parseElements(attrs, func(e element) {
+				switch {
+				case e.skip:
+				case len(e.key) != keyLen:
+				case !e.hasCounter:
+					uncounted++
+				default:
+					addr, _ := netip.AddrFromSlice(e.key)
+					as.Elements = append(as.Elements, backends.AddressCount{Addr: addr, Packets: e.packets, Bytes: e.bytes})
+				}
+			})
+		})
+		switch {
+		case errors.Is(err, unix.ENOENT):
+			continue // deleted since the set dump
+		case err != nil:
+			return explain("dumping the elements of "+where, err)
+		}
+		if uncounted > 0 {
+			r.Invalid = append(r.Invalid, backends.InvalidComment{Where: where, Comment: string(ts.set.comment),
+				Err: fmt.Errorf("%d elements have no counter and are not counted: give the set the counter flag, or add \"counter\" to the statement that adds them", uncounted)})
+			if len(as.Elements) == 0 {
+				continue // nothing in it counts: not a per-address set
+			}
+		}
+		r.Sets = append(r.Sets, as)
+	}
+	return nil
+}
+
+// stringAttr encodes a NUL-terminated string attribute for a request.
+func stringAttr(typ uint16, v string) []byte {
+	l := 4 + len(v) + 1
+	b := make([]byte, (l+unix.NLA_ALIGNTO-1)&^(unix.NLA_ALIGNTO-1))
+	binary.NativeEndian.PutUint16(b[0:2], uint16(l))
+	binary.NativeEndian.PutUint16(b[2:4], typ)
+	copy(b[4:], v)
+	return b
+}
