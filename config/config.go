@@ -3,7 +3,10 @@
 // else makes one.
 package config
 
-import "net/netip"
+import (
+	"net/netip"
+	"time"
+)
 
 // File is a loaded, validated rules.yaml.
 type File struct {
@@ -18,10 +21,38 @@ type File struct {
 	Count string `yaml:"count"`
 	// Accounting lists what to count, one tag an entry.
 	Accounting []Entry `yaml:"accounting"`
-	// Addresses is reserved for per-address accounting (issue 4): each
-	// entry will name a tag and its networks, counted per address in sets.
-	// Load rejects it for now with a clear message.
-	Addresses []map[string]any `yaml:"addresses"`
+	// Addresses lists what to count per address, one tag an entry.
+	Addresses []AddressEntry `yaml:"addresses"`
+}
+
+// AddressEntry is one per-address accounting entry: a tag (a tenant, a
+// group of servers) and its networks. The exporter counts each address of
+// the networks that traffic is seen for, in sets of the kernel with a
+// counter per address: one set per family and direction. Out is traffic
+// whose source is the address, in traffic whose destination is.
+type AddressEntry struct {
+	Tag         string `yaml:"tag"`
+	Description string `yaml:"description"`
+	// Networks are the addresses or networks to count, IPv4 and/or IPv6.
+	// They must not overlap any other address entry's.
+	Networks []netip.Prefix `yaml:"networks"`
+	// Direction is "in", "out" or "both" (default).
+	Direction string `yaml:"direction"`
+	// Hooks are where to count: by default input, output and forward, so
+	// that it works on a server and on a gateway. Out is counted at output
+	// and forward, in at input and forward.
+	Hooks []string `yaml:"hooks"`
+	// Size is the most addresses each set holds (default 65535). When a
+	// set is full, new addresses are not counted per address; the overflow
+	// is counted per tag instead.
+	Size uint32 `yaml:"size"`
+	// Timeout, when set, drops an address that has seen no traffic for
+	// that long, which frees its place in the set. If it comes back, its
+	// counter starts again from zero.
+	Timeout time.Duration `yaml:"timeout"`
+
+	// Line is where the entry starts in the file, for messages.
+	Line int `yaml:"-"`
 }
 
 // Entry is one accounting entry. Every list is OR'd; the fields are AND'ed.

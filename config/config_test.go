@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ipacct/ipacct_exporter/tag"
 )
@@ -19,8 +20,23 @@ import (
 // checks the whole message. Every file there must be listed.
 func TestInvalid(t *testing.T) {
 	tests := map[string]string{
-		"accounting-empty":     "2: accounting: no entries",
-		"addresses":            "3: addresses: per-address accounting is not supported yet",
+		"accounting-empty": "2: accounting: no entries",
+		"addresses-tag-twice": "4: addresses[0].tag: web is already the tag of the accounting entry at line 2; a tag counts by rules or per address, not both\n" +
+			"8: addresses[2].tag: tenants is already the tag of the address entry at line 6",
+		"addresses-overlap": "7: addresses[1].networks[1]: 192.168.31.7 overlaps 192.168.31.0/24 of addresses[0].networks[0]; an address is counted by one entry",
+		"addresses-size": "4: addresses[0].size: \"100000000\" is not a set size: a number of addresses from 1 to 16777216\n" +
+			"7: addresses[1].size: \"many\" is not a set size: a number of addresses from 1 to 16777216",
+		"addresses-timeout": "4: addresses[0].timeout: \"30 days\" is not a timeout such as 30m, 12h or 7d\n" +
+			"7: addresses[1].timeout: 400d is out of range: from 1s to 365d",
+		"addresses-networks": "2: addresses[0].networks: missing; an address entry counts the addresses of its networks\n" +
+			"4: addresses[1].networks: empty list; an address entry counts the addresses of its networks\n" +
+			"6: addresses[2].networks[0]: 192.168.33.1/24: host bits set, did you mean 192.168.33.0/24?\n" +
+			"8: addresses[3].networks: expected a list, got \"192.168.34.0/24\"; write [192.168.34.0/24]",
+		"addresses-hooks": "5: addresses[0].hooks: direction out is counted at output or forward, and hooks has neither\n" +
+			"8: addresses[1].hooks[0]: \"prerouting\" is not a hook; use input, output or forward",
+		"addresses-unknown-key": "2: addresses[0].networks: missing; an address entry counts the addresses of its networks\n" +
+			"3: addresses[0].network: unknown key; did you mean networks?",
+		"addresses-empty":      "1: addresses: no entries",
 		"bad-cidr":             "4: accounting[0].local[0]: \"192.0.2.0/33\" is not an IP network such as 192.0.2.0/24\n5: accounting[0].local[1]: \"192.0.2.300\" is not an IP address or network",
 		"control-character":    "3: the character U+0001 is not allowed in YAML",
 		"comment-too-long":     "3: accounting[0].description: with the tag, the rule comment is 129 bytes and nft allows 128: shorten the description to 81 bytes",
@@ -32,7 +48,7 @@ func TestInvalid(t *testing.T) {
 		"duplicate-address":    "3: accounting[0].local[1]: 192.0.2.1 is listed twice, also as local[0]",
 		"duplicate-key":        "4: accounting[0].tag: given twice, first at line 2",
 		"duplicate-tag":        "8: accounting[2].tag: web4 already counts direction in at line 2 and direction out at line 5",
-		"empty":                " no accounting entries",
+		"empty":                " no accounting or addresses entries",
 		"empty-list":           "3: accounting[0].local: empty list; leave local out to match any address",
 		"entry-not-mapping":    `2: accounting[0]: expected a mapping with at least a tag, got "web4"`,
 		"families-disjoint": "3: accounting[0].local: only IPv4 addresses, but remote has IPv6 ones, and no IPv6 packet matches local; split the entry by family\n" +
@@ -527,4 +543,35 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestAddressesDefaults(t *testing.T) {
+	f := mustParse(t, `
+addresses:
+  - tag: rent31
+    description: Tenant 31
+    networks: [192.168.31.0/24, 2001:db8:31::/64]
+  - tag: servers
+    networks: [10.0.0.4, 10.0.0.5/32]
+    direction: out
+    hooks: [output]
+    size: 16
+    timeout: 7d
+`)
+	if len(f.Addresses) != 2 {
+		t.Fatalf("addresses: %+v", f.Addresses)
+	}
+	a, b := f.Addresses[0], f.Addresses[1]
+	if a.Direction != "both" || !slices.Equal(a.Hooks, []string{"input", "output", "forward"}) || a.Size != DefaultSetSize || a.Timeout != 0 || a.Line != 3 {
+		t.Errorf("defaults: %+v", a)
+	}
+	if !slices.Equal(a.Families(), []string{"ipv4", "ipv6"}) || a.NetworksOf("ipv6")[0].String() != "2001:db8:31::/64" {
+		t.Errorf("families: %v %v", a.Families(), a.NetworksOf("ipv6"))
+	}
+	if b.Size != 16 || b.Timeout != 7*24*time.Hour || !slices.Equal(b.Families(), []string{"ipv4"}) || len(b.Directions()) != 1 || b.Directions()[0] != tag.Out {
+		t.Errorf("servers: %+v", b)
+	}
+	if len(f.Accounting) != 0 {
+		t.Errorf("accounting: %+v", f.Accounting)
+	}
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net/netip"
 	"strconv"
 
 	"github.com/ipacct/ipacct_exporter/tag"
@@ -35,4 +36,34 @@ func (r PortRange) String() string {
 		return strconv.Itoa(int(r.Low))
 	}
 	return strconv.Itoa(int(r.Low)) + "-" + strconv.Itoa(int(r.High))
+}
+
+// Directions are the directions the entry counts: tag.In, tag.Out, or both.
+func (e AddressEntry) Directions() []tag.Direction {
+	return Entry{Direction: e.Direction}.Directions()
+}
+
+// Families are the address families of the entry's networks: "ipv4",
+// "ipv6", or both, in that order.
+func (e AddressEntry) Families() []string {
+	has4, has6 := families(e.Networks)
+	var out []string
+	if has4 {
+		out = append(out, "ipv4")
+	}
+	if has6 {
+		out = append(out, "ipv6")
+	}
+	return out
+}
+
+// NetworksOf are the entry's networks of one family ("ipv4" or "ipv6").
+func (e AddressEntry) NetworksOf(family string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range e.Networks {
+		if p.Addr().Is4() == (family == "ipv4") {
+			out = append(out, p)
+		}
+	}
+	return out
 }

@@ -278,6 +278,15 @@ type filePos struct {
 	broken       bool       // the file or its accounting is not a mapping or list
 	listed       int        // entries written, decoded or not
 	entries      []entryPos // one per decoded entry
+	addresses    listPos
+}
+
+// listPos is where a list of entries other than accounting was written.
+type listPos struct {
+	line    int  // of the value; 0: not written
+	broken  bool // not a list
+	listed  int  // entries written, decoded or not
+	entries []entryPos
 }
 
 type entryPos struct {
@@ -514,7 +523,7 @@ func (d *decoder) file(root *yaml.Node, f *File, pos *filePos) {
 		case "count":
 			f.Count, pos.count, _ = d.str(val, key, false)
 		case "addresses":
-			d.errs.add(keyLine, key, "per-address accounting is not supported yet")
+			d.addresses(val, f, pos)
 		case "accounting":
 			d.accounting(val, f, pos)
 		}

@@ -40,6 +40,18 @@ func (f *File) setDefaults() {
 	for i := range f.Accounting {
 		f.Accounting[i].setDefaults()
 	}
+	for i := range f.Addresses {
+		a := &f.Addresses[i]
+		if a.Direction == "" {
+			a.Direction = "both"
+		}
+		if a.Hooks == nil {
+			a.Hooks = slices.Clone(hooks)
+		}
+		if a.Size == 0 {
+			a.Size = DefaultSetSize
+		}
+	}
 }
 
 func (e *Entry) setDefaults() {
@@ -93,9 +105,7 @@ func validate(f *File, pos *filePos, errs *errList) {
 	if f.Count != "accepted" && f.Count != "all" {
 		errs.add(pos.count, "count", "%s is not a count; use accepted or all", quote(f.Count))
 	}
-	if f.Addresses != nil {
-		errs.add(0, "addresses", "per-address accounting is not supported yet")
-	}
+	addressesWritten := len(f.Addresses) > 0 || pos.addresses.listed > 0 || pos.addresses.broken
 	switch {
 	case len(f.Accounting) > maxEntries:
 		errs.add(pos.accounting, "accounting", "%d entries, at most %d are allowed", len(f.Accounting), maxEntries)
@@ -103,12 +113,16 @@ func validate(f *File, pos *filePos, errs *errList) {
 		// Reported, if at all, by the decoder.
 	case pos.accounting > 0:
 		errs.add(pos.accounting, "accounting", "no entries")
+	case addressesWritten || pos.addresses.line > 0:
 	default:
-		errs.add(0, "", "no accounting entries")
+		errs.add(0, "", "no accounting or addresses entries")
+	}
+	if pos.addresses.line > 0 && !addressesWritten {
+		errs.add(pos.addresses.line, "addresses", "no entries")
 	}
 	claims := make(map[string]map[tag.Direction]int)
 	for i := range f.Accounting {
-		r := entryRef{e: &f.Accounting[i], name: fmt.Sprintf("accounting[%d]", i)}
+		r := entryRef{ref{line: f.Accounting[i].Line, name: fmt.Sprintf("accounting[%d]", i)}, &f.Accounting[i]}
 		if i < len(pos.entries) {
 			r.p = &pos.entries[i]
 			r.name = fmt.Sprintf("accounting[%d]", r.p.index)
@@ -116,6 +130,7 @@ func validate(f *File, pos *filePos, errs *errList) {
 		r.validate(errs)
 		r.claim(claims, errs)
 	}
+	validateAddresses(f, pos, claims, errs)
 }
 
 func validTable(s string) bool {
@@ -132,16 +147,22 @@ func validTable(s string) bool {
 
 func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 
-// entryRef is an entry with where it was written.
+// ref says where an entry's values were written, for messages.
+type ref struct {
+	line int       // where the entry starts
+	p    *entryPos // nil: everything is at line
+	name string    // accounting[N], addresses[N]
+}
+
+// entryRef is an accounting entry with where it was written.
 type entryRef struct {
-	e    *Entry
-	p    *entryPos // nil: everything is at e.Line
-	name string    // accounting[N]
+	ref
+	e *Entry
 }
 
 // field is the line and name of a key's value.
-func (r entryRef) field(key string) (int, string) {
-	line := r.e.Line
+func (r ref) field(key string) (int, string) {
+	line := r.line
 	if r.p != nil && r.p.values[key] > 0 {
 		line = r.p.values[key]
 	}
@@ -150,7 +171,7 @@ func (r entryRef) field(key string) (int, string) {
 
 // item is the line of item i of a list, its name, and its name within the
 // entry ("local[1]"). A list written as a single value has no index.
-func (r entryRef) item(key string, i int) (line int, field, short string) {
+func (r ref) item(key string, i int) (line int, field, short string) {
 	line, idx := r.field(key)
 	index := i
 	if r.p != nil {
@@ -166,20 +187,20 @@ func (r entryRef) item(key string, i int) (line int, field, short string) {
 }
 
 // itemError reports a problem of item i of a list.
-func (r entryRef) itemError(errs *errList, key string, i int, format string, args ...any) {
+func (r ref) itemError(errs *errList, key string, i int, format string, args ...any) {
 	line, field, _ := r.item(key, i)
 	errs.add(line, field, format, args...)
 }
 
 // short is the name of item i of a list within the entry.
-func (r entryRef) short(key string, i int) string {
+func (r ref) short(key string, i int) string {
 	_, _, short := r.item(key, i)
 	return short
 }
 
 // explicit reports whether the file set key (a File without positions
 // counts as setting everything).
-func (r entryRef) explicit(key string) bool { return r.p == nil || r.p.values[key] > 0 }
+func (r ref) explicit(key string) bool { return r.p == nil || r.p.values[key] > 0 }
 
 func (r entryRef) validate(errs *errList) {
 	e := r.e
@@ -335,14 +356,19 @@ var hooks = []string{"input", "output", "forward"}
 
 // checkHooks reports whether the hooks are valid on their own.
 func (r entryRef) checkHooks(errs *errList) bool {
-	if len(r.e.Hooks) == 0 {
+	return checkHookList(r.ref, r.e.Hooks, "empty list; leave hooks out for [input, output]", errs)
+}
+
+// checkHookList reports whether a list of hooks is valid on its own.
+func checkHookList(r ref, list []string, emptyMsg string, errs *errList) bool {
+	if len(list) == 0 {
 		line, field := r.field("hooks")
-		errs.add(line, field, "empty list; leave hooks out for [input, output]")
+		errs.add(line, field, "%s", emptyMsg)
 		return false
 	}
 	ok := true
 	seen := make(map[string]int)
-	for i, h := range r.e.Hooks {
+	for i, h := range list {
 		if first, twice := seen[h]; twice {
 			r.itemError(errs, "hooks", i, "%s is listed twice, also as %s", h, r.short("hooks", first))
 			ok = false
@@ -447,7 +473,7 @@ func familyWord(f string) string {
 
 // checkPrefixes reports whether every prefix of a list is valid. It rejects
 // overlaps: a packet in two of them would be counted twice.
-func (r entryRef) checkPrefixes(key string, list []netip.Prefix, errs *errList) bool {
+func (r ref) checkPrefixes(key string, list []netip.Prefix, errs *errList) bool {
 	ok := true
 	var spans []span[netip.Addr]
 	for i, p := range list {

@@ -1,0 +1,210 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/ipacct/ipacct_exporter/tag"
+)
+
+// Limits of a per-address entry.
+const (
+	// DefaultSetSize is the kernel's customary size of a dynamic set, and
+	// what nft gives one that names none.
+	DefaultSetSize = 65535
+	// maxSetSize bounds one set: at about 200 bytes of kernel memory an
+	// element, 16 Mi addresses take 3 GiB.
+	maxSetSize  = 1 << 24
+	maxTimeout  = 365 * 24 * time.Hour
+	maxNetworks = 1000
+)
+
+var addressKeys = []string{"tag", "description", "networks", "direction", "hooks", "size", "timeout"}
+
+func (d *decoder) addresses(val *yaml.Node, f *File, pos *filePos) {
+	const field = "addresses"
+	items, line, _, ok := d.list(val, field, false)
+	if !ok {
+		pos.addresses.line, pos.addresses.broken = val.Line, line > 0
+		return
+	}
+	pos.addresses.line, pos.addresses.listed = line, len(items)
+	if len(items) > maxEntries {
+		d.errs.add(line, field, "%d entries, at most %d are allowed", len(items), maxEntries)
+		return
+	}
+	for i, item := range items {
+		name := fmt.Sprintf("addresses[%d]", i)
+		n := d.visit(item, name)
+		if n == nil {
+			return
+		}
+		if n.Kind != yaml.MappingNode {
+			d.errs.add(n.Line, name, "expected a mapping with a tag and networks, got %s", describe(n))
+			continue
+		}
+		e, p := d.addressEntry(n, name)
+		p.index = i
+		f.Addresses = append(f.Addresses, e)
+		pos.addresses.entries = append(pos.addresses.entries, p)
+	}
+}
+
+func (d *decoder) addressEntry(n *yaml.Node, name string) (AddressEntry, entryPos) {
+	e := AddressEntry{Line: n.Line}
+	p := entryPos{
+		values: make(map[string]int),
+		items:  make(map[string][]itemPos),
+		scalar: make(map[string]bool),
+	}
+	d.mapping(n, name, addressKeys, func(key string, keyLine int, val *yaml.Node) {
+		field := name + "." + key
+		before := len(d.errs.errs)
+		defer func() {
+			if len(d.errs.errs) > before {
+				p.broken = true
+			}
+		}()
+		if val.Line > 0 {
+			p.values[key] = val.Line
+		}
+		switch key {
+		case "tag":
+			e.Tag, _, _ = d.str(val, field, false)
+		case "description":
+			e.Description, _, _ = d.str(val, field, true)
+		case "direction":
+			e.Direction, _, _ = d.str(val, field, false)
+		case "hooks":
+			e.Hooks = decodeItems(d, val, key, field, &p, false, 0, "", func(s string) (string, error) { return s, nil })
+		case "networks":
+			e.Networks = decodeItems(d, val, key, field, &p, false, maxNetworks, "empty list; an address entry counts the addresses of its networks", parsePrefix)
+		case "size":
+			if s, _, ok := d.str(val, field, false); ok {
+				v, err := parseSize(s)
+				if err != nil {
+					d.errs.add(val.Line, field, "%v", err)
+				}
+				e.Size = v
+			}
+		case "timeout":
+			if s, _, ok := d.str(val, field, false); ok {
+				v, err := parseTimeout(s)
+				if err != nil {
+					d.errs.add(val.Line, field, "%v", err)
+				}
+				e.Timeout = v
+			}
+		}
+	})
+	return e, p
+}
+
+func parseSize(s string) (uint32, error) {
+	v, err := strconv.ParseUint(s, 10, 32)
+	if err != nil || v == 0 || v > maxSetSize {
+		return 0, fmt.Errorf("%s is not a set size: a number of addresses from 1 to %d", quote(s), maxSetSize)
+	}
+	return uint32(v), nil
+}
+
+// parseTimeout takes Prometheus' durations (30s, 12h, 7d, 1w), as the
+// rest of the ecosystem's configuration does.
+func parseTimeout(s string) (time.Duration, error) {
+	d, err := model.ParseDuration(s)
+	if err != nil || d == 0 {
+		return 0, fmt.Errorf("%s is not a timeout such as 30m, 12h or 7d", quote(s))
+	}
+	if t := time.Duration(d); t < time.Second || t > maxTimeout {
+		return 0, fmt.Errorf("%s is out of range: from 1s to 365d", s)
+	}
+	return time.Duration(d), nil
+}
+
+// validateAddresses checks the address entries. claims are the tags of the
+// accounting entries: a tag counts by rules or per address, not both.
+func validateAddresses(f *File, pos *filePos, claims map[string]map[tag.Direction]int, errs *errList) {
+	seen := map[string]int{}
+	type where struct{ entry, item int }
+	var spans []span[netip.Addr]
+	var owners []where
+	refs := make([]ref, len(f.Addresses))
+	for i := range f.Addresses {
+		e := &f.Addresses[i]
+		r := ref{line: e.Line, name: fmt.Sprintf("addresses[%d]", i)}
+		if i < len(pos.addresses.entries) {
+			r.p = &pos.addresses.entries[i]
+			r.name = fmt.Sprintf("addresses[%d]", r.p.index)
+		}
+		refs[i] = r
+		tagLine, tagField := r.field("tag")
+		switch {
+		case e.Tag == "":
+			errs.add(tagLine, tagField, "missing; every entry needs a tag")
+		case checkTag(e.Tag) != "":
+			errs.add(tagLine, tagField, "%s", checkTag(e.Tag))
+		case seen[e.Tag] > 0:
+			errs.add(tagLine, tagField, "%s is already the tag of the address entry at line %d", e.Tag, seen[e.Tag])
+		case claims[e.Tag] != nil:
+			line := claims[e.Tag][tag.In] + claims[e.Tag][tag.Out] // one is 0
+			if claims[e.Tag][tag.In] > 0 {
+				line = claims[e.Tag][tag.In]
+			}
+			errs.add(tagLine, tagField, "%s is already the tag of the accounting entry at line %d; a tag counts by rules or per address, not both", e.Tag, line)
+		default:
+			seen[e.Tag] = e.Line
+		}
+		if msg := checkDescription(e.Description); msg != "" {
+			line, field := r.field("description")
+			errs.add(line, field, "%s", msg)
+		} else if n := len(commentPrefix(e.Tag)) + len(e.Description); e.Description != "" && n > maxCommentLen {
+			line, field := r.field("description")
+			errs.add(line, field, "with the tag, the set comment is %d bytes and nft allows %d: shorten the description to %d bytes",
+				n, maxCommentLen, maxCommentLen-len(commentPrefix(e.Tag)))
+		}
+		directionOK := contains([]string{"in", "out", "both"}, e.Direction)
+		if !directionOK {
+			line, field := r.field("direction")
+			errs.add(line, field, "%s is not a direction; use in, out or both", quote(e.Direction))
+		}
+		hooksOK := checkHookList(r, e.Hooks, "empty list; leave hooks out for [input, output, forward]", errs)
+		if len(e.Networks) == 0 && (r.p == nil || r.p.values["networks"] == 0 && !r.p.broken) {
+			errs.add(e.Line, r.name+".networks", "missing; an address entry counts the addresses of its networks")
+		}
+		if r.checkPrefixes("networks", e.Networks, errs) {
+			for j, p := range e.Networks {
+				spans = append(spans, span[netip.Addr]{p.Addr(), lastAddr(p), len(owners)})
+				owners = append(owners, where{i, j})
+			}
+		}
+		if hooksOK && directionOK && (r.p == nil || !r.p.broken) {
+			for _, d := range e.Directions() {
+				// Out is counted at output and forward, in at input and
+				// forward.
+				need := "output"
+				if d == tag.In {
+					need = "input"
+				}
+				if !contains(e.Hooks, need) && !contains(e.Hooks, "forward") {
+					line, field := r.field("hooks")
+					errs.add(line, field, "direction %s is counted at %s or forward, and hooks has neither", d, need)
+				}
+			}
+		}
+	}
+	// Across entries: an address in two entries would be counted in both.
+	for _, o := range overlaps(spans, netip.Addr.Compare) {
+		a, b := owners[o.later], owners[o.earlier]
+		if a.entry == b.entry {
+			continue // reported by checkPrefixes
+		}
+		r := refs[a.entry]
+		r.itemError(errs, "networks", a.item, "%s overlaps %s of %s; an address is counted by one entry",
+			fmtPrefix(f.Addresses[a.entry].Networks[a.item]), fmtPrefix(f.Addresses[b.entry].Networks[b.item]), refs[b.entry].name+"."+refs[b.entry].short("networks", b.item))
+	}
+}
