@@ -198,7 +198,7 @@ func runConfigCommand(path, nsPath string, check, dryRun, cleanup bool) int {
 			fmt.Print(rs.Text())
 		}
 		if check {
-			fmt.Printf("%s: valid, %d entries\n", path, len(f.Accounting))
+			fmt.Printf("%s: valid, %d accounting entries, %d addresses entries\n", path, len(f.Accounting), len(f.Addresses))
 		}
 	}
 	if !cleanup || check || dryRun {

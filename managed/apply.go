@@ -3,6 +3,7 @@ package managed
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 
 	"github.com/google/nftables"
@@ -19,11 +20,18 @@ type Changes struct {
 	Added, Removed []string
 	JumpsRewritten []string // base chains whose jumps changed
 	Unchanged      int      // entry chains kept, counters and all
+	// SetsAdded and SetsRemoved name the per-address sets created and
+	// deleted; SetsKept counts those kept, with their counters.
+	SetsAdded, SetsRemoved []string
+	SetsKept               int
+	// ElementsRemoved counts the addresses deleted from kept sets because
+	// their entry no longer holds them.
+	ElementsRemoved int
 }
 
 // Empty reports whether Apply left the kernel as it was.
 func (c Changes) Empty() bool {
-	return !c.Created && len(c.Added)+len(c.Removed)+len(c.JumpsRewritten) == 0
+	return !c.Created && len(c.Added)+len(c.Removed)+len(c.JumpsRewritten)+len(c.SetsAdded)+len(c.SetsRemoved)+c.ElementsRemoved == 0
 }
 
 // Apply makes the managed table hold rs, in one netlink transaction: the
@@ -43,7 +51,37 @@ func Apply(conn *nftables.Conn, rs *Ruleset) (Changes, error) {
 		existing = map[string]*nftables.Chain{}
 	}
 
-	// New entry chains first, so that the jumps below can name them.
+	// Sets first, so that the chains below can add to them.
+	haveSets := map[string]*nftables.Set{}
+	if !ch.Created {
+		sets, err := conn.GetSets(table)
+		if err != nil {
+			return ch, fmt.Errorf("listing the sets of table inet %s: %w", rs.Table, err)
+		}
+		for _, s := range sets {
+			s.Table = table
+			haveSets[s.Name] = s
+		}
+	}
+	wantSets := map[string]bool{}
+	for _, s := range rs.Sets {
+		wantSets[s.Name] = true
+		if have := haveSets[s.Name]; have != nil {
+			ch.SetsKept++
+			n, err := dropStrays(conn, have, s.Networks)
+			if err != nil {
+				return ch, err
+			}
+			ch.ElementsRemoved += n
+			continue
+		}
+		if err := conn.AddSet(s.nftSet(table), nil); err != nil {
+			return ch, fmt.Errorf("set %s: %w", s.Name, err)
+		}
+		ch.SetsAdded = append(ch.SetsAdded, s.Name)
+	}
+
+	// New entry chains next, so that the jumps below can name them.
 	wantChains := map[string]bool{}
 	for _, c := range rs.Chains {
 		wantChains[c.Name] = true
@@ -52,9 +90,7 @@ func Apply(conn *nftables.Conn, rs *Ruleset) (Changes, error) {
 			continue
 		}
 		chain := conn.AddChain(&nftables.Chain{Name: c.Name, Table: table})
-		for _, r := range c.Rules {
-			conn.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: r.Exprs, UserData: userData(r.Comment)})
-		}
+		addRules(conn, chain, c.Rules)
 		ch.Added = append(ch.Added, c.Name)
 	}
 	prio := nftables.ChainPriority(rs.Priority)
@@ -96,16 +132,44 @@ func Apply(conn *nftables.Conn, rs *Ruleset) (Changes, error) {
 		}
 	}
 
-	// Last, the entry chains nothing jumps to any more.
+	// The per-address base chains are named after their rules: a changed
+	// one is a new chain, which replaces the old in the same transaction.
+	for _, bc := range rs.AddrBase {
+		wantChains[bc.Name] = true
+		if existing[bc.Name] != nil {
+			continue
+		}
+		accept := nftables.ChainPolicyAccept
+		c := conn.AddChain(&nftables.Chain{
+			Name: bc.Name, Table: table, Type: nftables.ChainTypeFilter,
+			Hooknum: hookNums[bc.Hook], Priority: nftables.ChainPriorityRef(prio), Policy: &accept,
+		})
+		addRules(conn, c, bc.Rules)
+		ch.Added = append(ch.Added, bc.Name)
+	}
+
+	// Last, the chains nothing jumps to any more: all flushed before any is
+	// deleted, as one may go to another. Then the sets they added to.
+	var stale []*nftables.Chain
 	for name, c := range existing {
 		if name == MarkerChain || slices.Contains(hooks, name) || wantChains[name] {
 			continue
 		}
 		conn.FlushChain(c)
-		conn.DelChain(c)
+		stale = append(stale, c)
 		ch.Removed = append(ch.Removed, name)
 	}
+	for _, c := range stale {
+		conn.DelChain(c)
+	}
 	slices.Sort(ch.Removed)
+	for name, s := range haveSets {
+		if !wantSets[name] {
+			conn.DelSet(s)
+			ch.SetsRemoved = append(ch.SetsRemoved, name)
+		}
+	}
+	slices.Sort(ch.SetsRemoved)
 
 	if ch.Empty() {
 		return ch, nil
@@ -181,6 +245,39 @@ func addBase(conn *nftables.Conn, table *nftables.Table, hook string, prio nftab
 	for _, j := range jumps {
 		conn.AddRule(jumpRule(c, j))
 	}
+}
+
+func addRules(conn *nftables.Conn, c *nftables.Chain, rules []Rule) {
+	for _, r := range rules {
+		var ud []byte
+		if r.Comment != "" {
+			ud = userData(r.Comment)
+		}
+		conn.AddRule(&nftables.Rule{Table: c.Table, Chain: c, Exprs: r.Exprs, UserData: ud})
+	}
+}
+
+// dropStrays deletes from a kept set the addresses outside its networks:
+// they were counted under an entry that no longer holds them.
+func dropStrays(conn *nftables.Conn, s *nftables.Set, networks []netip.Prefix) (int, error) {
+	elems, err := conn.GetSetElements(s)
+	if err != nil {
+		return 0, fmt.Errorf("reading set %s: %w", s.Name, err)
+	}
+	var strays []nftables.SetElement
+	for _, e := range elems {
+		a, ok := netip.AddrFromSlice(e.Key)
+		if ok && !slices.ContainsFunc(networks, func(p netip.Prefix) bool { return p.Contains(a) }) {
+			strays = append(strays, nftables.SetElement{Key: e.Key})
+		}
+	}
+	if len(strays) == 0 {
+		return 0, nil
+	}
+	if err := conn.SetDeleteElements(s, strays); err != nil {
+		return 0, fmt.Errorf("set %s: %w", s.Name, err)
+	}
+	return len(strays), nil
 }
 
 func jumpRule(from *nftables.Chain, to string) *nftables.Rule {

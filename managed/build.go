@@ -49,7 +49,11 @@ type Ruleset struct {
 	Table    string
 	Priority int32
 	Base     []BaseChain // in hook order: input, output, forward
-	Chains   []Chain     // entry chains, in file order
+	// Chains are the entry chains, in file order, then the chains of the
+	// per-address sets.
+	Chains   []Chain
+	Sets     []Set      // per-address sets, in file order
+	AddrBase []AddrBase // per-address base chains
 }
 
 // BaseChain is a base chain and the entry chains it jumps to.
@@ -64,11 +68,15 @@ type Chain struct {
 	Rules []Rule
 }
 
-// Rule is one counting rule, as netlink expressions and as nft text.
+// Rule is one rule, as netlink expressions and as nft text.
 type Rule struct {
 	Comment string
-	Text    string // the match, in nft syntax, for the dry run
-	Exprs   []expr.Any
+	// Text is the match in nft syntax, for the dry run; the rule counts
+	// what it matches. With Full, Text is the whole rule but its comment,
+	// and Exprs all its expressions.
+	Text  string
+	Exprs []expr.Any
+	Full  bool
 }
 
 var hooks = []string{"input", "output", "forward"}
@@ -103,6 +111,7 @@ func Build(f *config.File) (*Ruleset, error) {
 			rs.Base = append(rs.Base, BaseChain{Hook: h, Jumps: jumps[h]})
 		}
 	}
+	buildAddresses(f, rs)
 	return rs, nil
 }
 
@@ -260,16 +269,8 @@ func ifname(dir tag.Direction, name string) match {
 // addr matches the source (src) or destination address against a prefix,
 // or against everything but it (negate).
 func addr(fam string, src bool, p netip.Prefix, negate bool) match {
-	// Offsets in the IPv4 and IPv6 headers.
-	word, off, size, proto := "daddr", uint32(16), uint32(4), "ip"
-	switch {
-	case fam == "ip6" && src:
-		word, off, size, proto = "saddr", 8, 16, "ip6"
-	case fam == "ip6":
-		off, size, proto = 24, 16, "ip6"
-	case src:
-		word, off = "saddr", 12
-	}
+	proto, word, load := addrLoad(fam, src)
+	off, size := load.Offset, load.Len
 	op, opText := expr.CmpOpEq, ""
 	if negate {
 		op, opText = expr.CmpOpNeq, "!= "
@@ -288,6 +289,22 @@ func addr(fam string, src bool, p netip.Prefix, negate bool) match {
 		text = p.Addr().String()
 	}
 	return match{fmt.Sprintf("%s %s %s%s", proto, word, opText, text), exprs}
+}
+
+// addrLoad loads the source (src) or destination address of the IPv4 (ip)
+// or IPv6 (ip6) header into register 1.
+func addrLoad(fam string, src bool) (proto, word string, load *expr.Payload) {
+	// Offsets in the IPv4 and IPv6 headers.
+	word, off, size, proto := "daddr", uint32(16), uint32(4), "ip"
+	switch {
+	case fam == "ip6" && src:
+		word, off, size, proto = "saddr", 8, 16, "ip6"
+	case fam == "ip6":
+		off, size, proto = 24, 16, "ip6"
+	case src:
+		word, off = "saddr", 12
+	}
+	return proto, word, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: size}
 }
 
 var l4protos = map[string]byte{"tcp": unix.IPPROTO_TCP, "udp": unix.IPPROTO_UDP, "icmp": unix.IPPROTO_ICMP, "icmpv6": unix.IPPROTO_ICMPV6}
@@ -326,15 +343,15 @@ func userData(comment string) []byte {
 func (rs *Ruleset) Text() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "table inet %s {\n", rs.Table)
+	for _, s := range rs.Sets {
+		b.WriteString(s.setText())
+		b.WriteString("\n")
+	}
 	fmt.Fprintf(&b, "\tchain %s {\n\t}\n", MarkerChain)
 	for _, c := range rs.Chains {
 		fmt.Fprintf(&b, "\n\tchain %s {\n", c.Name)
 		for _, r := range c.Rules {
-			if r.Text != "" {
-				fmt.Fprintf(&b, "\t\t%s counter comment %q\n", r.Text, r.Comment)
-			} else {
-				fmt.Fprintf(&b, "\t\tcounter comment %q\n", r.Comment)
-			}
+			b.WriteString("\t\t" + r.text() + "\n")
 		}
 		b.WriteString("\t}\n")
 	}
@@ -345,8 +362,27 @@ func (rs *Ruleset) Text() string {
 		}
 		b.WriteString("\t}\n")
 	}
+	for _, bc := range rs.AddrBase {
+		fmt.Fprintf(&b, "\n\tchain %s {\n\t\ttype filter hook %s priority filter %+d; policy accept;\n", bc.Name, bc.Hook, rs.Priority)
+		for _, r := range bc.Rules {
+			b.WriteString("\t\t" + r.text() + "\n")
+		}
+		b.WriteString("\t}\n")
+	}
 	b.WriteString("}\n")
 	return b.String()
+}
+
+// text is the rule in nft syntax.
+func (r Rule) text() string {
+	t := r.Text
+	if !r.Full {
+		t = strings.TrimPrefix(t+" counter", " ")
+	}
+	if r.Comment != "" {
+		t += fmt.Sprintf(" comment %q", r.Comment)
+	}
+	return t
 }
 
 // tableOf is the managed table as google/nftables names it.

@@ -79,7 +79,8 @@ func (m *Manager) reload() error {
 		m.logger.Info("rules.yaml applied: the kernel already matched it", "file", m.path, "table", "inet "+rs.Table)
 	} else {
 		m.logger.Info("rules.yaml applied", "file", m.path, "table", "inet "+rs.Table, "created", ch.Created,
-			"chains_added", len(ch.Added), "chains_removed", len(ch.Removed), "chains_kept", ch.Unchanged)
+			"chains_added", len(ch.Added), "chains_removed", len(ch.Removed), "chains_kept", ch.Unchanged,
+			"sets_added", len(ch.SetsAdded), "sets_removed", len(ch.SetsRemoved), "sets_kept", ch.SetsKept, "addresses_dropped", ch.ElementsRemoved)
 	}
 	return nil
 }

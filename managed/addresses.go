@@ -1,0 +1,218 @@
+package managed
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+
+	ipnft "github.com/ipacct/ipacct_exporter/backends/nftables"
+	"github.com/ipacct/ipacct_exporter/config"
+	"github.com/ipacct/ipacct_exporter/tag"
+)
+
+// Per-address accounting, for each address entry, family and direction:
+//
+//	set rent31_ipv4_out-1a2b3c4d          dynamic, a counter per element;
+//	                                      named after a hash of its
+//	                                      definition
+//	chain addr_rent31_ipv4_out-1a2b3c4d   adds the address to the set, or
+//	                                      counts the packet as overflow
+//	                                      when the set is full
+//	chain addr_out_forward-5e6f7a8b       a base chain per direction and
+//	                                      hook: "goto" the set's chain for
+//	                                      each network
+//
+// A base chain goes to the chain of the one entry whose network holds the
+// address (networks do not overlap), and ends there: "goto" returns to
+// the hook, not to the base chain. That is why each direction has base
+// chains of its own: traffic between two tenants counts as out for one
+// and in for the other.
+//
+// A set's name changes only with its definition (size, timeout,
+// description), so a reload that changes the networks keeps every set,
+// with its counts, and swaps only the base chains.
+
+// Set is a per-address set of the managed table.
+type Set struct {
+	Name     string
+	Comment  string // the tag token and the description
+	Family   string // ipv4 or ipv6
+	Size     uint32
+	Timeout  time.Duration // 0: elements stay
+	Networks []netip.Prefix
+}
+
+// AddrBase is a base chain of per-address accounting.
+type AddrBase struct {
+	Name  string
+	Hook  string
+	Rules []Rule
+}
+
+// buildAddresses adds the sets and chains of the address entries to rs.
+func buildAddresses(f *config.File, rs *Ruleset) {
+	type baseKey struct {
+		dir  tag.Direction
+		hook string
+	}
+	bases := map[baseKey][]Rule{}
+	for _, e := range f.Addresses {
+		for _, fam := range e.Families() {
+			nets := e.NetworksOf(fam)
+			for _, dir := range e.Directions() {
+				s := addressSet(e, fam, dir)
+				s.Networks = nets
+				chain := Chain{Name: "addr_" + s.Name, Rules: setRules(s, dir)}
+				rs.Sets = append(rs.Sets, s)
+				rs.Chains = append(rs.Chains, chain)
+				for _, h := range e.Hooks {
+					// Out is seen at output and forward, in at input and
+					// forward.
+					if (h == "input" && dir == tag.Out) || (h == "output" && dir == tag.In) {
+						continue
+					}
+					k := baseKey{dir, h}
+					for _, n := range nets {
+						bases[k] = append(bases[k], gotoRule(fam, dir, n, chain.Name))
+					}
+				}
+			}
+		}
+	}
+	for _, dir := range []tag.Direction{tag.In, tag.Out} {
+		for _, h := range hooks {
+			rules := bases[baseKey{dir, h}]
+			if len(rules) == 0 {
+				continue
+			}
+			hash := sha256.New()
+			for _, r := range rules {
+				fmt.Fprintf(hash, "%s\x00", r.Text)
+			}
+			name := fmt.Sprintf("addr_%s_%s-%s", dir, h, hex.EncodeToString(hash.Sum(nil))[:8])
+			rs.AddrBase = append(rs.AddrBase, AddrBase{Name: name, Hook: h, Rules: rules})
+		}
+	}
+}
+
+// addressSet is the set of one entry, family and direction. Its name
+// hashes what a set cannot change in place.
+func addressSet(e config.AddressEntry, fam string, dir tag.Direction) Set {
+	comment := fmt.Sprintf("=%s_%s=", e.Tag, dir)
+	if e.Description != "" {
+		comment += " " + e.Description
+	}
+	s := Set{Comment: comment, Family: fam, Size: e.Size, Timeout: e.Timeout}
+	h := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%d\x00%d", fam, comment, e.Size, e.Timeout.Milliseconds()))
+	s.Name = fmt.Sprintf("%s_%s_%s-%s", e.Tag, fam, dir, hex.EncodeToString(h[:])[:8])
+	return s
+}
+
+// setRules are the rules of a set's chain: add the address with a counter
+// and stop; when the set is full the add fails, and the next rule counts
+// the packet as overflow.
+func setRules(s Set, dir tag.Direction) []Rule {
+	proto, field, load := addressLoad(s.Family, dir)
+	// The family check is the base chain's already; it is repeated so that
+	// nft can tell which header the key comes from, and lists "ip saddr".
+	fam := nfproto(nfFamily(s.Family))
+	update := Rule{
+		Text: fmt.Sprintf("%s update @%s { %s %s counter } return", fam.text, s.Name, proto, field),
+		Exprs: []expr.Any{
+			fam.exprs[0], fam.exprs[1],
+			load,
+			&expr.Dynset{SrcRegKey: 1, SetName: s.Name, Operation: unix.NFT_DYNSET_OP_UPDATE, Exprs: []expr.Any{&expr.Counter{}}},
+			&expr.Verdict{Kind: expr.VerdictReturn},
+		},
+		Full: true,
+	}
+	overflow := Rule{
+		Text:    "counter",
+		Comment: ipnft.OverflowComment(s.Name),
+		Exprs:   []expr.Any{&expr.Counter{}},
+		Full:    true,
+	}
+	return []Rule{update, overflow}
+}
+
+// addressLoad loads the accounted address: the source of traffic out, the
+// destination of traffic in.
+func addressLoad(fam string, dir tag.Direction) (proto, field string, load *expr.Payload) {
+	return addrLoad(nfFamily(fam), dir == tag.Out)
+}
+
+// nfFamily is the netfilter family of an address family, as build.go
+// names them.
+func nfFamily(fam string) string {
+	if fam == "ipv6" {
+		return "ip6"
+	}
+	return "ip"
+}
+
+func gotoRule(fam string, dir tag.Direction, n netip.Prefix, chain string) Rule {
+	ms := []match{nfproto(nfFamily(fam)), addr(nfFamily(fam), dir == tag.Out, n, false)}
+	r := Rule{Full: true}
+	var text []string
+	for _, m := range ms {
+		text = append(text, m.text)
+		r.Exprs = append(r.Exprs, m.exprs...)
+	}
+	r.Text = strings.Join(text, " ") + " goto " + chain
+	r.Exprs = append(r.Exprs, &expr.Verdict{Kind: expr.VerdictGoto, Chain: chain})
+	return r
+}
+
+// nftSet is a Set as google/nftables describes it.
+func (s Set) nftSet(table *nftables.Table) *nftables.Set {
+	key := nftables.TypeIPAddr
+	if s.Family == "ipv6" {
+		key = nftables.TypeIP6Addr
+	}
+	return &nftables.Set{
+		Table: table, Name: s.Name, KeyType: key, Dynamic: true, Size: s.Size,
+		HasTimeout: s.Timeout > 0, Timeout: s.Timeout, Comment: s.Comment,
+	}
+}
+
+// setText renders a set for the dry run.
+func (s Set) setText() string {
+	typ := "ipv4_addr"
+	if s.Family == "ipv6" {
+		typ = "ipv6_addr"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\tset %s {\n\t\ttype %s\n\t\tsize %d\n", s.Name, typ, s.Size)
+	if s.Timeout > 0 {
+		fmt.Fprintf(&b, "\t\tflags dynamic,timeout\n\t\ttimeout %s\n", nftDuration(s.Timeout))
+	} else {
+		b.WriteString("\t\tflags dynamic\n")
+	}
+	fmt.Fprintf(&b, "\t\tcomment %q\n\t}\n", s.Comment)
+	return b.String()
+}
+
+// nftDuration writes a duration as nft does: 1d2h3m4s.
+func nftDuration(d time.Duration) string {
+	var b strings.Builder
+	for _, u := range []struct {
+		unit string
+		d    time.Duration
+	}{{"d", 24 * time.Hour}, {"h", time.Hour}, {"m", time.Minute}, {"s", time.Second}} {
+		if n := d / u.d; n > 0 {
+			fmt.Fprintf(&b, "%d%s", n, u.unit)
+			d -= n * u.d
+		}
+	}
+	if d > 0 || b.Len() == 0 {
+		fmt.Fprintf(&b, "%dms", d.Milliseconds())
+	}
+	return b.String()
+}

@@ -1,0 +1,182 @@
+package managed
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/ipacct/ipacct_exporter/backends"
+	nftbackend "github.com/ipacct/ipacct_exporter/backends/nftables"
+	"github.com/ipacct/ipacct_exporter/internal/netnstest"
+)
+
+// readAddresses reads the per-address counters with the exporter's own
+// backend, keyed as netnstest.NFTSetCounters keys them, and the sets.
+func readAddresses(t *testing.T, ns *netnstest.NS) (map[string]netnstest.Counter, []backends.AddressSet) {
+	t.Helper()
+	r, err := nftbackend.New(nftbackend.Options{NetNS: ns.Path()}).Read(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Invalid) > 0 {
+		t.Errorf("invalid: %+v", r.Invalid)
+	}
+	out := map[string]netnstest.Counter{}
+	for _, s := range r.Sets {
+		for _, e := range s.Elements {
+			k := "=" + s.Tag + "_" + string(s.Direction) + "= " + e.Addr.String()
+			out[k] = out[k].Add(netnstest.Counter{Packets: e.Packets, Bytes: e.Bytes})
+		}
+	}
+	return out, r.Sets
+}
+
+func compareCounters(t *testing.T, what string, got, want map[string]netnstest.Counter) {
+	t.Helper()
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s: %s: got %+v, want %+v", what, k, got[k], w)
+		}
+	}
+	for k, g := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("%s: unexpected %s %+v", what, k, g)
+		}
+	}
+}
+
+const serversYAML = `
+addresses:
+  - tag: servers
+    description: Our three addresses
+    networks: [192.0.2.1, 192.0.2.2, 2001:db8::1]
+  - tag: other
+    networks: [192.0.2.3/32, 2001:db8::2]
+    timeout: 1h
+`
+
+// TestAddressesCountTraffic: a server namespace with several addresses
+// exchanges known traffic; each address's in and out equal what was sent,
+// read by the exporter's backend and by nft.
+func TestAddressesCountTraffic(t *testing.T) {
+	netnstest.RequireRoot(t, "nft")
+	ns := netnstest.New(t, "192.0.2.1/24", "192.0.2.2/24", "192.0.2.3/24", "2001:db8::1/64", "2001:db8::2/64")
+	ch := apply(t, ns, mustBuild(t, serversYAML))
+	if len(ch.SetsAdded) != 8 {
+		t.Errorf("sets added: %v, want 2 entries × 2 families × 2 directions", ch.SetsAdded)
+	}
+	a := ns.SendUDP("192.0.2.1:4001", "192.0.2.2:5001", 100, 3)
+	b := ns.SendUDP("192.0.2.2:4002", "192.0.2.3:5002", 200, 2)
+	c := ns.SendUDP("[2001:db8::2]:4003", "[2001:db8::1]:5003", 300, 4)
+	d := ns.SendUDP("192.0.2.1:4004", "192.0.2.1:5004", 10, 5) // to itself: out and in
+	want := map[string]netnstest.Counter{
+		"=servers_out= 192.0.2.1":  {Packets: 8, Bytes: a + d},
+		"=servers_in= 192.0.2.1":   {Packets: 5, Bytes: d},
+		"=servers_in= 192.0.2.2":   {Packets: 3, Bytes: a},
+		"=servers_out= 192.0.2.2":  {Packets: 2, Bytes: b},
+		"=other_in= 192.0.2.3":     {Packets: 2, Bytes: b},
+		"=other_out= 2001:db8::2":  {Packets: 4, Bytes: c},
+		"=servers_in= 2001:db8::1": {Packets: 4, Bytes: c},
+	}
+	got, sets := readAddresses(t, ns)
+	compareCounters(t, "against traffic sent", got, want)
+	compareCounters(t, "against nft -j list ruleset", got, ns.NFTSetCounters())
+	for _, s := range sets {
+		if s.Capacity != 65535 || s.Overflow == nil || *s.Overflow != (backends.Counter{}) {
+			t.Errorf("%s: capacity %d, overflow %+v", s.Where, s.Capacity, s.Overflow)
+		}
+	}
+	if ch := apply(t, ns, mustBuild(t, serversYAML)); !ch.Empty() || ch.SetsKept != 8 {
+		t.Errorf("re-applying the same file changed %+v", ch)
+	}
+	again, _ := readAddresses(t, ns)
+	compareCounters(t, "after re-applying", again, want)
+}
+
+// TestAddressesReload changes the networks: the sets stay, the counts of
+// the addresses that remain go on, and an address the entry no longer
+// holds leaves the set.
+func TestAddressesReload(t *testing.T) {
+	netnstest.RequireRoot(t, "nft")
+	ns := netnstest.New(t, "192.0.2.1/24", "192.0.2.2/24", "192.0.2.3/24")
+	apply(t, ns, mustBuild(t, "addresses:\n  - tag: srv\n    networks: [192.0.2.1, 192.0.2.2]\n"))
+	a := ns.SendUDP("192.0.2.1:4001", "192.0.2.2:5001", 100, 3)
+	ch := apply(t, ns, mustBuild(t, "addresses:\n  - tag: srv\n    networks: [192.0.2.1, 192.0.2.3]\n"))
+	if len(ch.SetsAdded)+len(ch.SetsRemoved) != 0 || ch.SetsKept != 2 || ch.ElementsRemoved != 1 || len(ch.Added) != 4 || len(ch.Removed) != 4 {
+		t.Errorf("changing the networks: %+v; want the sets kept, 192.0.2.2 dropped, the four base chains (in and out at their hooks and forward) swapped", ch)
+	}
+	b := ns.SendUDP("192.0.2.1:4002", "192.0.2.3:5002", 50, 2)
+	c := ns.SendUDP("192.0.2.2:4003", "192.0.2.3:5003", 70, 1) // .2 is no longer counted
+	got, _ := readAddresses(t, ns)
+	compareCounters(t, "after the reload", got, map[string]netnstest.Counter{
+		"=srv_out= 192.0.2.1": {Packets: 5, Bytes: a + b},
+		"=srv_in= 192.0.2.3":  {Packets: 3, Bytes: b + c},
+	})
+	// A new size is a new set: its counts start again.
+	ch = apply(t, ns, mustBuild(t, "addresses:\n  - tag: srv\n    networks: [192.0.2.1, 192.0.2.3]\n    size: 100\n"))
+	if len(ch.SetsAdded) != 2 || len(ch.SetsRemoved) != 2 {
+		t.Errorf("changing the size: %+v", ch)
+	}
+	if got, _ := readAddresses(t, ns); len(got) != 0 {
+		t.Errorf("new sets hold %v", got)
+	}
+}
+
+// TestAddressesOverflow fills a set: the addresses past its size are not
+// counted per address, and the overflow rule counts their packets.
+func TestAddressesOverflow(t *testing.T) {
+	netnstest.RequireRoot(t, "nft")
+	ns := netnstest.New(t, "192.0.2.1/24", "192.0.2.2/24", "192.0.2.3/24", "192.0.2.4/24")
+	apply(t, ns, mustBuild(t, "addresses:\n  - tag: small\n    direction: out\n    networks: [192.0.2.0/29]\n    size: 2\n"))
+	a := ns.SendUDP("192.0.2.1:4001", "192.0.2.4:5001", 100, 3)
+	b := ns.SendUDP("192.0.2.2:4002", "192.0.2.4:5002", 100, 2)
+	c := ns.SendUDP("192.0.2.3:4003", "192.0.2.4:5003", 40, 7)
+	got, sets := readAddresses(t, ns)
+	compareCounters(t, "per address", got, map[string]netnstest.Counter{
+		"=small_out= 192.0.2.1": {Packets: 3, Bytes: a},
+		"=small_out= 192.0.2.2": {Packets: 2, Bytes: b},
+	})
+	if len(sets) != 1 || sets[0].Capacity != 2 || len(sets[0].Elements) != 2 {
+		t.Fatalf("sets: %+v", sets)
+	}
+	if o := sets[0].Overflow; o == nil || *o != (backends.Counter{Packets: 7, Bytes: c}) {
+		t.Errorf("overflow %+v, want 7 packets, %d bytes", o, c)
+	}
+}
+
+// TestAddressesDryRunMatchesKernel: the dry run's sets and chains, loaded
+// by nft, list the same as the ruleset applied over netlink.
+func TestAddressesDryRunMatchesKernel(t *testing.T) {
+	netnstest.RequireRoot(t, "nft")
+	rs := mustBuild(t, `
+count: all
+accounting:
+  - tag: web
+    protocol: tcp
+    ports: [80]
+addresses:
+  - tag: rent31
+    description: Tenant 31
+    networks: [198.51.100.0/25, 2001:db8:31::/64]
+    timeout: 30d
+  - tag: servers
+    direction: out
+    hooks: [output]
+    size: 16
+    networks: [192.0.2.1, 192.0.2.2]
+`)
+	viaNetlink := netnstest.New(t)
+	apply(t, viaNetlink, rs)
+	viaText := netnstest.New(t)
+	viaText.NFT(rs.Text())
+	a := viaNetlink.Run("nft", "-s", "list", "ruleset")
+	b := viaText.Run("nft", "-s", "list", "ruleset")
+	if a != b {
+		t.Errorf("netlink and dry-run text differ:\n--- applied over netlink\n%s\n--- loaded from the dry run\n%s", a, b)
+	}
+	for _, want := range []string{"timeout 30d", "size 16", "update @rent31_ipv6_in-", "goto addr_rent31_ipv4_out-", `comment "ipacct-overflow @servers_ipv4_out-`} {
+		if !strings.Contains(a, want) {
+			t.Errorf("listing lacks %q:\n%s", want, a)
+		}
+	}
+}
