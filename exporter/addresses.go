@@ -1,7 +1,8 @@
 package exporter
 
 import (
-	"net/netip"
+	"slices"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -30,6 +31,7 @@ func collectSets(ch chan<- prometheus.Metric, sets []backends.AddressSet) {
 	}
 	groups := map[setGroup]*gauges{}
 	var order []setGroup
+	var samples []addressSample
 	for i, s := range sets {
 		k := setGroup{s.Tag, s.Family, s.Direction}
 		g := groups[k]
@@ -61,34 +63,39 @@ func collectSets(ch chan<- prometheus.Metric, sets []backends.AddressSet) {
 			ch <- prometheus.MustNewConstMetric(ipOverflowPacketsDesc, prometheus.CounterValue, float64(g.overflow.Packets), labels...)
 		}
 		dir := string(k.direction)
-		if len(g.sets) == 1 {
-			// The common case: one set, whose elements are distinct.
-			for _, el := range sets[g.sets[0]].Elements {
-				sendAddress(ch, k.tag, el.Addr.String(), dir, el.Packets, el.Bytes)
-			}
-			continue
-		}
-		sums := map[netip.Addr]*backends.Counter{}
-		var addrs []netip.Addr
-		for _, i := range g.sets {
-			for _, el := range sets[i].Elements {
-				c := sums[el.Addr]
-				if c == nil {
-					c = &backends.Counter{}
-					sums[el.Addr] = c
-					addrs = append(addrs, el.Addr)
-				}
-				c.Packets += el.Packets
-				c.Bytes += el.Bytes
+		for _, idx := range g.sets {
+			for _, el := range sets[idx].Elements {
+				samples = append(samples, addressSample{dir, el.Addr.String(), k.tag, el.Packets, el.Bytes})
 			}
 		}
-		for _, a := range addrs {
-			sendAddress(ch, k.tag, a.String(), dir, sums[a].Packets, sums[a].Bytes)
+	}
+	// Sorted as the registry sorts a family's series (by label values, the
+	// labels in name order: direction, ip, tag), the registry's own sort
+	// finds them in order and has nothing to do: at 100,000 addresses that
+	// halves a scrape. Sorting also brings an address's samples from
+	// several sets together, to be summed.
+	slices.SortFunc(samples, func(a, b addressSample) int {
+		if c := strings.Compare(a.dir, b.dir); c != 0 {
+			return c
 		}
+		if c := strings.Compare(a.ip, b.ip); c != 0 {
+			return c
+		}
+		return strings.Compare(a.tag, b.tag)
+	})
+	for i := 0; i < len(samples); {
+		s := samples[i]
+		for i++; i < len(samples) && samples[i].dir == s.dir && samples[i].ip == s.ip && samples[i].tag == s.tag; i++ {
+			s.packets += samples[i].packets
+			s.bytes += samples[i].bytes
+		}
+		ch <- prometheus.MustNewConstMetric(ipBytesDesc, prometheus.CounterValue, float64(s.bytes), s.tag, s.ip, s.dir)
+		ch <- prometheus.MustNewConstMetric(ipPacketsDesc, prometheus.CounterValue, float64(s.packets), s.tag, s.ip, s.dir)
 	}
 }
 
-func sendAddress(ch chan<- prometheus.Metric, tagName, ip, dir string, packets, bytes uint64) {
-	ch <- prometheus.MustNewConstMetric(ipBytesDesc, prometheus.CounterValue, float64(bytes), tagName, ip, dir)
-	ch <- prometheus.MustNewConstMetric(ipPacketsDesc, prometheus.CounterValue, float64(packets), tagName, ip, dir)
+// addressSample is one address's count in one set.
+type addressSample struct {
+	dir, ip, tag   string
+	packets, bytes uint64
 }

@@ -64,7 +64,7 @@ func New(opts Options) *Backend {
 // Read starts again, so that no scrape mixes two rulesets.
 func (b *Backend) Read(ctx context.Context) (backends.Reading, error) {
 	for attempt := 1; ; attempt++ {
-		r, err := b.read(ctx)
+		r, err := b.read(ctx, attempt == dumpRetries)
 		if errors.Is(err, errDumpInterrupted) && attempt < dumpRetries {
 			continue
 		}
@@ -72,7 +72,7 @@ func (b *Backend) Read(ctx context.Context) (backends.Reading, error) {
 	}
 }
 
-func (b *Backend) read(ctx context.Context) (backends.Reading, error) {
+func (b *Backend) read(ctx context.Context, lastTry bool) (backends.Reading, error) {
 	var reading backends.Reading
 	nsFd, closeNS, err := openNetNS(b.opts.NetNS)
 	if err != nil {
@@ -148,7 +148,7 @@ func (b *Backend) read(ctx context.Context) (backends.Reading, error) {
 	if err != nil {
 		return reading, explain("dumping named counters", err)
 	}
-	if err := readSets(d, &reading, overflow); err != nil {
+	if err := readSets(d, &reading, overflow, lastTry); err != nil {
 		return reading, err
 	}
 	return reading, nil

@@ -223,7 +223,14 @@ type setKey struct {
 
 // readSets reads every set whose comment carries a tag, with its elements'
 // counters, into r. overflow holds the overflow rules' counters by set.
-func readSets(d *dumper, r *backends.Reading, overflow map[setKey]*backends.Counter) error {
+//
+// The kernel walks a set's hash table again for each dump chunk, skipping
+// what it sent before. When the table is resized between two chunks (it
+// grows and shrinks on its own as addresses come and go) the order
+// changes, and the dump repeats some elements and misses others, without
+// the flag that marks an interrupted dump. A repeated address is the sign:
+// the read starts again, and on its last try keeps one copy of each.
+func readSets(d *dumper, r *backends.Reading, overflow map[setKey]*backends.Counter, lastTry bool) error {
 	type tagged struct {
 		key    setKey
 		set    set
@@ -287,6 +294,9 @@ func readSets(d *dumper, r *backends.Reading, overflow map[setKey]*backends.Coun
 		case err != nil:
 			return explain("dumping the elements of "+where, err)
 		}
+		if repeated := dedupe(&as); repeated && !lastTry {
+			return errDumpInterrupted
+		}
 		if uncounted > 0 {
 			r.Invalid = append(r.Invalid, backends.InvalidComment{Where: where, Comment: string(ts.set.comment),
 				Err: fmt.Errorf("%d elements have no counter and are not counted: give the set the counter flag, or add \"counter\" to the statement that adds them", uncounted)})
@@ -307,4 +317,24 @@ func stringAttr(typ uint16, v string) []byte {
 	binary.NativeEndian.PutUint16(b[2:4], typ)
 	copy(b[4:], v)
 	return b
+}
+
+// dedupe removes repeated addresses from a set's elements, keeping the
+// first, and reports whether there were any.
+func dedupe(as *backends.AddressSet) bool {
+	if len(as.Elements) < 2 {
+		return false
+	}
+	seen := make(map[netip.Addr]struct{}, len(as.Elements))
+	out := as.Elements[:0]
+	for _, e := range as.Elements {
+		if _, dup := seen[e.Addr]; dup {
+			continue
+		}
+		seen[e.Addr] = struct{}{}
+		out = append(out, e)
+	}
+	repeated := len(out) < len(as.Elements)
+	as.Elements = out
+	return repeated
 }

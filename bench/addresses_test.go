@@ -1,0 +1,89 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ipacct/ipacct_exporter/backends/nftables"
+	"github.com/ipacct/ipacct_exporter/exporter"
+	"github.com/ipacct/ipacct_exporter/internal/netnstest"
+)
+
+// loadSet puts a per-address set of n IPv4 addresses, each with a counter
+// already counting, into ns.
+func loadSet(b *testing.B, ns *netnstest.NS, n int) {
+	var s strings.Builder
+	s.WriteString("table inet bench {\n\tset addrs {\n\t\ttype ipv4_addr; size 16777216; flags dynamic; counter; comment \"=tenants_out=\";\n\t\telements = {\n")
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&s, "\t\t\t10.%d.%d.%d counter packets %d bytes %d,\n", i>>16&255, i>>8&255, i&255, i+1, 100*(i+1))
+	}
+	s.WriteString("\t\t}\n\t}\n}\n")
+	// A file rather than stdin: nft reads a large one faster.
+	path := filepath.Join(b.TempDir(), "set.nft")
+	if err := os.WriteFile(path, []byte(s.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	ns.Run("nft", "-f", path)
+}
+
+// BenchmarkAddresses reads a per-address set of 10k, 100k and 1M addresses:
+// the exporter's scrape over HTTP, its backend read alone with the dump
+// buffer small and large, and `nft -j list set` on the same set.
+func BenchmarkAddresses(b *testing.B) {
+	netnstest.RequireRoot(b, "nft")
+	sizes := []int{10000, 100000}
+	if os.Getenv("IPACCT_BENCH_1M") != "" {
+		sizes = append(sizes, 1000000)
+	}
+	for _, n := range sizes {
+		ns := netnstest.New(b)
+		loadSet(b, ns, n)
+		b.Run(fmt.Sprintf("addresses=%d/exporter-http", n), func(b *testing.B) {
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(exporter.New(slog.New(slog.DiscardHandler), 0,
+				exporter.Source{Name: "nftables", Backend: nftables.New(nftables.Options{NetNS: ns.Path()})}))
+			srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+			defer srv.Close()
+			b.ReportAllocs()
+			for b.Loop() {
+				resp, err := http.Get(srv.URL)
+				if err != nil {
+					b.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if !strings.Contains(string(body), fmt.Sprintf(`ipacct_ip_addresses{direction="out",family="ipv4",tag="tenants"} %d`, n)) {
+					b.Fatalf("scrape lacks the set:\n%.500s", body)
+				}
+			}
+		})
+		for _, size := range []int{4096, nftables.DefaultDumpBufferSize} {
+			b.Run(fmt.Sprintf("addresses=%d/backend-read-buffer=%d", n, size), func(b *testing.B) {
+				be := nftables.New(nftables.Options{NetNS: ns.Path(), DumpBufferSize: size})
+				b.ReportAllocs()
+				for b.Loop() {
+					r, err := be.Read(context.Background())
+					if err != nil || len(r.Sets) != 1 || len(r.Sets[0].Elements) != n {
+						b.Fatalf("%+v, %v", len(r.Sets), err)
+					}
+				}
+			})
+		}
+		b.Run(fmt.Sprintf("addresses=%d/nft-j-list-set", n), func(b *testing.B) {
+			for b.Loop() {
+				runIn(b, ns, "nft", "-j", "list", "set", "inet", "bench", "addrs")
+			}
+		})
+	}
+}
