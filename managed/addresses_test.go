@@ -2,6 +2,7 @@ package managed
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -178,5 +179,38 @@ addresses:
 		if !strings.Contains(a, want) {
 			t.Errorf("listing lacks %q:\n%s", want, a)
 		}
+	}
+}
+
+// TestApplyLargeTransaction applies thousands of rules and sets in one
+// transaction: every message is acknowledged, and the acknowledgements
+// must fit the socket (they once did not, past a few hundred).
+func TestApplyLargeTransaction(t *testing.T) {
+	netnstest.RequireRoot(t, "nft")
+	var y strings.Builder
+	y.WriteString("accounting:\n")
+	for i := 0; i < 10; i++ {
+		fmt.Fprintf(&y, "  - tag: t%d\n    local: [", i)
+		for j := 0; j < 100; j++ {
+			if j > 0 {
+				y.WriteString(", ")
+			}
+			fmt.Fprintf(&y, "10.%d.%d.1", i, j)
+		}
+		y.WriteString("]\n")
+	}
+	y.WriteString("addresses:\n")
+	for i := 0; i < 150; i++ {
+		fmt.Fprintf(&y, "  - tag: a%d\n    networks: [172.16.%d.0/24, 172.17.%d.0/24]\n", i, i, i)
+	}
+	rs := mustBuild(t, y.String())
+	ns := netnstest.New(t)
+	apply(t, ns, rs)
+	listing := ns.Run("nft", "list", "table", "inet", "ipacct")
+	if n := strings.Count(listing, "comment \"=t"); n != 10*100*2 {
+		t.Errorf("%d counting rules in the kernel, want 2000", n)
+	}
+	if n := strings.Count(listing, "\tset "); n != len(rs.Sets) {
+		t.Errorf("%d sets in the kernel, want %d", n, len(rs.Sets))
 	}
 }

@@ -3,7 +3,6 @@ package managed
 import (
 	"context"
 	"errors"
-	"os"
 	"strings"
 	"testing"
 
@@ -79,15 +78,11 @@ func TestChainNamesFollowRules(t *testing.T) {
 // conn returns a netlink connection to the namespace.
 func conn(t *testing.T, ns *netnstest.NS) *nftables.Conn {
 	t.Helper()
-	f, err := os.Open(ns.Path())
+	c, closeConn, err := Dial(ns.Path())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { f.Close() })
-	c, err := nftables.New(nftables.WithNetNSFd(int(f.Fd())))
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(closeConn)
 	return c
 }
 

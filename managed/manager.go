@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 
 	"github.com/ipacct/ipacct_exporter/config"
 )
@@ -111,18 +113,58 @@ func (m *Manager) Collect(ch chan<- prometheus.Metric) {
 // Dial opens a netlink connection to nftables in the namespace at path
 // ("" for the exporter's own).
 func Dial(netns string) (*nftables.Conn, func(), error) {
+	batchRoom := nftables.WithSockOptions(roomForBatch)
 	if netns == "" {
-		c, err := nftables.New()
+		c, err := nftables.New(batchRoom)
 		return c, func() {}, err
 	}
 	f, err := os.Open(netns)
 	if err != nil {
 		return nil, nil, fmt.Errorf("network namespace: %w", err)
 	}
-	c, err := nftables.New(nftables.WithNetNSFd(int(f.Fd())))
+	c, err := nftables.New(nftables.WithNetNSFd(int(f.Fd())), batchRoom)
 	if err != nil {
 		f.Close()
 		return nil, nil, err
 	}
 	return c, func() { f.Close() }, nil
+}
+
+// batchBufferSize bounds the socket buffers for a transaction and its
+// replies. They are limits, not allocations.
+const batchBufferSize = 64 << 20
+
+// roomForBatch makes a large transaction fit the socket. google/nftables
+// sends a transaction in one sendmsg, which fails (EMSGSIZE) when it is
+// larger than the send buffer, about 200 KiB by default: a few thousand
+// rules. And it asks the kernel to acknowledge every message, each
+// acknowledgement costing about a kilobyte of the receive buffer, which
+// overflows (ENOBUFS) past a few hundred rules, leaving the outcome of
+// the transaction unknown. So acknowledgements leave out the message they
+// answer (NETLINK_CAP_ACK), and both buffers may grow past the system's
+// default limits (SO_SNDBUFFORCE, SO_RCVBUFFORCE: allowed with
+// CAP_NET_ADMIN, which writing rules needs anyway).
+func roomForBatch(c *netlink.Conn) error {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var opErr error
+	err = raw.Control(func(fd uintptr) {
+		if opErr = unix.SetsockoptInt(int(fd), unix.SOL_NETLINK, unix.NETLINK_CAP_ACK, 1); opErr != nil {
+			return
+		}
+		for _, o := range [][2]int{{unix.SO_SNDBUFFORCE, unix.SO_SNDBUF}, {unix.SO_RCVBUFFORCE, unix.SO_RCVBUF}} {
+			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[0], batchBufferSize) != nil {
+				// Without the capability, as large as the system allows.
+				if opErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[1], batchBufferSize); opErr != nil {
+					return
+				}
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return opErr
 }
