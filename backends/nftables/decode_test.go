@@ -2,11 +2,14 @@ package nftables
 
 import (
 	"encoding/binary"
+	"net/netip"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/google/nftables/userdata"
+
+	"github.com/ipacct/ipacct_exporter/backends"
 )
 
 func TestCommentFromUserData(t *testing.T) {
@@ -179,4 +182,18 @@ func FuzzParseSetMessages(f *testing.F) {
 		}
 		_, _ = s.addressFamily()
 	})
+}
+
+func TestDedupe(t *testing.T) {
+	as := backends.AddressSet{Elements: []backends.AddressCount{
+		{Addr: netip.MustParseAddr("192.0.2.1"), Packets: 1},
+		{Addr: netip.MustParseAddr("192.0.2.2"), Packets: 2},
+		{Addr: netip.MustParseAddr("192.0.2.1"), Packets: 3},
+	}}
+	if !dedupe(&as) || len(as.Elements) != 2 || as.Elements[0].Packets != 1 || as.Elements[1].Packets != 2 {
+		t.Errorf("dedupe: %+v", as.Elements)
+	}
+	if dedupe(&as) {
+		t.Error("no repeats left, but dedupe found some")
+	}
 }
