@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ipacct/ipacct_exporter/backends"
 	nftbackend "github.com/ipacct/ipacct_exporter/backends/nftables"
@@ -213,4 +214,22 @@ func TestApplyLargeTransaction(t *testing.T) {
 	if n := strings.Count(listing, "\tset "); n != len(rs.Sets) {
 		t.Errorf("%d sets in the kernel, want %d", n, len(rs.Sets))
 	}
+}
+
+// TestAddressesTimeout: an address idle for the timeout leaves the set; when
+// it comes back its count starts from zero.
+func TestAddressesTimeout(t *testing.T) {
+	netnstest.RequireRoot(t, "nft")
+	ns := netnstest.New(t, "192.0.2.1/24", "192.0.2.2/24")
+	apply(t, ns, mustBuild(t, "addresses:\n  - tag: idle\n    direction: out\n    networks: [192.0.2.0/24]\n    timeout: 1s\n"))
+	a := ns.SendUDP("192.0.2.1:4001", "192.0.2.2:5001", 100, 3)
+	got, _ := readAddresses(t, ns)
+	compareCounters(t, "before the timeout", got, map[string]netnstest.Counter{"=idle_out= 192.0.2.1": {Packets: 3, Bytes: a}})
+	time.Sleep(1500 * time.Millisecond)
+	if got, _ := readAddresses(t, ns); len(got) != 0 {
+		t.Errorf("after the timeout: %v", got)
+	}
+	b := ns.SendUDP("192.0.2.1:4002", "192.0.2.2:5002", 10, 1)
+	got, _ = readAddresses(t, ns)
+	compareCounters(t, "back after the timeout", got, map[string]netnstest.Counter{"=idle_out= 192.0.2.1": {Packets: 1, Bytes: b}})
 }
