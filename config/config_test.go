@@ -465,8 +465,6 @@ func TestExample(t *testing.T) {
 		"proto-tcp", "proto-udp", "proto-icmp", "lan",
 		// 003: the munin example
 		"unauthssh", "web4", "web6", "web6ssl",
-		// 001: tenants
-		"rent31", "rent3233",
 	} {
 		if len(byTag[want]) == 0 {
 			t.Errorf("no entry with tag %s", want)
@@ -489,10 +487,25 @@ func TestExample(t *testing.T) {
 	check(e.Tag, e.Family == "ipv6" && reflect.DeepEqual(e.Local, prefixes("2001:db8:f00d::1")))
 	e = byTag["dns"][0]
 	check(e.Tag, slices.Equal(e.Protocol, []string{"tcp", "udp"}) && e.Interface == "eth0")
-	e = byTag["rent3233"][0]
-	check(e.Tag, slices.Equal(e.Hooks, []string{"forward"}) && len(e.Local) == 2)
 	e = byTag["lan"][0]
 	check(e.Tag, slices.Equal(e.Hooks, []string{"forward"}))
+
+	// 000 per address, and 001's tenants.
+	addrs := make(map[string]AddressEntry)
+	for _, a := range f.Addresses {
+		addrs[a.Tag] = a
+	}
+	if a := addrs["servers"]; a.Direction != "out" || len(a.Networks) != 3 || !slices.Equal(a.Hooks, []string{"output"}) {
+		t.Errorf("servers: %+v", a)
+	}
+	for _, tenant := range []string{"rent31", "rent3233", "rent34"} {
+		if a := addrs[tenant]; !slices.Equal(a.Hooks, []string{"forward"}) || a.Timeout != 31*24*time.Hour || len(a.Networks) == 0 {
+			t.Errorf("%s: %+v", tenant, a)
+		}
+	}
+	if a := addrs["rent3233"]; len(a.Networks) != 2 {
+		t.Errorf("rent3233: %+v", a)
+	}
 }
 
 // FuzzParse: Parse never panics, names the file in every message, and what

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ipacct/ipacct_exporter/internal/netns"
 )
@@ -158,6 +159,19 @@ func (ns *NS) SendUDP(src, dst string, payload, count int) (ipBytes uint64) {
 		for i := 0; i < count; i++ {
 			if _, err := c.Write(buf); err != nil {
 				return err
+			}
+		}
+		// The output hook counts as the sender writes, but the input hook
+		// only when the kernel's receive side gets to the packet, which on
+		// a loaded machine can be after the test reads the counters. Once
+		// the listener has every datagram, both hooks have counted them.
+		in := make([]byte, payload+1)
+		for i := 0; i < count; i++ {
+			if err := ln.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+				return err
+			}
+			if _, err := ln.Read(in); err != nil {
+				return fmt.Errorf("datagram %d of %d did not arrive: %w", i+1, count, err)
 			}
 		}
 		return nil
