@@ -70,21 +70,24 @@ func TestInvalid(t *testing.T) {
 		"interface-too-long":           `3: accounting[0].interface: "enp0s31f6-uplink0" is 17 characters long, at most 15 are allowed`,
 		"ipv4-mapped":                  "3: accounting[0].local[0]: ::ffff:192.0.2.1 is IPv4-mapped; write 192.0.2.1",
 		"mapping-for-list":             "2: accounting: expected a list, got a mapping",
-		"match":                        "3: accounting[0].match: raw nft match expressions are not supported yet",
-		"merge-key":                    `4: accounting[1]."<<": merge keys are not supported; write the keys out`,
-		"not-a-mapping":                "1: expected a mapping with the key accounting, got a list",
-		"overlap":                      "6: accounting[0].remote[2]: 10.1.0.0/16 overlaps 10.0.0.0/8 at remote[0]",
-		"port-not-a-number":            `4: accounting[0].ports[0]: "http" is not a port or a range of ports such as 8000-8080`,
-		"port-out-of-range":            "4: accounting[0].ports[1]: 70000 is out of range 1-65535",
-		"port-overlap":                 "4: accounting[0].ports[2]: 8080 overlaps 8000-8080 at ports[0]",
-		"port-range-reversed":          "4: accounting[0].ports[0]: 443-80: the low port is above the high one; did you mean 80-443?",
-		"port-zero":                    "4: accounting[0].ports[0]: 0 is out of range 1-65535",
-		"ports-with-icmp":              "5: accounting[0].ports: ports need protocol tcp or udp; icmp has no ports",
-		"ports-without-protocol":       "3: accounting[0].ports: ports need protocol tcp or udp",
-		"protocol":                     `3: accounting[0].protocol: "sctp" is not a protocol; use tcp, udp, icmp, icmpv6 or any`,
-		"protocol-any-combined":        "3: accounting[0].protocol[1]: any cannot be combined with other protocols",
-		"scalar-for-list":              `3: accounting[0].local: expected a list, got "192.0.2.1"; write [192.0.2.1]`,
-		"second-document":              "3: a second YAML document; a rules file holds one",
+		"match": "3: accounting[0].match: column 10: \"establishd\" is not a ct state; expected one of new, established, related, invalid, untracked (match takes a subset of nft: https://pkg.go.dev/github.com/ipacct/ipacct_exporter/managed/nftmatch)\n" +
+			"6: accounting[1].match: matches IPv4 packets only, but family is both\n" +
+			"9: accounting[2].match: matches IPv6 packets only, but the addresses are IPv4\n" +
+			"11: accounting[3].match: column 11: \"meta mark set\" is a statement; a match only selects packets (match takes a subset of nft: https://pkg.go.dev/github.com/ipacct/ipacct_exporter/managed/nftmatch)",
+		"merge-key":              `4: accounting[1]."<<": merge keys are not supported; write the keys out`,
+		"not-a-mapping":          "1: expected a mapping with the key accounting, got a list",
+		"overlap":                "6: accounting[0].remote[2]: 10.1.0.0/16 overlaps 10.0.0.0/8 at remote[0]",
+		"port-not-a-number":      `4: accounting[0].ports[0]: "http" is not a port or a range of ports such as 8000-8080`,
+		"port-out-of-range":      "4: accounting[0].ports[1]: 70000 is out of range 1-65535",
+		"port-overlap":           "4: accounting[0].ports[2]: 8080 overlaps 8000-8080 at ports[0]",
+		"port-range-reversed":    "4: accounting[0].ports[0]: 443-80: the low port is above the high one; did you mean 80-443?",
+		"port-zero":              "4: accounting[0].ports[0]: 0 is out of range 1-65535",
+		"ports-with-icmp":        "5: accounting[0].ports: ports need protocol tcp or udp; icmp has no ports",
+		"ports-without-protocol": "3: accounting[0].ports: ports need protocol tcp or udp",
+		"protocol":               `3: accounting[0].protocol: "sctp" is not a protocol; use tcp, udp, icmp, icmpv6 or any`,
+		"protocol-any-combined":  "3: accounting[0].protocol[1]: any cannot be combined with other protocols",
+		"scalar-for-list":        `3: accounting[0].local: expected a list, got "192.0.2.1"; write [192.0.2.1]`,
+		"second-document":        "3: a second YAML document; a rules file holds one",
 		"several": "5: accounting[0].local[0]: 192.0.2.1/24: host bits set, did you mean 192.0.2.0/24?\n" +
 			`10: accounting[1].direction: "sideways" is not a direction; use in, out or both` + "\n" +
 			`11: accounting[2].tag: "mail_out" ends in _out, a direction suffix, which the exporter adds; use direction: out instead` + "\n" +
@@ -436,11 +439,11 @@ func TestLoadErrors(t *testing.T) {
 func TestRevalidate(t *testing.T) {
 	f := mustParse(t, "accounting:\n  - tag: web\n    local: [192.0.2.0/24]\n")
 	f.Accounting[0].Local = append(f.Accounting[0].Local, netip.MustParsePrefix("192.0.2.1/32"))
-	f.Accounting[0].Match = "meta mark 1"
+	f.Accounting[0].Match = "tcp dport 22 accept"
 	errs := &errList{path: f.Path}
 	validate(f, nil, errs)
 	want := "test.yaml:2: accounting[0].local[1]: 192.0.2.1 overlaps 192.0.2.0/24 at local[0]\n" +
-		"test.yaml:2: accounting[0].match: raw nft match expressions are not supported yet"
+		"test.yaml:2: accounting[0].match: column 14: \"accept\" is a verdict; a match only selects packets (match takes a subset of nft: https://pkg.go.dev/github.com/ipacct/ipacct_exporter/managed/nftmatch)"
 	if err := errs.err(); err == nil || err.Error() != want {
 		t.Errorf("got %v\nwant %s", err, want)
 	}

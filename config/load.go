@@ -594,8 +594,7 @@ func (d *decoder) entry(n *yaml.Node, name string) (Entry, entryPos) {
 		case "interface":
 			str(&e.Interface, false)
 		case "match":
-			d.errs.add(keyLine, field, "raw nft match expressions are not supported yet")
-			before++ // reserved, not broken: the other checks still run
+			str(&e.Match, false)
 		case "hooks":
 			e.Hooks = decodeItems(d, val, key, field, &p, false, 0, "", func(s string) (string, error) { return s, nil })
 		case "protocol":

@@ -10,6 +10,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/ipacct/ipacct_exporter/managed/nftmatch"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
 
@@ -68,6 +69,11 @@ func (e *Entry) setDefaults() {
 	}
 	if e.Family == "" {
 		has4, has6 := families(e.Local, e.Remote, e.RemoteExcept)
+		if m, err := nftmatch.Parse(e.Match); e.Match != "" && err == nil && !has4 && !has6 {
+			// No addresses: the match's selectors say the family.
+			fams := m.Families()
+			has4, has6 = slices.Contains(fams, nftmatch.IPv4), slices.Contains(fams, nftmatch.IPv6)
+		}
 		switch {
 		case has4 && !has6:
 			e.Family = "ipv4"
@@ -253,9 +259,13 @@ func (r entryRef) validate(errs *errList) {
 			errs.add(line, field, "%s", msg)
 		}
 	}
+	matchOK := true
 	if e.Match != "" {
-		line, field := r.field("match")
-		errs.add(line, field, "raw nft match expressions are not supported yet")
+		if _, err := nftmatch.Parse(e.Match); err != nil {
+			matchOK = false
+			line, field := r.field("match")
+			errs.add(line, field, "%v (match takes a subset of nft: %s)", err, nftmatch.DocRef)
+		}
 	}
 
 	// The checks across fields would only repeat a broken value's error.
@@ -274,7 +284,29 @@ func (r entryRef) validate(errs *errList) {
 	if protocolOK {
 		r.checkPortsProtocol(errs)
 	}
+	if familyOK && matchOK && e.Match != "" {
+		r.checkMatchFamily(errs)
+	}
 	r.checkSize(errs)
+}
+
+// checkMatchFamily: a match with IPv4 or IPv6 selectors only (ip dscp,
+// icmpv6 type) has no rule in the other family.
+func (r entryRef) checkMatchFamily(errs *errList) {
+	m, _ := nftmatch.Parse(r.e.Match)
+	fams := m.Families()
+	for _, f := range r.e.Families() {
+		want := map[string]string{"ip": nftmatch.IPv4, "ip6": nftmatch.IPv6}[f]
+		if !slices.Contains(fams, want) {
+			line, field := r.field("match")
+			if r.explicit("family") {
+				errs.add(line, field, "matches %s packets only, but family is %s", familyWord(fams[0]), r.e.Family)
+			} else {
+				errs.add(line, field, "matches %s packets only, but the addresses are %s", familyWord(fams[0]), familyWord(want))
+			}
+			return
+		}
+	}
 }
 
 // checkTag returns what is wrong with a tag, or "". A tag is what the
@@ -626,7 +658,15 @@ func (r entryRef) checkFamily(errs *errList) {
 // one for each combination of the items of its lists.
 func (r entryRef) checkSize(errs *errList) {
 	e := r.e
-	counts := []int{max(1, len(e.Local)), max(1, len(e.Remote)), max(1, len(e.Protocol)), max(1, len(e.Ports))}
+	counts := []int{max(1, len(e.Local)), max(1, len(e.Remote)), max(1, len(e.Protocol)), max(1, len(e.Ports)), 1}
+	if m, err := nftmatch.Parse(e.Match); e.Match != "" && err == nil {
+		// A set in the match makes a rule per element.
+		for _, f := range m.Families() {
+			if alts, err := m.Alternatives(f); err == nil {
+				counts[4] = max(counts[4], len(alts))
+			}
+		}
+	}
 	n, exact := 1, true
 	for _, c := range counts {
 		if c > maxRules {
@@ -642,8 +682,12 @@ func (r entryRef) checkSize(errs *errList) {
 	if exact {
 		total = strconv.Itoa(n)
 	}
-	errs.add(e.Line, r.name, "expands to %s rules per direction and hook (%d local × %d remote × %d protocols × %d ports), at most %d are allowed; split it",
-		total, counts[0], counts[1], counts[2], counts[3], maxRules)
+	alts := ""
+	if counts[4] > 1 {
+		alts = fmt.Sprintf(" × %d match alternatives", counts[4])
+	}
+	errs.add(e.Line, r.name, "expands to %s rules per direction and hook (%d local × %d remote × %d protocols × %d ports%s), at most %d are allowed; split it",
+		total, counts[0], counts[1], counts[2], counts[3], alts, maxRules)
 }
 
 // claim rejects a tag that an earlier entry counts in the same direction:

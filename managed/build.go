@@ -22,6 +22,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/google/nftables"
@@ -30,6 +31,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ipacct/ipacct_exporter/config"
+	"github.com/ipacct/ipacct_exporter/managed/nftmatch"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
 
@@ -133,6 +135,13 @@ func entryRules(e config.Entry, dir tag.Direction) ([]Rule, error) {
 	if e.Description != "" {
 		comment += " " + e.Description
 	}
+	var m *nftmatch.Match
+	if e.Match != "" {
+		var err error
+		if m, err = nftmatch.Parse(e.Match); err != nil {
+			return nil, fmt.Errorf("match: %w", err)
+		}
+	}
 	var rules []Rule
 	for _, fam := range e.Families() {
 		local, okL := ofFamily(e.Local, fam)
@@ -180,7 +189,20 @@ func entryRules(e config.Entry, dir tag.Direction) ([]Rule, error) {
 						if pr.Low != 0 {
 							ms = append(ms, port(dir, pr))
 						}
-						rules = append(rules, rule(comment, ms))
+						alts := []nftmatch.Alternative{{}}
+						if m != nil {
+							var err error
+							if alts, err = m.AlternativesAfter(addressFamily(fam), l4protos[p]); err != nil {
+								return nil, fmt.Errorf("match: %w", err)
+							}
+						}
+						for _, a := range alts {
+							r := rule(comment, append(slices.Clip(ms), match{a.Text, a.Exprs}))
+							if len(r.Exprs) > maxRuleExprs {
+								return nil, fmt.Errorf("a rule has %d expressions, and the kernel allows %d: shorten the match or remote_except", len(r.Exprs), maxRuleExprs)
+							}
+							rules = append(rules, r)
+						}
 					}
 				}
 			}
@@ -228,7 +250,9 @@ func rule(comment string, ms []match) Rule {
 	r := Rule{Comment: comment}
 	var text []string
 	for _, m := range ms {
-		text = append(text, m.text)
+		if m.text != "" {
+			text = append(text, m.text)
+		}
 		r.Exprs = append(r.Exprs, m.exprs...)
 	}
 	r.Text = strings.Join(text, " ")
@@ -305,6 +329,18 @@ func addrLoad(fam string, src bool) (proto, word string, load *expr.Payload) {
 		word, off = "saddr", 12
 	}
 	return proto, word, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: size}
+}
+
+// maxRuleExprs is the kernel's limit of expressions in a rule
+// (NFT_RULE_MAXEXPRS).
+const maxRuleExprs = 128
+
+// addressFamily is the family as nftmatch names it.
+func addressFamily(fam string) string {
+	if fam == "ip6" {
+		return nftmatch.IPv6
+	}
+	return nftmatch.IPv4
 }
 
 var l4protos = map[string]byte{"tcp": unix.IPPROTO_TCP, "udp": unix.IPPROTO_UDP, "icmp": unix.IPPROTO_ICMP, "icmpv6": unix.IPPROTO_ICMPV6}
