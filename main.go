@@ -58,6 +58,7 @@ func run(args []string) int {
 		cleanupCmd  = app.Command("cleanup", "Delete the exporter's nftables table (the one --config.file names, default inet ipacct) and nothing else, then exit.")
 	)
 	app.Command("serve", "Serve metrics (the default).").Default()
+	addReportCommand(app)
 	logConfig := &promslog.Config{}
 	promslogflag.AddFlags(app, logConfig)
 	app.Version(version.Print(name))
