@@ -1,18 +1,24 @@
 # Build: docker build -t ipacct_exporter .
-# Run:   docker run --net=host --cap-add=NET_ADMIN --cap-add=NET_RAW ipacct_exporter
+# Run:   docker run --net=host --cap-add=NET_ADMIN ipacct_exporter --no-collector.iptables
+# (The iptables-legacy collector runs iptables-legacy, which does not get the
+# exporter's file capabilities: for it, add --cap-add=NET_RAW --user=0.)
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -o /ipacct_exporter .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /ipacct_exporter .
 
 FROM debian:bookworm-slim
 # iptables-legacy for the iptables collector; nothing else is needed for
-# nftables, which the exporter reads over netlink.
-RUN apt-get update \
- && apt-get install -y --no-install-recommends iptables \
- && rm -rf /var/lib/apt/lists/*
+# nftables, which the exporter reads over netlink. setcap gives the binary
+# CAP_NET_ADMIN, so that it runs as nobody.
 COPY --from=build /ipacct_exporter /usr/local/bin/ipacct_exporter
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends iptables libcap2-bin \
+ && setcap cap_net_admin+ep /usr/local/bin/ipacct_exporter \
+ && apt-get purge -y libcap2-bin && apt-get autoremove -y \
+ && rm -rf /var/lib/apt/lists/*
+USER 65534:65534
 EXPOSE 10427
 ENTRYPOINT ["/usr/local/bin/ipacct_exporter"]
