@@ -26,35 +26,6 @@ const (
 
 var addressKeys = []string{"tag", "description", "networks", "direction", "hooks", "size", "timeout"}
 
-func (d *decoder) addresses(val *yaml.Node, f *File, pos *filePos) {
-	const field = "addresses"
-	items, line, _, ok := d.list(val, field, false)
-	if !ok {
-		pos.addresses.line, pos.addresses.broken = val.Line, line > 0
-		return
-	}
-	pos.addresses.line, pos.addresses.listed = line, len(items)
-	if len(items) > maxEntries {
-		d.errs.add(line, field, "%d entries, at most %d are allowed", len(items), maxEntries)
-		return
-	}
-	for i, item := range items {
-		name := fmt.Sprintf("addresses[%d]", i)
-		n := d.visit(item, name)
-		if n == nil {
-			return
-		}
-		if n.Kind != yaml.MappingNode {
-			d.errs.add(n.Line, name, "expected a mapping with a tag and networks, got %s", describe(n))
-			continue
-		}
-		e, p := d.addressEntry(n, name)
-		p.index = i
-		f.Addresses = append(f.Addresses, e)
-		pos.addresses.entries = append(pos.addresses.entries, p)
-	}
-}
-
 func (d *decoder) addressEntry(n *yaml.Node, name string) (AddressEntry, entryPos) {
 	e := AddressEntry{Line: n.Line}
 	p := entryPos{

@@ -273,15 +273,13 @@ func lineAt(data []byte, off int) int {
 // Validation works without it (the file's own lines are then used), so that
 // a File can be validated again.
 type filePos struct {
-	table, count int        // lines of these values; 0: not written
-	accounting   int        // line of the accounting value; 0: not written
-	broken       bool       // the file or its accounting is not a mapping or list
-	listed       int        // entries written, decoded or not
-	entries      []entryPos // one per decoded entry
+	table, count int  // lines of these values; 0: not written
+	broken       bool // the file is not a mapping
+	accounting   listPos
 	addresses    listPos
 }
 
-// listPos is where a list of entries other than accounting was written.
+// listPos is where a list of entries was written.
 type listPos struct {
 	line    int  // of the value; 0: not written
 	broken  bool // not a list
@@ -523,39 +521,48 @@ func (d *decoder) file(root *yaml.Node, f *File, pos *filePos) {
 		case "count":
 			f.Count, pos.count, _ = d.str(val, key, false)
 		case "addresses":
-			d.addresses(val, f, pos)
+			d.entryList(val, key, "a tag and networks", &pos.addresses, func(n *yaml.Node, name string) entryPos {
+				e, p := d.addressEntry(n, name)
+				f.Addresses = append(f.Addresses, e)
+				return p
+			})
 		case "accounting":
-			d.accounting(val, f, pos)
+			d.entryList(val, key, "at least a tag", &pos.accounting, func(n *yaml.Node, name string) entryPos {
+				e, p := d.entry(n, name)
+				f.Accounting = append(f.Accounting, e)
+				return p
+			})
 		}
 	})
 }
 
-func (d *decoder) accounting(val *yaml.Node, f *File, pos *filePos) {
-	const field = "accounting"
+// entryList decodes a list of entry mappings (accounting, addresses),
+// recording in lp where the list and its entries were written. entry
+// decodes one mapping, adds it to the File, and returns its positions.
+func (d *decoder) entryList(val *yaml.Node, field, want string, lp *listPos, entry func(n *yaml.Node, name string) entryPos) {
 	items, line, _, ok := d.list(val, field, false)
 	if !ok {
-		pos.accounting, pos.broken = val.Line, line > 0
+		lp.line, lp.broken = val.Line, line > 0
 		return
 	}
-	pos.accounting, pos.listed = line, len(items)
+	lp.line, lp.listed = line, len(items)
 	if len(items) > maxEntries {
 		d.errs.add(line, field, "%d entries, at most %d are allowed", len(items), maxEntries)
 		return
 	}
 	for i, item := range items {
-		name := fmt.Sprintf("accounting[%d]", i)
+		name := fmt.Sprintf("%s[%d]", field, i)
 		n := d.visit(item, name)
 		if n == nil {
 			return
 		}
 		if n.Kind != yaml.MappingNode {
-			d.errs.add(n.Line, name, "expected a mapping with at least a tag, got %s", describe(n))
+			d.errs.add(n.Line, name, "expected a mapping with %s, got %s", want, describe(n))
 			continue
 		}
-		e, p := d.entry(n, name)
+		p := entry(n, name)
 		p.index = i
-		f.Accounting = append(f.Accounting, e)
-		pos.entries = append(pos.entries, p)
+		lp.entries = append(lp.entries, p)
 	}
 }
 

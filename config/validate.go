@@ -114,11 +114,11 @@ func validate(f *File, pos *filePos, errs *errList) {
 	addressesWritten := len(f.Addresses) > 0 || pos.addresses.listed > 0 || pos.addresses.broken
 	switch {
 	case len(f.Accounting) > maxEntries:
-		errs.add(pos.accounting, "accounting", "%d entries, at most %d are allowed", len(f.Accounting), maxEntries)
-	case len(f.Accounting) > 0 || pos.listed > 0 || pos.broken:
+		errs.add(pos.accounting.line, "accounting", "%d entries, at most %d are allowed", len(f.Accounting), maxEntries)
+	case len(f.Accounting) > 0 || pos.accounting.listed > 0 || pos.accounting.broken || pos.broken:
 		// Reported, if at all, by the decoder.
-	case pos.accounting > 0:
-		errs.add(pos.accounting, "accounting", "no entries")
+	case pos.accounting.line > 0:
+		errs.add(pos.accounting.line, "accounting", "no entries")
 	case addressesWritten || pos.addresses.line > 0:
 	default:
 		errs.add(0, "", "no accounting or addresses entries")
@@ -129,8 +129,8 @@ func validate(f *File, pos *filePos, errs *errList) {
 	claims := make(map[string]map[tag.Direction]int)
 	for i := range f.Accounting {
 		r := entryRef{ref{line: f.Accounting[i].Line, name: fmt.Sprintf("accounting[%d]", i)}, &f.Accounting[i]}
-		if i < len(pos.entries) {
-			r.p = &pos.entries[i]
+		if i < len(pos.accounting.entries) {
+			r.p = &pos.accounting.entries[i]
 			r.name = fmt.Sprintf("accounting[%d]", r.p.index)
 		}
 		r.validate(errs)
