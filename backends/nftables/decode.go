@@ -41,24 +41,15 @@ func parseRule(b []byte) (rule, error) {
 	if a.err != nil {
 		return r, a.err
 	}
-	r.comment, r.hasComment = commentFromUserData(udata)
+	r.comment, r.hasComment = commentFromUserData(udata, udataComment)
 	list := attrs{b: exprs}
 	for list.next() {
 		if list.typ != unix.NFTA_LIST_ELEM {
 			continue
 		}
-		var name, data []byte
-		e := attrs{b: list.val}
-		for e.next() {
-			switch e.typ {
-			case unix.NFTA_EXPR_NAME:
-				name = cstring(e.val)
-			case unix.NFTA_EXPR_DATA:
-				data = e.val
-			}
-		}
-		if e.err != nil {
-			return r, e.err
+		name, data, err := parseExpr(list.val)
+		if err != nil {
+			return r, err
 		}
 		switch string(name) {
 		case "counter":
@@ -72,6 +63,20 @@ func parseRule(b []byte) (rule, error) {
 		}
 	}
 	return r, list.err
+}
+
+// parseExpr splits an expression into its name and data.
+func parseExpr(b []byte) (name, data []byte, err error) {
+	a := attrs{b: b}
+	for a.next() {
+		switch a.typ {
+		case unix.NFTA_EXPR_NAME:
+			name = cstring(a.val)
+		case unix.NFTA_EXPR_DATA:
+			data = a.val
+		}
+	}
+	return name, data, a.err
 }
 
 // parseCounter reads a counter expression's or object's data.
@@ -136,27 +141,28 @@ func parseCounterObject(b []byte) (counterObject, error) {
 		case unix.NFTA_OBJ_DATA:
 			o.packets, o.bytes, _ = parseCounter(a.val)
 		case nftaObjUserdata:
-			o.comment, o.hasComment = commentFromUserData(a.val)
+			o.comment, o.hasComment = commentFromUserData(a.val, udataComment)
 		}
 	}
 	return o, a.err
 }
 
 // udataComment is the type of the comment entry in rule and object user
-// data (NFTNL_UDATA_RULE_COMMENT, NFTNL_UDATA_OBJ_COMMENT).
+// data (NFTNL_UDATA_RULE_COMMENT, NFTNL_UDATA_OBJ_COMMENT); a set's user
+// data numbers it udataSetComment.
 const udataComment = 0
 
-// commentFromUserData returns the comment held in a rule's or object's user
-// data: a list of type, length, value entries, the comment NUL-terminated.
-// User data is whatever the tool that wrote the rule put there, so a
-// malformed list ends the search rather than panicking.
-func commentFromUserData(b []byte) ([]byte, bool) {
+// commentFromUserData returns the comment held in user data: a list of
+// type, length, value entries, the comment (of type commentType)
+// NUL-terminated. User data is whatever the tool that wrote the rule put
+// there, so a malformed list ends the search rather than panicking.
+func commentFromUserData(b []byte, commentType byte) ([]byte, bool) {
 	for len(b) >= 2 {
 		typ, n := b[0], int(b[1])
 		if len(b) < 2+n {
 			return nil, false
 		}
-		if typ == udataComment {
+		if typ == commentType {
 			v, _ := bytes.CutSuffix(b[2:2+n], []byte{0})
 			return v, true
 		}

@@ -27,7 +27,7 @@ func TestCommentFromUserData(t *testing.T) {
 		{"truncated header", []byte{0}, "", false},
 		{"no terminating NUL", []byte{0, 3, 'a', 'b', 'c'}, "abc", true},
 	} {
-		b, ok := commentFromUserData(tc.in)
+		b, ok := commentFromUserData(tc.in, udataComment)
 		if got := string(b); got != tc.want || ok != tc.ok {
 			t.Errorf("%s: got %q, %v; want %q, %v", tc.name, got, ok, tc.want, tc.ok)
 		}
@@ -38,7 +38,7 @@ func FuzzCommentFromUserData(f *testing.F) {
 	f.Add(userdata.AppendString(nil, userdata.TypeComment, "=web4_down= x"))
 	f.Add([]byte{0, 200, 'a'})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		c, ok := commentFromUserData(b)
+		c, ok := commentFromUserData(b, udataComment)
 		if !ok && len(c) != 0 {
 			t.Errorf("no comment but %q", c)
 		}

@@ -70,30 +70,10 @@ func parseSet(b []byte) (set, error) {
 				return s, d.err
 			}
 		case unix.NFTA_SET_USERDATA:
-			s.comment, s.hasComment = setComment(a.val)
+			s.comment, s.hasComment = commentFromUserData(a.val, udataSetComment)
 		}
 	}
 	return s, a.err
-}
-
-// setComment finds the comment in a set's user data, whose list of type,
-// length, value entries numbers the comment differently from a rule's.
-func setComment(b []byte) ([]byte, bool) {
-	for len(b) >= 2 {
-		typ, n := b[0], int(b[1])
-		if len(b) < 2+n {
-			return nil, false
-		}
-		if typ == udataSetComment {
-			v := b[2 : 2+n]
-			if len(v) > 0 && v[len(v)-1] == 0 {
-				v = v[:len(v)-1]
-			}
-			return v, true
-		}
-		b = b[2+n:]
-	}
-	return nil, false
 }
 
 func be32(b []byte) uint32 {
@@ -196,18 +176,9 @@ func parseElement(b []byte) (element, error) {
 // counterFrom takes the counter out of an expression (NFTA_EXPR_NAME and
 // NFTA_EXPR_DATA), if it is one and the element has none yet.
 func (e *element) counterFrom(b []byte) error {
-	var name, data []byte
-	a := attrs{b: b}
-	for a.next() {
-		switch a.typ {
-		case unix.NFTA_EXPR_NAME:
-			name = cstring(a.val)
-		case unix.NFTA_EXPR_DATA:
-			data = a.val
-		}
-	}
-	if a.err != nil {
-		return a.err
+	name, data, err := parseExpr(b)
+	if err != nil {
+		return err
 	}
 	if string(name) == "counter" && !e.hasCounter {
 		e.packets, e.bytes, e.hasCounter = parseCounter(data)
