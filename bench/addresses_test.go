@@ -3,20 +3,12 @@ package bench
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/ipacct/ipacct_exporter/backends/nftables"
-	"github.com/ipacct/ipacct_exporter/exporter"
 	"github.com/ipacct/ipacct_exporter/internal/netnstest"
 )
 
@@ -50,23 +42,7 @@ func BenchmarkAddresses(b *testing.B) {
 		ns := netnstest.New(b)
 		loadSet(b, ns, n)
 		b.Run(fmt.Sprintf("addresses=%d/exporter-http", n), func(b *testing.B) {
-			reg := prometheus.NewRegistry()
-			reg.MustRegister(exporter.New(slog.New(slog.DiscardHandler), 0,
-				exporter.Source{Name: "nftables", Backend: nftables.New(nftables.Options{NetNS: ns.Path()})}))
-			srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-			defer srv.Close()
-			b.ReportAllocs()
-			for b.Loop() {
-				resp, err := http.Get(srv.URL)
-				if err != nil {
-					b.Fatal(err)
-				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if !strings.Contains(string(body), fmt.Sprintf(`ipacct_ip_addresses{direction="out",family="ipv4",tag="tenants"} %d`, n)) {
-					b.Fatalf("scrape lacks the set:\n%.500s", body)
-				}
-			}
+			scrapeOverHTTP(b, ns, fmt.Sprintf(`ipacct_ip_addresses{direction="out",family="ipv4",tag="tenants"} %d`, n))
 		})
 		for _, size := range []int{4096, nftables.DefaultDumpBufferSize} {
 			b.Run(fmt.Sprintf("addresses=%d/backend-read-buffer=%d", n, size), func(b *testing.B) {

@@ -55,6 +55,28 @@ func loadRules(b *testing.B, ns *netnstest.NS, n int) {
 	}
 }
 
+// scrapeOverHTTP measures a scrape of the exporter reading ns through
+// promhttp, as Prometheus would make it; want must be in every answer.
+func scrapeOverHTTP(b *testing.B, ns *netnstest.NS, want string) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(exporter.New(slog.New(slog.DiscardHandler), 0,
+		exporter.Source{Name: "nftables", Backend: nftables.New(nftables.Options{NetNS: ns.Path()})}))
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer srv.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := http.Get(srv.URL)
+		if err != nil {
+			b.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(body), want) {
+			b.Fatalf("scrape lacks %s:\n%.500s", want, body)
+		}
+	}
+}
+
 // runIn runs a tool inside the namespace without `ip netns exec`, whose
 // own cost would blur the comparison.
 func runIn(b *testing.B, ns *netnstest.NS, name string, args ...string) {
@@ -73,23 +95,7 @@ func BenchmarkScrape(b *testing.B) {
 		loadRules(b, ns, n)
 
 		b.Run(fmt.Sprintf("rules=%d/exporter-http", n), func(b *testing.B) {
-			reg := prometheus.NewRegistry()
-			reg.MustRegister(exporter.New(slog.New(slog.DiscardHandler), 0,
-				exporter.Source{Name: "nftables", Backend: nftables.New(nftables.Options{NetNS: ns.Path()})}))
-			srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-			defer srv.Close()
-			b.ReportAllocs()
-			for b.Loop() {
-				resp, err := http.Get(srv.URL)
-				if err != nil {
-					b.Fatal(err)
-				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if !strings.Contains(string(body), `ipacct_tag_rules{direction="in",family="inet",tag="t0"}`) {
-					b.Fatalf("scrape lacks the rules:\n%.500s", body)
-				}
-			}
+			scrapeOverHTTP(b, ns, `ipacct_tag_rules{direction="in",family="inet",tag="t0"}`)
 		})
 		for _, size := range []int{4096, nftables.DefaultDumpBufferSize} {
 			b.Run(fmt.Sprintf("rules=%d/backend-read-buffer=%d", n, size), func(b *testing.B) {
