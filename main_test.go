@@ -2,15 +2,11 @@ package main
 
 import (
 	"bytes"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,98 +14,38 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/ipacct/ipacct_exporter/internal/exetest"
 	"github.com/ipacct/ipacct_exporter/internal/netnstest"
 )
 
 // These tests run the real binary against rules in a namespace of their own,
 // scrape /metrics over HTTP and compare with what the kernel says.
 
-var (
-	buildOnce sync.Once
-	binary    string
-	buildErr  error
-)
-
-func exporterBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "ipacct-e2e-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binary = filepath.Join(dir, "ipacct_exporter")
-		out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v: %s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binary
+// TestMain removes the exporter that the tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	exetest.RemoveBinary()
+	os.Exit(code)
 }
+
+func exporterBinary(t *testing.T) string { return exetest.Binary(t) }
 
 type runningExporter struct {
 	url  string
-	logs *syncBuffer
+	logs *exetest.SyncBuffer
 	cmd  *exec.Cmd
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startExporter runs the binary on a free loopback port with args and env
 // added, and stops it when the test ends.
 func startExporter(t *testing.T, env []string, args ...string) *runningExporter {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := exetest.FreeAddr(t)
 	cmd := exec.Command(exporterBinary(t), append([]string{"--web.listen-address=" + addr}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
-	logs := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("exporter log:\n%s", logs.String())
-		}
-	})
-	e := &runningExporter{url: "http://" + addr, logs: logs, cmd: cmd}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get(e.url + "/")
-		if err == nil {
-			resp.Body.Close()
-			return e
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("exporter did not answer on %s: %v\n%s", addr, err, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	url := "http://" + addr
+	logs := exetest.Start(t, "exporter", url+"/", 15*time.Second, cmd)
+	return &runningExporter{url: url, logs: logs, cmd: cmd}
 }
 
 // scrape returns the exposition text and its parsed families.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -16,11 +15,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ipacct/ipacct_exporter/internal/exetest"
 	"github.com/ipacct/ipacct_exporter/internal/netnstest"
 )
 
@@ -52,104 +51,19 @@ const (
 	testThreshold = "1000"
 )
 
-var (
-	buildOnce sync.Once
-	binary    string
-	buildErr  error
-)
-
 // TestMain removes the exporter that the tests built.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binary != "" {
-		os.RemoveAll(filepath.Dir(binary))
-	}
+	exetest.RemoveBinary()
 	os.Exit(code)
 }
 
-// exporterBinary builds the exporter from the repository once per test
-// binary.
-func exporterBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "ipacct-dashboards-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binary = filepath.Join(dir, "ipacct_exporter")
-		cmd := exec.Command("go", "build", "-o", binary, "github.com/ipacct/ipacct_exporter")
-		cmd.Dir = ".."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v: %s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binary
-}
-
-// syncBuffer collects a process's output for the log of a failed test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// freeAddr returns a loopback address with a port that was free a moment
-// ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// start runs a process that the test stops when it ends, and shows its
-// output if the test failed. It waits until GET ready answers 200.
+// start runs a process until the test ends and waits until GET ready
+// answers 200.
 func start(t *testing.T, name, ready string, cmd *exec.Cmd) *exec.Cmd {
 	t.Helper()
-	logs := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("%s output:\n%s", name, logs.String())
-		}
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(ready)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return cmd
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not answer on %s: %v\n%s", name, ready, err, logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	exetest.Start(t, name, ready, 20*time.Second, cmd)
+	return cmd
 }
 
 // prom is a Prometheus server's HTTP API.
@@ -317,7 +231,7 @@ func (p *prom) waitForAlert(name string, labels map[string]string, timeout time.
 func TestDashboardsAgainstPrometheus(t *testing.T) {
 	netnstest.RequireRoot(t, "nft", "prometheus", "promtool")
 	dashboards := loadDashboards(t)
-	bin := exporterBinary(t)
+	bin := exetest.Binary(t)
 	dir := t.TempDir()
 
 	ns := netnstest.New(t, append(slices.Clone(netnstest.SeedAddrs), "198.51.100.10/32", "198.51.100.11/32")...)
@@ -326,7 +240,7 @@ func TestDashboardsAgainstPrometheus(t *testing.T) {
 	if err := os.WriteFile(rulesYAML, []byte(testRulesYAML), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	exporterAddr := freeAddr(t)
+	exporterAddr := exetest.FreeAddr(t)
 	exporter := start(t, "ipacct_exporter", "http://"+exporterAddr+"/metrics", exec.Command(bin,
 		"--web.listen-address="+exporterAddr, "--netns="+ns.Path(), "--config.file="+rulesYAML,
 		"--no-collector.iptables"))
@@ -360,7 +274,7 @@ scrape_configs:
 	if err := os.WriteFile(promConfig, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	promAddr := freeAddr(t)
+	promAddr := exetest.FreeAddr(t)
 	p := &prom{t: t, url: "http://" + promAddr, start: time.Now()}
 	start(t, "prometheus", p.url+"/-/ready", exec.Command("prometheus",
 		"--config.file="+promConfig, "--storage.tsdb.path="+filepath.Join(dir, "data"),

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipacct/ipacct_exporter/internal/exetest"
 	"github.com/ipacct/ipacct_exporter/internal/netnstest"
 )
 
@@ -120,7 +120,7 @@ func TestPrometheus(t *testing.T) {
 	})
 
 	t.Run("binary", func(t *testing.T) {
-		bin := buildBinary(t)
+		bin := exetest.Binary(t)
 		period := []string{"report", "--prometheus.url=" + url, "--period=2026-10", "--timezone=Europe/Berlin"}
 
 		out, errOut, code := runBinary(t, bin, append(period, "--format=json")...)
@@ -343,7 +343,7 @@ func startPrometheus(t *testing.T, series []*genSeries) string {
 	if err := os.WriteFile(config, []byte("global:\n  scrape_interval: 1m\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := exetest.FreeAddr(t)
 	logFile, err := os.Create(filepath.Join(dir, "prometheus.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -399,30 +399,6 @@ func startPrometheus(t *testing.T, series []*genSeries) string {
 	return url
 }
 
-// freeAddr is a loopback address with a port that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// buildBinary builds ipacct_exporter into a temporary directory.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "ipacct_exporter")
-	// go test puts its own go first on PATH.
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Dir = ".."
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 func runBinary(t *testing.T, bin string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	var out, errOut bytes.Buffer
@@ -437,4 +413,11 @@ func runBinary(t *testing.T, bin string, args ...string) (stdout, stderr string,
 		t.Fatal(err)
 	}
 	return out.String(), errOut.String(), code
+}
+
+// TestMain removes the exporter that the tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	exetest.RemoveBinary()
+	os.Exit(code)
 }
