@@ -27,12 +27,11 @@ func collectSets(ch chan<- prometheus.Metric, sets []backends.AddressSet) {
 	type gauges struct {
 		addresses, capacity int
 		overflow            *backends.Counter
-		sets                []int
 	}
 	groups := map[setGroup]*gauges{}
 	var order []setGroup
 	var samples []addressSample
-	for i, s := range sets {
+	for _, s := range sets {
 		k := setGroup{s.Tag, s.Family, s.Direction}
 		g := groups[k]
 		if g == nil {
@@ -49,7 +48,9 @@ func collectSets(ch chan<- prometheus.Metric, sets []backends.AddressSet) {
 			g.overflow.Packets += s.Overflow.Packets
 			g.overflow.Bytes += s.Overflow.Bytes
 		}
-		g.sets = append(g.sets, i)
+		for _, el := range s.Elements {
+			samples = append(samples, addressSample{string(s.Direction), el.Addr.String(), s.Tag, el.Packets, el.Bytes})
+		}
 	}
 	for _, k := range order {
 		g := groups[k]
@@ -61,12 +62,6 @@ func collectSets(ch chan<- prometheus.Metric, sets []backends.AddressSet) {
 		if g.overflow != nil {
 			ch <- prometheus.MustNewConstMetric(ipOverflowBytesDesc, prometheus.CounterValue, float64(g.overflow.Bytes), labels...)
 			ch <- prometheus.MustNewConstMetric(ipOverflowPacketsDesc, prometheus.CounterValue, float64(g.overflow.Packets), labels...)
-		}
-		dir := string(k.direction)
-		for _, idx := range g.sets {
-			for _, el := range sets[idx].Elements {
-				samples = append(samples, addressSample{dir, el.Addr.String(), k.tag, el.Packets, el.Bytes})
-			}
 		}
 	}
 	// Sorted as the registry sorts a family's series (by label values, the
