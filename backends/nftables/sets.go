@@ -202,11 +202,14 @@ type setKey struct {
 // the flag that marks an interrupted dump. A repeated address is the sign:
 // the read starts again, and on its last try keeps one copy of each.
 func readSets(d *dumper, r *backends.Reading, overflow map[setKey]*backends.Counter, lastTry bool) error {
+	// What is kept of a set past its dump: the parsed set's slices point
+	// into the receive buffer, which the next chunk overwrites.
 	type tagged struct {
-		key    setKey
-		set    set
-		tag    tag.Tag
-		family string
+		key            setKey
+		where, comment string
+		size, keyLen   uint32
+		tag            tag.Tag
+		family         string
 	}
 	var sets []tagged
 	err := d.dump(unix.NFT_MSG_GETSET, unix.AF_UNSPEC, nil, func(family uint8, attrs []byte) error {
@@ -226,7 +229,7 @@ func readSets(d *dumper, r *backends.Reading, overflow map[setKey]*backends.Coun
 			var fam string
 			if fam, err = s.addressFamily(); err == nil {
 				key := setKey{family, string(s.table), string(s.name)}
-				sets = append(sets, tagged{key, s, t, fam})
+				sets = append(sets, tagged{key, where, string(s.comment), s.size, s.keyLen, t, fam})
 				return nil
 			}
 		}
@@ -238,12 +241,12 @@ func readSets(d *dumper, r *backends.Reading, overflow map[setKey]*backends.Coun
 	}
 
 	for _, ts := range sets {
-		where := FamilyName(nftables.TableFamily(ts.key.family)) + " " + ts.key.table + " set " + ts.key.name
+		where := ts.where
 		as := backends.AddressSet{
 			Tag: ts.tag.Name, Direction: ts.tag.Direction, Description: ts.tag.Description,
-			Family: ts.family, Where: where, Capacity: ts.set.size, Overflow: overflow[ts.key],
+			Family: ts.family, Where: where, Capacity: ts.size, Overflow: overflow[ts.key],
 		}
-		keyLen := int(ts.set.keyLen)
+		keyLen := int(ts.keyLen)
 		uncounted := 0
 		req := append(stringAttr(unix.NFTA_SET_ELEM_LIST_TABLE, ts.key.table), stringAttr(unix.NFTA_SET_ELEM_LIST_SET, ts.key.name)...)
 		err := d.dump(unix.NFT_MSG_GETSETELEM, ts.key.family, req, func(_ uint8, attrs []byte) error {
@@ -269,7 +272,7 @@ func readSets(d *dumper, r *backends.Reading, overflow map[setKey]*backends.Coun
 			return errDumpInterrupted
 		}
 		if uncounted > 0 {
-			r.Invalid = append(r.Invalid, backends.InvalidComment{Where: where, Comment: string(ts.set.comment),
+			r.Invalid = append(r.Invalid, backends.InvalidComment{Where: where, Comment: ts.comment,
 				Err: fmt.Errorf("%d elements have no counter and are not counted: give the set the counter flag, or add \"counter\" to the statement that adds them", uncounted)})
 			if len(as.Elements) == 0 {
 				continue // nothing in it counts: not a per-address set

@@ -2,6 +2,7 @@ package nftables
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -109,5 +110,36 @@ func TestTaggedSets(t *testing.T) {
 	}
 	if len(invalid) != len(want) {
 		t.Errorf("invalid: %v", invalid)
+	}
+}
+
+// TestManySetsKeepTheirComments: with enough sets that their dump spans
+// several receive chunks, what is reported of the first sets (their
+// comments) must not be overwritten by the later chunks.
+func TestManySetsKeepTheirComments(t *testing.T) {
+	netnstest.RequireRoot(t, "nft")
+	ns := netnstest.New(t)
+	var b strings.Builder
+	b.WriteString("table inet many {\n")
+	for i := 0; i < 400; i++ {
+		fmt.Fprintf(&b, "\tset s%03d { type ipv4_addr; comment \"=plain%03d_in= set number %03d, whose element has no counter\"; elements = { 192.0.2.1 } }\n", i, i, i)
+	}
+	b.WriteString("}\n")
+	ns.NFT(b.String())
+	r, err := New(Options{NetNS: ns.Path()}).Read(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Invalid) != 400 {
+		t.Fatalf("%d invalid sets, want 400", len(r.Invalid))
+	}
+	for _, ic := range r.Invalid {
+		var i int
+		if _, err := fmt.Sscanf(ic.Where, "inet many set s%03d", &i); err != nil {
+			t.Fatalf("where: %q", ic.Where)
+		}
+		if want := fmt.Sprintf("=plain%03d_in= set number %03d, whose element has no counter", i, i); ic.Comment != want {
+			t.Errorf("%s: comment %q, want %q", ic.Where, ic.Comment, want)
+		}
 	}
 }
