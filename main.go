@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -24,8 +25,6 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
-	"github.com/ipacct/ipacct_exporter/backends/iptables"
-	"github.com/ipacct/ipacct_exporter/backends/nftables"
 	"github.com/ipacct/ipacct_exporter/config"
 	"github.com/ipacct/ipacct_exporter/exporter"
 	"github.com/ipacct/ipacct_exporter/internal/netns"
@@ -47,7 +46,7 @@ func run(args []string) int {
 	var (
 		metricsPath = app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
 		webConfig   = kingpinflag.AddFlags(app, defaultAddress)
-		netnsFlag   = app.Flag("netns", "Network namespace to read counters from: a name under /run/netns or a path such as /proc/PID/ns/net. Default: the exporter's own.").Default("").String()
+		netnsFlag   = app.Flag("netns", "Network namespace to read counters from: a name under /run/netns, a path such as /proc/PID/ns/net, or a glob of either (quote it). Repeatable; with several, or a glob, every series gets a netns label. Entering a namespace needs CAP_SYS_ADMIN. Default: the exporter's own.").Strings()
 		timeout     = app.Flag("scrape.timeout", "Longest time a scrape may spend reading the kernel (0: no limit).").Default("10s").Duration()
 		useNftables = app.Flag("collector.nftables", "Read tagged rules and named counters of every nftables table over netlink (also the tables iptables-nft writes).").Default("true").Bool()
 		useIptables = app.Flag("collector.iptables", "Read tagged rules of iptables-legacy and ip6tables-legacy tables, when the kernel has any.").Default("true").Bool()
@@ -69,7 +68,17 @@ func run(args []string) int {
 		return 2
 	}
 	logger := promslog.New(logConfig)
-	nsPath := netns.Path(*netnsFlag)
+	patterns, err := netns.ParsePatterns(*netnsFlag)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		return 2
+	}
+	// nsPath is the one namespace that --config.file and cleanup manage.
+	nsPath, single := patterns.Single()
+	if !single && (*configFile != "" || command == cleanupCmd.FullCommand()) {
+		fmt.Fprintf(os.Stderr, "%s: --config.file and cleanup manage rules in one network namespace: give at most one --netns, without a glob\n", name)
+		return 2
+	}
 
 	cleanup := command == cleanupCmd.FullCommand()
 	if *configCheck || *dryRun || cleanup {
@@ -84,24 +93,27 @@ func run(args []string) int {
 			return 1
 		}
 	}
-	var sources []exporter.Source
-	if *useNftables {
-		sources = append(sources, exporter.Source{Name: "nftables", Backend: nftables.New(nftables.Options{NetNS: nsPath})})
-	}
-	if *useIptables {
-		sources = append(sources, exporter.Source{Name: "iptables", Backend: iptables.New(iptables.Options{NetNS: nsPath, LockTimeout: *lockTimeout})})
-	}
-	if len(sources) == 0 {
+	enabled := collectorSet{nftables: *useNftables, iptables: *useIptables, lockTimeout: *lockTimeout}
+	if !enabled.nftables && !enabled.iptables {
 		logger.Error("every collector is disabled: enable --collector.nftables or --collector.iptables")
 		return 2
 	}
-	for _, s := range sources {
-		logger.Info("collector enabled", "collector", s.Name)
+	var counters *exporter.Exporter
+	if single {
+		sources := enabled.sources(netns.Namespace{Path: nsPath})
+		for _, s := range sources {
+			logger.Info("collector enabled", "collector", s.Name)
+		}
+		counters = exporter.New(logger, *timeout, sources...)
+	} else {
+		logger.Info("reading several network namespaces, each series labelled netns", "netns", strings.Join(patterns, ","), "nftables", enabled.nftables, "iptables", enabled.iptables)
+		ns := &namespaceSources{patterns: patterns, collectors: enabled}
+		counters = exporter.NewForNamespaces(logger, *timeout, ns.list)
 	}
 
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(
-		exporter.New(logger, *timeout, sources...),
+		counters,
 		versioncollector.NewCollector(name),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -29,7 +29,7 @@ func TestAddressSets(t *testing.T) {
 			Elements: []backends.AddressCount{addr("198.51.100.1", 1, 10), addr("198.51.100.2", 6, 600)}},
 		{Tag: "empty", Direction: tag.In, Family: "ipv6"},
 	}}}
-	e := New(slog.New(slog.DiscardHandler), 0, Source{"nftables", nft})
+	e := New(slog.New(slog.DiscardHandler), 0, Source{Name: "nftables", Backend: nft})
 	want := `
 # HELP ipacct_ip_addresses Addresses now in the tag's sets.
 # TYPE ipacct_ip_addresses gauge

@@ -5,6 +5,7 @@ package exporter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -22,13 +23,27 @@ const maxLoggedComments = 4096
 
 // Source is a backend under the name of its collector.
 type Source struct {
-	Name    string
+	Name string
+	// NetNS is the value of the netns label for what the backend reads. Only
+	// an exporter made by NewForNamespaces shows it.
+	NetNS   string
 	Backend backends.Backend
 }
 
+// ErrSourceGone is what a backend's Read wraps when what it reads vanished
+// during the scrape, such as a network namespace deleted between listing and
+// reading: the source is left out of that scrape, unlogged, as if it had not
+// been listed.
+var ErrSourceGone = errors.New("source is gone")
+
+// sourceKey names a source among those of every scrape.
+type sourceKey struct{ name, netns string }
+
 // Exporter collects from its sources on every scrape.
 type Exporter struct {
-	sources []Source
+	list    func() []Source
+	d       *descs
+	withNS  bool
 	logger  *slog.Logger
 	timeout time.Duration
 
@@ -37,33 +52,56 @@ type Exporter struct {
 	// successful read. While the source fails those series are left out:
 	// a sum that silently lost a part would look like a counter reset and
 	// make rate() and increase() invent traffic.
-	contributed map[string]map[seriesKey]struct{}
-	lastErr     map[string]string
+	contributed map[sourceKey]map[seriesKey]struct{}
+	lastErr     map[sourceKey]string
 	logged      map[string]struct{}
 }
 
 // New returns an Exporter over the sources, in the order that decides which
 // description a tag shows. timeout bounds each scrape's reads (0: none).
 func New(logger *slog.Logger, timeout time.Duration, sources ...Source) *Exporter {
+	return newExporter(logger, timeout, false, func() []Source { return sources })
+}
+
+// NewForNamespaces returns an Exporter that calls list on every scrape and
+// labels each source's series with its NetNS, for reading several network
+// namespaces: namespaces that appear or vanish between scrapes come and go
+// with their series, without a restart.
+func NewForNamespaces(logger *slog.Logger, timeout time.Duration, list func() []Source) *Exporter {
+	return newExporter(logger, timeout, true, list)
+}
+
+func newExporter(logger *slog.Logger, timeout time.Duration, withNS bool, list func() []Source) *Exporter {
 	return &Exporter{
-		sources:     sources,
+		list:        list,
+		d:           newDescs(withNS),
+		withNS:      withNS,
 		logger:      logger,
 		timeout:     timeout,
-		contributed: make(map[string]map[seriesKey]struct{}),
-		lastErr:     make(map[string]string),
+		contributed: make(map[sourceKey]map[seriesKey]struct{}),
+		lastErr:     make(map[sourceKey]string),
 		logged:      make(map[string]struct{}),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{tagBytesDesc, tagPacketsDesc, tagRulesDesc, tagInfoDesc, invalidCommentsDesc,
-		ipBytesDesc, ipPacketsDesc, ipAddressesDesc, ipCapacityDesc, ipOverflowBytesDesc, ipOverflowPacketsDesc, successDesc, durationDesc} {
+	for _, d := range e.d.all() {
 		ch <- d
 	}
 }
 
+// labels returns the label values of a series, with the namespace's last
+// when the exporter shows it.
+func (e *Exporter) labels(netns string, values ...string) []string {
+	if e.withNS {
+		return append(values, netns)
+	}
+	return values
+}
+
 type seriesKey struct {
+	netns     string
 	tag       string
 	direction tag.Direction
 	family    string
@@ -80,6 +118,9 @@ type result struct {
 	duration time.Duration
 }
 
+// tagKey is a tag in one namespace.
+type tagKey struct{ netns, tag string }
+
 // Collect implements prometheus.Collector.
 func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	ctx := context.Background()
@@ -88,9 +129,10 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 		ctx, cancel = context.WithTimeout(ctx, e.timeout)
 		defer cancel()
 	}
-	results := make([]result, len(e.sources))
+	sources := e.list()
+	results := make([]result, len(sources))
 	var wg sync.WaitGroup
-	for i, s := range e.sources {
+	for i, s := range sources {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -101,32 +143,40 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 
 	sums := make(map[seriesKey]*series)
 	var order []seriesKey
-	descriptions := make(map[string]string)
-	var tags []string
+	descriptions := make(map[tagKey]string)
+	var tags []tagKey
 	withheld := make(map[seriesKey]struct{})
-	var sets []backends.AddressSet
+	var sets []namespaceSets
+	listed := make(map[sourceKey]bool, len(sources))
 
 	e.mu.Lock()
-	for i, s := range e.sources {
+	for i, s := range sources {
 		r := results[i]
-		ch <- prometheus.MustNewConstMetric(durationDesc, prometheus.GaugeValue, r.duration.Seconds(), s.Name)
+		sk := sourceKey{s.Name, s.NetNS}
+		if errors.Is(r.err, ErrSourceGone) {
+			continue
+		}
+		listed[sk] = true
+		ch <- prometheus.MustNewConstMetric(e.d.duration, prometheus.GaugeValue, r.duration.Seconds(), e.labels(s.NetNS, s.Name)...)
 		if r.err != nil {
-			ch <- prometheus.MustNewConstMetric(successDesc, prometheus.GaugeValue, 0, s.Name)
-			e.logFailure(s.Name, r.err)
-			for k := range e.contributed[s.Name] {
+			ch <- prometheus.MustNewConstMetric(e.d.success, prometheus.GaugeValue, 0, e.labels(s.NetNS, s.Name)...)
+			e.logFailure(s, r.err)
+			for k := range e.contributed[sk] {
 				withheld[k] = struct{}{}
 			}
 			continue
 		}
-		ch <- prometheus.MustNewConstMetric(successDesc, prometheus.GaugeValue, 1, s.Name)
-		ch <- prometheus.MustNewConstMetric(invalidCommentsDesc, prometheus.GaugeValue, float64(len(r.reading.Invalid)), s.Name)
-		e.logRecovery(s.Name)
-		e.logInvalid(s.Name, r.reading.Invalid)
+		ch <- prometheus.MustNewConstMetric(e.d.success, prometheus.GaugeValue, 1, e.labels(s.NetNS, s.Name)...)
+		ch <- prometheus.MustNewConstMetric(e.d.invalidComments, prometheus.GaugeValue, float64(len(r.reading.Invalid)), e.labels(s.NetNS, s.Name)...)
+		e.logRecovery(s)
+		e.logInvalid(s, r.reading.Invalid)
 
-		sets = append(sets, r.reading.Sets...)
+		if len(r.reading.Sets) > 0 {
+			sets = append(sets, namespaceSets{s.NetNS, r.reading.Sets})
+		}
 		contributed := make(map[seriesKey]struct{})
 		for _, rec := range r.reading.Records {
-			k := seriesKey{rec.Tag, rec.Direction, rec.Family}
+			k := seriesKey{s.NetNS, rec.Tag, rec.Direction, rec.Family}
 			sum, ok := sums[k]
 			if !ok {
 				sum = &series{}
@@ -137,42 +187,62 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 			sum.bytes += float64(rec.Bytes)
 			sum.rules++
 			contributed[k] = struct{}{}
-			if d, seen := descriptions[rec.Tag]; !seen {
-				descriptions[rec.Tag] = rec.Description
-				tags = append(tags, rec.Tag)
+			tk := tagKey{s.NetNS, rec.Tag}
+			if d, seen := descriptions[tk]; !seen {
+				descriptions[tk] = rec.Description
+				tags = append(tags, tk)
 			} else if d == "" {
-				descriptions[rec.Tag] = rec.Description
+				descriptions[tk] = rec.Description
 			}
 		}
-		e.contributed[s.Name] = contributed
+		e.contributed[sk] = contributed
 	}
+	e.forget(listed)
 	e.mu.Unlock()
 
-	shown := make(map[string]bool)
-	for _, set := range sets {
-		if d, seen := descriptions[set.Tag]; !seen {
-			descriptions[set.Tag] = set.Description
-			tags = append(tags, set.Tag)
-		} else if d == "" {
-			descriptions[set.Tag] = set.Description
+	shown := make(map[tagKey]bool)
+	for _, ns := range sets {
+		for _, set := range ns.sets {
+			tk := tagKey{ns.netns, set.Tag}
+			if d, seen := descriptions[tk]; !seen {
+				descriptions[tk] = set.Description
+				tags = append(tags, tk)
+			} else if d == "" {
+				descriptions[tk] = set.Description
+			}
+			shown[tk] = true
 		}
-		shown[set.Tag] = true
 	}
-	collectSets(ch, sets)
+	e.collectSets(ch, sets)
 	for _, k := range order {
 		if _, ok := withheld[k]; ok {
 			continue
 		}
 		sum := sums[k]
-		labels := []string{k.tag, string(k.direction), k.family}
-		ch <- prometheus.MustNewConstMetric(tagBytesDesc, prometheus.CounterValue, sum.bytes, labels...)
-		ch <- prometheus.MustNewConstMetric(tagPacketsDesc, prometheus.CounterValue, sum.packets, labels...)
-		ch <- prometheus.MustNewConstMetric(tagRulesDesc, prometheus.GaugeValue, float64(sum.rules), labels...)
-		shown[k.tag] = true
+		labels := e.labels(k.netns, k.tag, string(k.direction), k.family)
+		ch <- prometheus.MustNewConstMetric(e.d.tagBytes, prometheus.CounterValue, sum.bytes, labels...)
+		ch <- prometheus.MustNewConstMetric(e.d.tagPackets, prometheus.CounterValue, sum.packets, labels...)
+		ch <- prometheus.MustNewConstMetric(e.d.tagRules, prometheus.GaugeValue, float64(sum.rules), labels...)
+		shown[tagKey{k.netns, k.tag}] = true
 	}
 	for _, t := range tags {
 		if shown[t] {
-			ch <- prometheus.MustNewConstMetric(tagInfoDesc, prometheus.GaugeValue, 1, t, descriptions[t])
+			ch <- prometheus.MustNewConstMetric(e.d.tagInfo, prometheus.GaugeValue, 1, e.labels(t.netns, t.tag, descriptions[t])...)
+		}
+	}
+}
+
+// forget drops what is remembered of sources that this scrape did not list,
+// such as deleted namespaces, so that churn does not grow memory.
+func (e *Exporter) forget(listed map[sourceKey]bool) {
+	for k := range e.contributed {
+		if !listed[k] {
+			delete(e.contributed, k)
+		}
+	}
+	for k := range e.lastErr {
+		if !listed[k] {
+			delete(e.lastErr, k)
 		}
 	}
 }
@@ -193,27 +263,38 @@ func read(ctx context.Context, b backends.Backend) (r result) {
 
 // logFailure logs a collector's error when it is new, and at debug level
 // while it repeats, so that a scrape every 15 s does not flood the journal.
-func (e *Exporter) logFailure(name string, err error) {
-	msg := err.Error()
-	if e.lastErr[name] == msg {
-		e.logger.Debug("collector still failing", "collector", name, "err", err)
+func (e *Exporter) logFailure(s Source, err error) {
+	k, msg := sourceKey{s.Name, s.NetNS}, err.Error()
+	if e.lastErr[k] == msg {
+		e.logger.Debug("collector still failing", e.logAttrs(s, "err", err)...)
 		return
 	}
-	e.lastErr[name] = msg
-	e.logger.Error("collector failed", "collector", name, "err", err)
+	e.lastErr[k] = msg
+	e.logger.Error("collector failed", e.logAttrs(s, "err", err)...)
 }
 
-func (e *Exporter) logRecovery(name string) {
-	if _, failed := e.lastErr[name]; failed {
-		delete(e.lastErr, name)
-		e.logger.Info("collector recovered", "collector", name)
+func (e *Exporter) logRecovery(s Source) {
+	k := sourceKey{s.Name, s.NetNS}
+	if _, failed := e.lastErr[k]; failed {
+		delete(e.lastErr, k)
+		e.logger.Info("collector recovered", e.logAttrs(s)...)
 	}
+}
+
+// logAttrs names the source in a log line, and its namespace when the
+// exporter reads several.
+func (e *Exporter) logAttrs(s Source, attrs ...any) []any {
+	head := []any{"collector", s.Name}
+	if e.withNS {
+		head = append(head, netnsLabel, s.NetNS)
+	}
+	return append(head, attrs...)
 }
 
 // logInvalid logs each distinct invalid comment once.
-func (e *Exporter) logInvalid(name string, invalid []backends.InvalidComment) {
+func (e *Exporter) logInvalid(s Source, invalid []backends.InvalidComment) {
 	for _, ic := range invalid {
-		key := name + "\x00" + ic.Comment
+		key := s.Name + "\x00" + s.NetNS + "\x00" + ic.Comment
 		if _, ok := e.logged[key]; ok {
 			continue
 		}
@@ -221,6 +302,6 @@ func (e *Exporter) logInvalid(name string, invalid []backends.InvalidComment) {
 			return
 		}
 		e.logged[key] = struct{}{}
-		e.logger.Warn("rule not counted: its tag comment does not parse", "collector", name, "rule", ic.Where, "comment", ic.Comment, "err", ic.Err)
+		e.logger.Warn("rule not counted: its tag comment does not parse", e.logAttrs(s, "rule", ic.Where, "comment", ic.Comment, "err", ic.Err)...)
 	}
 }

@@ -48,7 +48,7 @@ func TestSumsAndDescriptions(t *testing.T) {
 		Records: []backends.Record{rec("web4", tag.In, "ip", "from legacy", 10, 1000)},
 		Invalid: []backends.InvalidComment{{Where: "ip filter INPUT", Comment: "=bad tag=", Err: errors.New("bad")}},
 	}}
-	e := New(slog.New(slog.DiscardHandler), 0, Source{"nftables", nft}, Source{"iptables", legacy})
+	e := New(slog.New(slog.DiscardHandler), 0, Source{Name: "nftables", Backend: nft}, Source{Name: "iptables", Backend: legacy})
 	want := `
 # HELP ipacct_collector_success 1 if the collector read its counters in this scrape, 0 if it failed.
 # TYPE ipacct_collector_success gauge
@@ -96,7 +96,7 @@ func TestFailingSourceLeavesOthersAndWithholdsItsSums(t *testing.T) {
 	}}}
 	legacy := &fakeBackend{reading: backends.Reading{Records: []backends.Record{rec("web4", tag.In, "ip", "d", 10, 1000)}}}
 	var logs bytes.Buffer
-	e := New(slog.New(slog.NewTextHandler(&logs, nil)), 0, Source{"nftables", nft}, Source{"iptables", legacy})
+	e := New(slog.New(slog.NewTextHandler(&logs, nil)), 0, Source{Name: "nftables", Backend: nft}, Source{Name: "iptables", Backend: legacy})
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(e)
 	if _, err := reg.Gather(); err != nil {
@@ -154,14 +154,14 @@ func TestInvalidCommentsLoggedOnce(t *testing.T) {
 		{Where: "ip filter OUTPUT", Comment: "=c!=", Err: errors.New("bad")},
 	}}}
 	var logs bytes.Buffer
-	e := New(slog.New(slog.NewTextHandler(&logs, nil)), 0, Source{"nftables", b})
+	e := New(slog.New(slog.NewTextHandler(&logs, nil)), 0, Source{Name: "nftables", Backend: b})
 	for i := 0; i < 3; i++ {
 		if got := testutil.ToFloat64(prometheus.CollectorFunc(func(ch chan<- prometheus.Metric) {
 			c := make(chan prometheus.Metric, 16)
 			e.Collect(c)
 			close(c)
 			for m := range c {
-				if m.Desc() == invalidCommentsDesc {
+				if m.Desc() == e.d.invalidComments {
 					ch <- m
 				}
 			}

@@ -48,24 +48,40 @@ func RequireRoot(t testing.TB, tools ...string) {
 // NS is a network namespace that the test created and that is deleted when
 // the test ends, whether it passed or not.
 type NS struct {
-	t    testing.TB
-	Name string
+	t       testing.TB
+	Name    string
+	deleted bool
 }
 
 // New creates a namespace with its loopback up and the given addresses
 // (CIDR form, IPv4 or IPv6) on it.
 func New(t testing.TB, addrs ...string) *NS {
 	t.Helper()
-	RequireRoot(t)
+	return NewInGroup(t, "test", addrs...)
+}
+
+// Group returns a random group name for NewInGroup, so that a glob over one
+// test's namespaces matches none of another test's running beside it.
+func Group(t testing.TB) string {
 	b := make([]byte, 4)
 	if _, err := rand.Read(b); err != nil {
 		t.Fatal(err)
 	}
-	ns := &NS{t: t, Name: "ipacct-test-" + hex.EncodeToString(b)}
+	return hex.EncodeToString(b)
+}
+
+// NewInGroup is New with the namespace named ipacct-GROUP-RANDOM.
+func NewInGroup(t testing.TB, group string, addrs ...string) *NS {
+	t.Helper()
+	RequireRoot(t)
+	ns := &NS{t: t, Name: "ipacct-" + group + "-" + Group(t)}
 	if out, err := exec.Command("ip", "netns", "add", ns.Name).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add: %v: %s", err, out)
 	}
 	t.Cleanup(func() {
+		if ns.deleted {
+			return
+		}
 		if out, err := exec.Command("ip", "netns", "del", ns.Name).CombinedOutput(); err != nil {
 			t.Errorf("ip netns del %s: %v: %s", ns.Name, err, out)
 		}
@@ -79,6 +95,15 @@ func New(t testing.TB, addrs ...string) *NS {
 		}
 	}
 	return ns
+}
+
+// Delete deletes the namespace before the test ends.
+func (ns *NS) Delete() {
+	ns.t.Helper()
+	if out, err := exec.Command("ip", "netns", "del", ns.Name).CombinedOutput(); err != nil {
+		ns.t.Fatalf("ip netns del %s: %v: %s", ns.Name, err, out)
+	}
+	ns.deleted = true
 }
 
 // Path is the namespace's file, as the exporter's --netns takes it.

@@ -1,0 +1,30 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/ipacct/ipacct_exporter/backends"
+	"github.com/ipacct/ipacct_exporter/exporter"
+)
+
+type failingBackend struct{}
+
+func (failingBackend) Read(context.Context) (backends.Reading, error) {
+	return backends.Reading{}, errors.New("network namespace: no such file or directory")
+}
+
+// TestVanishingNamespace: a read that fails because the namespace a glob
+// found is gone is ErrSourceGone; one whose namespace is still there is a
+// failure to report.
+func TestVanishingNamespace(t *testing.T) {
+	_, err := vanishing{failingBackend{}, "/run/netns/ipacct-never-made"}.Read(context.Background())
+	if !errors.Is(err, exporter.ErrSourceGone) {
+		t.Errorf("namespace gone: %v, want ErrSourceGone", err)
+	}
+	_, err = vanishing{failingBackend{}, "/proc/self/ns/net"}.Read(context.Background())
+	if err == nil || errors.Is(err, exporter.ErrSourceGone) {
+		t.Errorf("namespace present: %v, want the read's own error", err)
+	}
+}
