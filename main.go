@@ -113,7 +113,6 @@ func run(args []string) int {
 
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(
-		counters,
 		versioncollector.NewCollector(name),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -123,7 +122,7 @@ func run(args []string) int {
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle(*metricsPath, promhttp.HandlerFor(registry, promhttp.HandlerOpts{
+	mux.Handle(*metricsPath, promhttp.HandlerFor(exporter.Gatherers{counters, registry}, promhttp.HandlerOpts{
 		ErrorLog:      slog.NewLogLogger(logger.Handler(), slog.LevelError),
 		ErrorHandling: promhttp.ContinueOnError,
 	}))

@@ -58,10 +58,9 @@ func loadRules(b *testing.B, ns *netnstest.NS, n int) {
 // scrapeOverHTTP measures a scrape of the exporter reading ns through
 // promhttp, as Prometheus would make it; want must be in every answer.
 func scrapeOverHTTP(b *testing.B, ns *netnstest.NS, want string) {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(exporter.New(slog.New(slog.DiscardHandler), 0,
-		exporter.Source{Name: "nftables", Backend: nftables.New(nftables.Options{NetNS: ns.Path()})}))
-	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	e := exporter.New(slog.New(slog.DiscardHandler), 0,
+		exporter.Source{Name: "nftables", Backend: nftables.New(nftables.Options{NetNS: ns.Path()})})
+	srv := httptest.NewServer(promhttp.HandlerFor(exporter.Gatherers{e, prometheus.NewRegistry()}, promhttp.HandlerOpts{}))
 	defer srv.Close()
 	b.ReportAllocs()
 	for b.Loop() {

@@ -64,11 +64,11 @@ ipacct_tag_info{description="",tag="empty"} 1
 ipacct_tag_info{description="Servers",tag="srv"} 1
 ipacct_tag_info{description="Tenant 31",tag="rent31"} 1
 `
-	if err := testutil.CollectAndCompare(e, strings.NewReader(want), "ipacct_ip_addresses", "ipacct_ip_bytes_total", "ipacct_ip_packets_total",
+	if err := testutil.GatherAndCompare(e, strings.NewReader(want), "ipacct_ip_addresses", "ipacct_ip_bytes_total", "ipacct_ip_packets_total",
 		"ipacct_ip_capacity", "ipacct_ip_overflow_packets_total", "ipacct_tag_info"); err != nil {
 		t.Error(err)
 	}
-	if problems, err := testutil.CollectAndLint(e); err != nil || len(problems) > 0 {
+	if problems, err := testutil.GatherAndLint(e); err != nil || len(problems) > 0 {
 		t.Errorf("lint: %v %+v", err, problems)
 	}
 }

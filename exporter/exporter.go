@@ -1,6 +1,8 @@
-// Package exporter is the one prometheus.Collector of ipacct_exporter: on
-// each scrape it reads every backend, sums the tagged counters per tag,
-// direction and family, and sends them as const metrics.
+// Package exporter gathers the counters of ipacct_exporter: on each scrape
+// it reads every backend, sums the tagged counters per tag, direction and
+// family, and sends them as const metrics. The per-address series, which
+// can number millions, skip the const metrics and the registry's checks:
+// they are built straight into the exposition's families (addresses.go).
 package exporter
 
 import (
@@ -8,10 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ipacct/ipacct_exporter/backends"
 	"github.com/ipacct/ipacct_exporter/tag"
@@ -84,12 +89,34 @@ func newExporter(logger *slog.Logger, timeout time.Duration, withNS bool, list f
 	}
 }
 
-// Describe implements prometheus.Collector.
-func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range e.d.all() {
+// Gather implements prometheus.Gatherer: it reads every source once and
+// returns the exporter's families, sorted by name.
+func (e *Exporter) Gather() ([]*dto.MetricFamily, error) {
+	s := &scrape{e: e}
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(s); err != nil {
+		return nil, err
+	}
+	fams, err := reg.Gather()
+	fams = append(fams, s.addresses...)
+	slices.SortFunc(fams, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
+	return fams, err
+}
+
+// scrape is one Gather's collector: the const metrics go through the
+// registry, the per-address families are left in addresses.
+type scrape struct {
+	e         *Exporter
+	addresses []*dto.MetricFamily
+}
+
+func (s *scrape) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range s.e.d.all() {
 		ch <- d
 	}
 }
+
+func (s *scrape) Collect(ch chan<- prometheus.Metric) { s.addresses = s.e.collect(ch) }
 
 // labels returns the label values of a series, with the namespace's last
 // when the exporter shows it.
@@ -121,8 +148,9 @@ type result struct {
 // tagKey is a tag in one namespace.
 type tagKey struct{ netns, tag string }
 
-// Collect implements prometheus.Collector.
-func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
+// collect reads every source, sends the const metrics and returns the
+// per-address families.
+func (e *Exporter) collect(ch chan<- prometheus.Metric) []*dto.MetricFamily {
 	ctx := context.Background()
 	if e.timeout > 0 {
 		var cancel context.CancelFunc
@@ -213,7 +241,7 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 			shown[tk] = true
 		}
 	}
-	e.collectSets(ch, sets)
+	addresses := e.collectSets(ch, sets)
 	for _, k := range order {
 		if _, ok := withheld[k]; ok {
 			continue
@@ -230,6 +258,7 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(e.d.tagInfo, prometheus.GaugeValue, 1, e.labels(t.netns, t.tag, descriptions[t])...)
 		}
 	}
+	return addresses
 }
 
 // forget drops what is remembered of sources that this scrape did not list,

@@ -81,10 +81,10 @@ ipacct_tag_rules{direction="in",family="ip",tag="web4"} 3
 ipacct_tag_rules{direction="none",family="ip6",tag="ssh"} 1
 ipacct_tag_rules{direction="out",family="ip",tag="web4"} 1
 `
-	if err := testutil.CollectAndCompare(e, strings.NewReader(want), tagMetrics...); err != nil {
+	if err := testutil.GatherAndCompare(e, strings.NewReader(want), tagMetrics...); err != nil {
 		t.Error(err)
 	}
-	if problems, err := testutil.CollectAndLint(e); err != nil || len(problems) > 0 {
+	if problems, err := testutil.GatherAndLint(e); err != nil || len(problems) > 0 {
 		t.Errorf("lint: %v %+v", err, problems)
 	}
 }
@@ -97,8 +97,7 @@ func TestFailingSourceLeavesOthersAndWithholdsItsSums(t *testing.T) {
 	legacy := &fakeBackend{reading: backends.Reading{Records: []backends.Record{rec("web4", tag.In, "ip", "d", 10, 1000)}}}
 	var logs bytes.Buffer
 	e := New(slog.New(slog.NewTextHandler(&logs, nil)), 0, Source{Name: "nftables", Backend: nft}, Source{Name: "iptables", Backend: legacy})
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(e)
+	reg := e
 	if _, err := reg.Gather(); err != nil {
 		t.Fatal(err)
 	}
@@ -156,20 +155,27 @@ func TestInvalidCommentsLoggedOnce(t *testing.T) {
 	var logs bytes.Buffer
 	e := New(slog.New(slog.NewTextHandler(&logs, nil)), 0, Source{Name: "nftables", Backend: b})
 	for i := 0; i < 3; i++ {
-		if got := testutil.ToFloat64(prometheus.CollectorFunc(func(ch chan<- prometheus.Metric) {
-			c := make(chan prometheus.Metric, 16)
-			e.Collect(c)
-			close(c)
-			for m := range c {
-				if m.Desc() == e.d.invalidComments {
-					ch <- m
-				}
-			}
-		})); got != 3 {
+		if got := gauge(t, e, "ipacct_invalid_tag_comments"); got != 3 {
 			t.Errorf("invalid comments gauge %v, want 3 (rules)", got)
 		}
 	}
 	if n := strings.Count(logs.String(), "level=WARN"); n != 2 {
 		t.Errorf("want one warning per distinct comment (2), got %d:\n%s", n, logs.String())
 	}
+}
+
+// gauge gathers g and returns the value of the family's one series.
+func gauge(t *testing.T, g prometheus.Gatherer, name string) float64 {
+	t.Helper()
+	fams, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() == name && len(f.Metric) == 1 {
+			return f.Metric[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no family %s with one series", name)
+	return 0
 }

@@ -9,11 +9,22 @@ const namespace = "ipacct"
 // one that reads only its own keeps the labels its users' queries expect.
 const netnsLabel = "netns"
 
+// The per-address counters are built without descriptors (addresses.go);
+// their label names, in name order, are direction, ip, [netns,] tag.
+var (
+	ipBytesName    = prometheus.BuildFQName(namespace, "ip", "bytes_total")
+	ipBytesHelp    = "Bytes counted by the kernel per address in the sets whose comment carries the tag: out is traffic from the address, in traffic to it."
+	ipPacketsName  = prometheus.BuildFQName(namespace, "ip", "packets_total")
+	ipPacketsHelp  = "Packets counted by the kernel per address in the sets whose comment carries the tag: out is traffic from the address, in traffic to it."
+	addressLabels  = []string{"direction", "ip", "tag"}
+	addressLabelsN = []string{"direction", "ip", netnsLabel, "tag"}
+)
+
 // descs are the exporter's descriptors, built once per exporter. Label order
 // is the order of the values that Collect sends.
 type descs struct {
 	tagBytes, tagPackets, tagRules, tagInfo, invalidComments *prometheus.Desc
-	ipBytes, ipPackets, ipAddresses, ipCapacity              *prometheus.Desc
+	ipAddresses, ipCapacity                                  *prometheus.Desc
 	ipOverflowBytes, ipOverflowPackets                       *prometheus.Desc
 	success, duration                                        *prometheus.Desc
 }
@@ -41,12 +52,6 @@ func newDescs(withNetNS bool) *descs {
 		invalidComments: desc("", "invalid_tag_comments",
 			"Rules, counters and sets whose comment opens a tag token that does not parse, or that cannot count (a tagged rule without a counter, a tagged set that is not of addresses); they are not counted.",
 			"collector"),
-		ipBytes: desc("ip", "bytes_total",
-			"Bytes counted by the kernel per address in the sets whose comment carries the tag: out is traffic from the address, in traffic to it.",
-			"tag", "ip", "direction"),
-		ipPackets: desc("ip", "packets_total",
-			"Packets counted by the kernel per address in the sets whose comment carries the tag: out is traffic from the address, in traffic to it.",
-			"tag", "ip", "direction"),
 		ipAddresses: desc("ip", "addresses",
 			"Addresses now in the tag's sets.",
 			"tag", "family", "direction"),
@@ -68,7 +73,9 @@ func newDescs(withNetNS bool) *descs {
 	}
 }
 
+// all are the descriptors of the const metrics: every family but the
+// per-address counters, which addresses.go builds directly.
 func (d *descs) all() []*prometheus.Desc {
 	return []*prometheus.Desc{d.tagBytes, d.tagPackets, d.tagRules, d.tagInfo, d.invalidComments,
-		d.ipBytes, d.ipPackets, d.ipAddresses, d.ipCapacity, d.ipOverflowBytes, d.ipOverflowPackets, d.success, d.duration}
+		d.ipAddresses, d.ipCapacity, d.ipOverflowBytes, d.ipOverflowPackets, d.success, d.duration}
 }

@@ -54,18 +54,18 @@ ipacct_tag_info{description="",netns="a",tag="tenants"} 1
 ipacct_tag_info{description="",netns="b",tag="tenants"} 1
 `
 	names := []string{"ipacct_collector_success", "ipacct_ip_bytes_total", "ipacct_ip_capacity", "ipacct_tag_bytes_total", "ipacct_tag_info"}
-	if err := testutil.CollectAndCompare(e, strings.NewReader(want), names...); err != nil {
+	if err := testutil.GatherAndCompare(e, strings.NewReader(want), names...); err != nil {
 		t.Error(err)
 	}
 
 	// b fails, then vanishes: while it fails its tag series are withheld;
 	// once it is no longer listed, nothing of it is remembered.
 	b.err = fmt.Errorf("permission denied")
-	if n := testutil.CollectAndCount(e, "ipacct_tag_bytes_total"); n != 1 {
+	if n, err := testutil.GatherAndCount(e, "ipacct_tag_bytes_total"); err != nil || n != 1 {
 		t.Errorf("%d tag series while b fails, want a's alone", n)
 	}
 	listed = listed[:1]
-	if n := testutil.CollectAndCount(e, "ipacct_collector_success"); n != 1 {
+	if n, err := testutil.GatherAndCount(e, "ipacct_collector_success"); err != nil || n != 1 {
 		t.Errorf("%d success series after b vanished, want 1", n)
 	}
 	e.mu.Lock()

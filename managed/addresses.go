@@ -2,6 +2,7 @@ package managed
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"net/netip"
@@ -38,6 +39,18 @@ import (
 // A set's name changes only with its definition (size, timeout,
 // description), so a reload that changes the networks keeps every set,
 // with its counts, and swaps only the base chains.
+//
+// A set larger than shardSize is split into a power of two of shards, each
+// with its own set and chain, and the set's chain sends an address to one of
+// them by its lowest bits:
+//
+//	chain addr_rent31_ipv4_out-1a2b3c4d   ip saddr & 0.0.0.3 vmap { 0.0.0.0 : goto
+//	                                      addr_rent31_ipv4_out-1a2b3c4d.0, … }
+//	set rent31_ipv4_out-1a2b3c4d.0 …      and its chain, as above
+//
+// because the kernel dumps a set in chunks and walks the set from its start
+// for each chunk: reading one set of n addresses costs n², four sets of n/4
+// cost a quarter of that. The exporter sums the shards again.
 
 // Set is a per-address set of the managed table.
 type Set struct {
@@ -69,8 +82,20 @@ func buildAddresses(f *config.File, rs *Ruleset) {
 			for _, dir := range e.Directions() {
 				s := addressSet(e, fam, dir)
 				s.Networks = nets
-				chain := Chain{Name: "addr_" + s.Name, Rules: setRules(s, dir)}
-				rs.Sets = append(rs.Sets, s)
+				chain := Chain{Name: "addr_" + s.Name}
+				if shards := s.shards(); len(shards) == 1 {
+					chain.Rules = setRules(s, dir)
+					rs.Sets = append(rs.Sets, s)
+				} else {
+					// The shards' chains first: the vmap names them.
+					targets := make([]string, len(shards))
+					for i, sh := range shards {
+						targets[i] = "addr_" + sh.Name
+						rs.Sets = append(rs.Sets, sh)
+						rs.Chains = append(rs.Chains, Chain{Name: targets[i], Rules: setRules(sh, dir)})
+					}
+					chain.Rules = []Rule{shardRule(s.Family, dir, targets)}
+				}
 				rs.Chains = append(rs.Chains, chain)
 				for _, h := range e.Hooks {
 					// Out is seen at output and forward, in at input and
@@ -113,6 +138,74 @@ func addressSet(e config.AddressEntry, fam string, dir tag.Direction) Set {
 	h := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%d\x00%d", fam, comment, e.Size, e.Timeout.Milliseconds()))
 	s.Name = fmt.Sprintf("%s_%s_%s-%s", e.Tag, fam, dir, hex.EncodeToString(h[:])[:8])
 	return s
+}
+
+// shardSize is the most addresses a set of the managed table holds
+// before it is split (see the top of this file). At 16,384 the kernel dumps
+// a set in a few milliseconds.
+const shardSize = 16384
+
+// shards splits a set larger than shardSize into a power of two of sets
+// of the same comment and networks, named NAME.0, NAME.1, …; a smaller set
+// is its one shard. An address goes to the shard its lowest bits number:
+// the addresses of a busy network are dense, so that spreads them evenly,
+// and unlike a hash it is a key nft lists as it is. Each shard takes an
+// eighth more than its share for what unevenness is left, so the shards
+// together hold at least Size.
+func (s Set) shards() []Set {
+	n := uint32(1)
+	for n*shardSize < s.Size {
+		n *= 2
+	}
+	if n == 1 {
+		return []Set{s}
+	}
+	share := (s.Size + n - 1) / n
+	list := make([]Set, n)
+	for i := range list {
+		sh := s
+		sh.Name = fmt.Sprintf("%s.%d", s.Name, i)
+		sh.Size = share + (share+7)/8
+		list[i] = sh
+	}
+	return list
+}
+
+// shardRule sends the address to the chain of its shard: the address,
+// masked to its lowest bits, looked up in a verdict map.
+func shardRule(fam string, dir tag.Direction, targets []string) Rule {
+	proto, field, load := addressLoad(fam, dir)
+	f := nfproto(nfFamily(fam))
+	vmap := make([]string, len(targets))
+	keys := make([][]byte, len(targets))
+	for i, t := range targets {
+		k := shardKey(fam, uint32(i))
+		keys[i] = k.AsSlice()
+		vmap[i] = fmt.Sprintf("%s : goto %s", k, t)
+	}
+	mask := shardKey(fam, uint32(len(targets)-1))
+	return Rule{
+		Text: fmt.Sprintf("%s %s %s & %s vmap { %s }", f.text, proto, field, mask, strings.Join(vmap, ", ")),
+		Exprs: []expr.Any{
+			f.exprs[0], f.exprs[1],
+			load,
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: load.Len, Mask: mask.AsSlice(), Xor: make([]byte, load.Len)},
+		},
+		GotoMap: &GotoMap{Family: fam, Keys: keys, Chains: targets},
+		Full:    true,
+	}
+}
+
+// shardKey is the address whose lowest bits are i and the others zero.
+func shardKey(fam string, i uint32) netip.Addr {
+	if fam == "ipv6" {
+		var b [16]byte
+		binary.BigEndian.PutUint32(b[12:], i)
+		return netip.AddrFrom16(b)
+	}
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], i)
+	return netip.AddrFrom4(b)
 }
 
 // setRules are the rules of a set's chain: add the address with a counter

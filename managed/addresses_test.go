@@ -64,8 +64,8 @@ func TestAddressesCountTraffic(t *testing.T) {
 	netnstest.RequireRoot(t, "nft")
 	ns := netnstest.New(t, "192.0.2.1/24", "192.0.2.2/24", "192.0.2.3/24", "2001:db8::1/64", "2001:db8::2/64")
 	ch := apply(t, ns, mustBuild(t, serversYAML))
-	if len(ch.SetsAdded) != 8 {
-		t.Errorf("sets added: %v, want 2 entries × 2 families × 2 directions", ch.SetsAdded)
+	if len(ch.SetsAdded) != 32 {
+		t.Errorf("sets added: %v, want 2 entries × 2 families × 2 directions × 4 shards (default size 65535)", ch.SetsAdded)
 	}
 	a := ns.SendUDP("192.0.2.1:4001", "192.0.2.2:5001", 100, 3)
 	b := ns.SendUDP("192.0.2.2:4002", "192.0.2.3:5002", 200, 2)
@@ -84,11 +84,19 @@ func TestAddressesCountTraffic(t *testing.T) {
 	compareCounters(t, "against traffic sent", got, want)
 	compareCounters(t, "against nft -j list ruleset", got, ns.NFTSetCounters())
 	for _, s := range sets {
-		if s.Capacity != 65535 || s.Overflow == nil || *s.Overflow != (backends.Counter{}) {
+		// 65535 in 4 shards: 16384 each, and an eighth to spare.
+		if s.Capacity != 18432 || s.Overflow == nil || *s.Overflow != (backends.Counter{}) {
 			t.Errorf("%s: capacity %d, overflow %+v", s.Where, s.Capacity, s.Overflow)
 		}
+		// Each address is in the shard its two lowest bits number.
+		for _, e := range s.Elements {
+			b := e.Addr.AsSlice()
+			if want := fmt.Sprintf(".%d", b[len(b)-1]&3); !strings.HasSuffix(s.Where, want) {
+				t.Errorf("%s in %s, want the shard ending %s", e.Addr, s.Where, want)
+			}
+		}
 	}
-	if ch := apply(t, ns, mustBuild(t, serversYAML)); !ch.Empty() || ch.SetsKept != 8 {
+	if ch := apply(t, ns, mustBuild(t, serversYAML)); !ch.Empty() || ch.SetsKept != 32 {
 		t.Errorf("re-applying the same file changed %+v", ch)
 	}
 	again, _ := readAddresses(t, ns)
@@ -104,7 +112,7 @@ func TestAddressesReload(t *testing.T) {
 	apply(t, ns, mustBuild(t, "addresses:\n  - tag: srv\n    networks: [192.0.2.1, 192.0.2.2]\n"))
 	a := ns.SendUDP("192.0.2.1:4001", "192.0.2.2:5001", 100, 3)
 	ch := apply(t, ns, mustBuild(t, "addresses:\n  - tag: srv\n    networks: [192.0.2.1, 192.0.2.3]\n"))
-	if len(ch.SetsAdded)+len(ch.SetsRemoved) != 0 || ch.SetsKept != 2 || ch.ElementsRemoved != 1 || len(ch.Added) != 4 || len(ch.Removed) != 4 {
+	if len(ch.SetsAdded)+len(ch.SetsRemoved) != 0 || ch.SetsKept != 8 || ch.ElementsRemoved != 1 || len(ch.Added) != 4 || len(ch.Removed) != 4 {
 		t.Errorf("changing the networks: %+v; want the sets kept, 192.0.2.2 dropped, the four base chains (in and out at their hooks and forward) swapped", ch)
 	}
 	b := ns.SendUDP("192.0.2.1:4002", "192.0.2.3:5002", 50, 2)
@@ -116,7 +124,7 @@ func TestAddressesReload(t *testing.T) {
 	})
 	// A new size is a new set: its counts start again.
 	ch = apply(t, ns, mustBuild(t, "addresses:\n  - tag: srv\n    networks: [192.0.2.1, 192.0.2.3]\n    size: 100\n"))
-	if len(ch.SetsAdded) != 2 || len(ch.SetsRemoved) != 2 {
+	if len(ch.SetsAdded) != 2 || len(ch.SetsRemoved) != 8 {
 		t.Errorf("changing the size: %+v", ch)
 	}
 	if got, _ := readAddresses(t, ns); len(got) != 0 {

@@ -90,7 +90,9 @@ func Apply(conn *nftables.Conn, rs *Ruleset) (Changes, error) {
 			continue
 		}
 		chain := conn.AddChain(&nftables.Chain{Name: c.Name, Table: table})
-		addRules(conn, chain, c.Rules)
+		if err := addRules(conn, chain, c.Rules); err != nil {
+			return ch, err
+		}
 		ch.Added = append(ch.Added, c.Name)
 	}
 	prio := nftables.ChainPriority(rs.Priority)
@@ -144,7 +146,9 @@ func Apply(conn *nftables.Conn, rs *Ruleset) (Changes, error) {
 			Name: bc.Name, Table: table, Type: nftables.ChainTypeFilter,
 			Hooknum: hookNums[bc.Hook], Priority: nftables.ChainPriorityRef(prio), Policy: &accept,
 		})
-		addRules(conn, c, bc.Rules)
+		if err := addRules(conn, c, bc.Rules); err != nil {
+			return ch, err
+		}
 		ch.Added = append(ch.Added, bc.Name)
 	}
 
@@ -164,7 +168,8 @@ func Apply(conn *nftables.Conn, rs *Ruleset) (Changes, error) {
 	}
 	slices.Sort(ch.Removed)
 	for name, s := range haveSets {
-		if !wantSets[name] {
+		// Anonymous sets (the shards' verdict maps) go with their rules.
+		if !wantSets[name] && !s.Anonymous {
 			conn.DelSet(s)
 			ch.SetsRemoved = append(ch.SetsRemoved, name)
 		}
@@ -247,14 +252,32 @@ func addBase(conn *nftables.Conn, table *nftables.Table, hook string, prio nftab
 	}
 }
 
-func addRules(conn *nftables.Conn, c *nftables.Chain, rules []Rule) {
+func addRules(conn *nftables.Conn, c *nftables.Chain, rules []Rule) error {
 	for _, r := range rules {
 		var ud []byte
 		if r.Comment != "" {
 			ud = userData(r.Comment)
 		}
-		conn.AddRule(&nftables.Rule{Table: c.Table, Chain: c, Exprs: r.Exprs, UserData: ud})
+		exprs := r.Exprs
+		if m := r.GotoMap; m != nil {
+			key := nftables.TypeIPAddr
+			if m.Family == "ipv6" {
+				key = nftables.TypeIP6Addr
+			}
+			vmap := &nftables.Set{Table: c.Table, Anonymous: true, Constant: true, IsMap: true,
+				KeyType: key, DataType: nftables.TypeVerdict}
+			elems := make([]nftables.SetElement, len(m.Keys))
+			for i, k := range m.Keys {
+				elems[i] = nftables.SetElement{Key: k, VerdictData: &expr.Verdict{Kind: expr.VerdictGoto, Chain: m.Chains[i]}}
+			}
+			if err := conn.AddSet(vmap, elems); err != nil {
+				return fmt.Errorf("chain %s: verdict map: %w", c.Name, err)
+			}
+			exprs = append(slices.Clip(exprs), &expr.Lookup{SourceRegister: 1, SetName: vmap.Name, SetID: vmap.ID, IsDestRegSet: true})
+		}
+		conn.AddRule(&nftables.Rule{Table: c.Table, Chain: c, Exprs: exprs, UserData: ud})
 	}
+	return nil
 }
 
 // dropStrays deletes from a kept set the addresses outside its networks:

@@ -79,6 +79,17 @@ type Rule struct {
 	Text  string
 	Exprs []expr.Any
 	Full  bool
+	// GotoMap, when set, ends the rule with a lookup of the value it
+	// leaves in register 1 in an anonymous verdict map.
+	GotoMap *GotoMap
+}
+
+// GotoMap maps addresses of a family (ipv4, ipv6) to chains: Keys[i] goes
+// to Chains[i].
+type GotoMap struct {
+	Family string
+	Keys   [][]byte
+	Chains []string
 }
 
 var hooks = []string{"input", "output", "forward"}
