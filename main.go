@@ -225,7 +225,7 @@ func runConfigCommand(path, nsPath string, check, dryRun, cleanup bool) int {
 	deleted, err := managed.Cleanup(conn, table)
 	switch {
 	case err != nil:
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(os.Stderr, managed.ExplainPermission(err))
 		return 1
 	case deleted:
 		fmt.Printf("deleted table inet %s\n", table)

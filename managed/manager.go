@@ -1,6 +1,7 @@
 package managed
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -33,6 +34,16 @@ type Manager struct {
 	mu          sync.Mutex // serialises reloads and guards the fields below
 	lastOK      bool
 	lastSuccess time.Time
+	onApply     []func(*config.File)
+}
+
+// OnApply adds fn to what runs, under the reload lock, after each file
+// that loaded and applied: so the parts of the exporter that count
+// outside the kernel (flows) take the same parse of the file.
+func (m *Manager) OnApply(fn func(*config.File)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.onApply = append(m.onApply, fn)
 }
 
 // NewManager returns a Manager for the file at path, applying in the
@@ -70,12 +81,15 @@ func (m *Manager) reload() error {
 	}
 	conn, closeConn, err := Dial(m.netns)
 	if err != nil {
-		return err
+		return ExplainPermission(err)
 	}
 	defer closeConn()
 	ch, err := Apply(conn, rs)
 	if err != nil {
-		return err
+		return ExplainPermission(err)
+	}
+	for _, fn := range m.onApply {
+		fn(f)
 	}
 	if ch.Empty() {
 		m.logger.Info("rules.yaml applied: the kernel already matched it", "file", m.path, "table", "inet "+rs.Table)
@@ -110,8 +124,24 @@ func (m *Manager) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(reloadTimestampDesc, prometheus.GaugeValue, sec)
 }
 
+// ExplainPermission adds to the kernel's refusal of a change to the managed
+// table what the exporter lacks. Dial connects lazily, so a missing
+// capability shows in the first request, not in Dial: wrap the errors of
+// what follows it too.
+func ExplainPermission(err error) error {
+	var sysErr *os.SyscallError
+	switch {
+	case errors.As(err, &sysErr) && sysErr.Syscall == "setns":
+		return fmt.Errorf("%w (entering another network namespace (--netns) needs CAP_SYS_ADMIN, beside CAP_NET_ADMIN for the rules)", err)
+	case errors.Is(err, unix.EPERM):
+		return fmt.Errorf("%w (installing the rules of --config.file needs the capability CAP_NET_ADMIN, which the exporter does not have: grant it, or run as root with it)", err)
+	}
+	return err
+}
+
 // Dial opens a netlink connection to nftables in the namespace at path
-// ("" for the exporter's own).
+// ("" for the exporter's own). It does not talk to the kernel yet: errors
+// for lack of privilege come with the first request (see ExplainPermission).
 func Dial(netns string) (*nftables.Conn, func(), error) {
 	batchRoom := nftables.WithSockOptions(roomForBatch)
 	if netns == "" {

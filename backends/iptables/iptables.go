@@ -18,6 +18,9 @@
 // also lets iptables-legacy open the xtables lock file, which it opens
 // read-only). The lock file, /run/xtables.lock or the one $XTABLES_LOCKFILE
 // names, must exist or be creatable: any root run of iptables makes it.
+// iptables-legacy gets these capabilities only as root's or as the
+// exporter's ambient capabilities: file capabilities set on the exporter's
+// binary (setcap) do not pass to the programs it runs.
 package iptables
 
 import (
@@ -32,6 +35,7 @@ import (
 	"time"
 
 	goiptables "github.com/coreos/go-iptables/iptables"
+	"golang.org/x/sys/unix"
 
 	"github.com/ipacct/ipacct_exporter/backends"
 	"github.com/ipacct/ipacct_exporter/internal/netns"
@@ -110,6 +114,10 @@ func (b *Backend) Read(ctx context.Context) (backends.Reading, error) {
 		return nil
 	})
 	if err != nil {
+		if b.netNS != "" && errors.Is(err, unix.EPERM) {
+			// Only setns fails with EPERM here: the reads fail otherwise.
+			err = fmt.Errorf("%w (entering another network namespace (--netns) needs CAP_SYS_ADMIN)", err)
+		}
 		return backends.Reading{}, err
 	}
 	return reading, nil
@@ -165,8 +173,9 @@ func loadedTables(path string) ([]string, error) {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, nil
 	case errors.Is(err, fs.ErrPermission):
-		return nil, fmt.Errorf("%w: reading legacy iptables counters needs root, or the capabilities "+
-			"CAP_DAC_READ_SEARCH (for this root-only file), CAP_NET_ADMIN and CAP_NET_RAW", err)
+		return nil, fmt.Errorf("%w: the iptables collector needs CAP_DAC_READ_SEARCH to read this root-only file, "+
+			"and CAP_NET_ADMIN and CAP_NET_RAW for iptables-legacy: run as root, or grant all three as ambient "+
+			"capabilities; on a host without legacy tables, use --no-collector.iptables", err)
 	case err != nil:
 		return nil, err
 	}
@@ -218,10 +227,13 @@ func commandFailed(err error) error {
 	switch {
 	case strings.Contains(msg, "lock file"):
 		hint = "iptables-legacy must open the xtables lock file (/run/xtables.lock, or the file that " +
-			"$XTABLES_LOCKFILE names): create it as root, or run the exporter as root"
+			"$XTABLES_LOCKFILE names): it must exist (any run of iptables as root makes it), and iptables-legacy " +
+			"needs root or the ambient capability CAP_DAC_READ_SEARCH to open it (file capabilities of the " +
+			"exporter do not pass to iptables-legacy)"
 	case strings.Contains(msg, "Permission denied"), strings.Contains(msg, "you must be root"),
 		strings.Contains(msg, "Operation not permitted"):
-		hint = "listing legacy iptables rules needs root, or the capabilities CAP_NET_ADMIN and CAP_NET_RAW"
+		hint = "listing legacy iptables rules needs CAP_NET_ADMIN and CAP_NET_RAW in iptables-legacy, which has " +
+			"them as root or as ambient capabilities of the exporter, not from file capabilities of the exporter"
 	}
 	return &commandError{err: err, hint: hint}
 }

@@ -203,8 +203,12 @@ func openNetNS(path string) (fd int, closeFn func(), err error) {
 
 // explain turns the kernel's refusal into the sentence an operator needs.
 func explain(what string, err error) error {
-	if errors.Is(err, unix.EPERM) || errors.Is(err, os.ErrPermission) {
-		return fmt.Errorf("%s: %w (reading nftables needs CAP_NET_ADMIN: run as root or grant the capability)", what, err)
+	var sysErr *os.SyscallError
+	switch {
+	case errors.As(err, &sysErr) && sysErr.Syscall == "setns":
+		return fmt.Errorf("%s: %w (entering another network namespace (--netns) needs CAP_SYS_ADMIN, beside CAP_NET_ADMIN for reading nftables)", what, err)
+	case errors.Is(err, unix.EPERM) || errors.Is(err, os.ErrPermission):
+		return fmt.Errorf("%s: %w (reading nftables needs the capability CAP_NET_ADMIN, which the exporter does not have: grant it, as an ambient or file capability, or run as root with it)", what, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
