@@ -95,8 +95,9 @@ func TestNATGatewayTenants(t *testing.T) {
 		if v, _ := value(fams, "ipacct_ip_addresses", labels); v != g.addresses {
 			t.Errorf("ipacct_ip_addresses%v = %v, want %v", labels, v, g.addresses)
 		}
-		if v, _ := value(fams, "ipacct_ip_capacity", labels); v != 65535 {
-			t.Errorf("ipacct_ip_capacity%v = %v, want 65535", labels, v)
+		// The default size 65535 is 4 shards of 16384 and an eighth.
+		if v, _ := value(fams, "ipacct_ip_capacity", labels); v != 4*18432 {
+			t.Errorf("ipacct_ip_capacity%v = %v, want 73728", labels, v)
 		}
 		if v, ok := value(fams, "ipacct_ip_overflow_packets_total", labels); !ok || v != 0 {
 			t.Errorf("ipacct_ip_overflow_packets_total%v = %v (present %v), want 0", labels, v, ok)

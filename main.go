@@ -57,6 +57,7 @@ func run(args []string) int {
 		cleanupCmd  = app.Command("cleanup", "Delete the exporter's nftables table (the one --config.file names, default inet ipacct) and nothing else, then exit.")
 	)
 	app.Command("serve", "Serve metrics (the default).").Default()
+	netflow := addNetflowFlags(app)
 	addReportCommand(app)
 	logConfig := &promslog.Config{}
 	promslogflag.AddFlags(app, logConfig)
@@ -86,21 +87,29 @@ func run(args []string) int {
 	}
 	logger.Info("starting "+name, "version", version.Info(), "build_context", version.BuildContext())
 
+	if code := netflow.prepare(logger, *configFile); code != 0 {
+		return code
+	}
+	defer netflow.close()
 	var manager *managed.Manager
 	if *configFile != "" {
 		manager = managed.NewManager(*configFile, nsPath, logger)
+		netflow.attach(manager, logger)
 		if err := manager.Reload(); err != nil {
 			return 1
 		}
 	}
 	enabled := collectorSet{nftables: *useNftables, iptables: *useIptables, lockTimeout: *lockTimeout}
-	if !enabled.nftables && !enabled.iptables {
+	if code := netflow.start(logger); code != 0 {
+		return code
+	}
+	if !enabled.nftables && !enabled.iptables && netflow.collector == nil {
 		logger.Error("every collector is disabled: enable --collector.nftables or --collector.iptables")
 		return 2
 	}
 	var counters *exporter.Exporter
 	if single {
-		sources := enabled.sources(netns.Namespace{Path: nsPath})
+		sources := append(enabled.sources(netns.Namespace{Path: nsPath}), netflow.sources()...)
 		for _, s := range sources {
 			logger.Info("collector enabled", "collector", s.Name)
 		}
@@ -120,6 +129,7 @@ func run(args []string) int {
 	if manager != nil {
 		registry.MustRegister(manager)
 	}
+	netflow.register(registry)
 
 	mux := http.NewServeMux()
 	mux.Handle(*metricsPath, promhttp.HandlerFor(exporter.Gatherers{counters, registry}, promhttp.HandlerOpts{

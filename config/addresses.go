@@ -24,7 +24,7 @@ const (
 	maxNetworks = 1000
 )
 
-var addressKeys = []string{"tag", "description", "networks", "direction", "hooks", "size", "timeout"}
+var addressKeys = []string{"tag", "description", "source", "networks", "direction", "hooks", "size", "timeout"}
 
 func (d *decoder) addressEntry(n *yaml.Node, name string) (AddressEntry, entryPos) {
 	e := AddressEntry{Line: n.Line}
@@ -49,6 +49,8 @@ func (d *decoder) addressEntry(n *yaml.Node, name string) (AddressEntry, entryPo
 			e.Tag, _, _ = d.str(val, field, false)
 		case "description":
 			e.Description, _, _ = d.str(val, field, true)
+		case "source":
+			e.Source, _, _ = d.str(val, field, false)
 		case "direction":
 			e.Direction, _, _ = d.str(val, field, false)
 		case "hooks":
@@ -143,7 +145,17 @@ func validateAddresses(f *File, pos *filePos, claims map[string]map[tag.Directio
 			line, field := r.field("direction")
 			errs.add(line, field, "%s is not a direction; use in, out or both", quote(e.Direction))
 		}
-		hooksOK := checkHookList(r, e.Hooks, "empty list; leave hooks out for [input, output, forward]", errs)
+		flows := e.Source == SourceFlows
+		hooksOK := true
+		switch {
+		case !checkSource(r, e.Source, errs):
+			hooksOK = false
+		case flows && e.Hooks != nil:
+			line, field := r.field("hooks")
+			errs.add(line, field, "hooks are where the kernel counts, and a flows entry has none; leave hooks out")
+		case !flows:
+			hooksOK = checkHookList(r, e.Hooks, "empty list; leave hooks out for [input, output, forward]", errs)
+		}
 		if len(e.Networks) == 0 && (r.p == nil || r.p.values["networks"] == 0 && !r.p.broken) {
 			errs.add(e.Line, r.name+".networks", "missing; an address entry counts the addresses of its networks")
 		}
@@ -153,7 +165,7 @@ func validateAddresses(f *File, pos *filePos, claims map[string]map[tag.Directio
 				owners = append(owners, where{i, j})
 			}
 		}
-		if hooksOK && directionOK && (r.p == nil || !r.p.broken) {
+		if hooksOK && directionOK && !flows && (r.p == nil || !r.p.broken) {
 			for _, d := range e.Directions() {
 				// Out is counted at output and forward, in at input and
 				// forward.
@@ -173,6 +185,12 @@ func validateAddresses(f *File, pos *filePos, claims map[string]map[tag.Directio
 		a, b := owners[o.later], owners[o.earlier]
 		if a.entry == b.entry {
 			continue // reported by checkPrefixes
+		}
+		// Networks of flows entries may nest, the longest prefix owning
+		// an address; an address still belongs to one entry.
+		ea, eb := &f.Addresses[a.entry], &f.Addresses[b.entry]
+		if ea.Source == SourceFlows && eb.Source == SourceFlows && ea.Networks[a.item] != eb.Networks[b.item] {
+			continue
 		}
 		r := refs[a.entry]
 		r.itemError(errs, "networks", a.item, "%s overlaps %s of %s; an address is counted by one entry",

@@ -23,6 +23,43 @@ type File struct {
 	Accounting []Entry `yaml:"accounting"`
 	// Addresses lists what to count per address, one tag an entry.
 	Addresses []AddressEntry `yaml:"addresses"`
+	// Flows says which routers' flows count, for the entries whose source
+	// is flows.
+	Flows Flows `yaml:"flows"`
+}
+
+// Where an entry's counts come from.
+const (
+	// SourceKernel (the default): rules and sets in the exporter's table.
+	SourceKernel = "kernel"
+	// SourceFlows: NetFlow v5/v9 and IPFIX records that routers export
+	// to the netflow collector. Nothing is installed in the kernel.
+	SourceFlows = "flows"
+)
+
+// Flows filters the flow records by the router that exported them.
+type Flows struct {
+	// Exporters, when given, are the only routers whose flows count, each
+	// with optional interface filters. Empty: every exporter's count.
+	Exporters []Exporter `yaml:"exporters"`
+}
+
+// Exporter is a router whose flows count. A flow that two interfaces of a
+// router report (ingress on one, egress on the other) would count twice;
+// the interface filters keep one of the reports.
+type Exporter struct {
+	// Address is the source address of the router's export datagrams.
+	Address netip.Addr `yaml:"address"`
+	// InputInterfaces, when given: traffic in (to a counted address)
+	// counts only from flows whose input interface (SNMP ifIndex) is one
+	// of these.
+	InputInterfaces []uint32 `yaml:"input_interfaces"`
+	// OutputInterfaces, when given: traffic out (from a counted address)
+	// counts only from flows whose output interface is one of these.
+	OutputInterfaces []uint32 `yaml:"output_interfaces"`
+
+	// Line is where the exporter starts in the file, for messages.
+	Line int `yaml:"-"`
 }
 
 // AddressEntry is one per-address accounting entry: a tag (a tenant, a
@@ -33,6 +70,10 @@ type File struct {
 type AddressEntry struct {
 	Tag         string `yaml:"tag"`
 	Description string `yaml:"description"`
+	// Source is kernel (default: sets in the exporter's table) or flows
+	// (the records routers export; such an entry has no hooks). Networks
+	// of flows entries may nest: the longest prefix owns an address.
+	Source string `yaml:"source"`
 	// Networks are the addresses or networks to count, IPv4 and/or IPv6.
 	// They must not overlap any other address entry's.
 	Networks []netip.Prefix `yaml:"networks"`
@@ -40,7 +81,7 @@ type AddressEntry struct {
 	Direction string `yaml:"direction"`
 	// Hooks are where to count: by default input, output and forward, so
 	// that it works on a server and on a gateway. Out is counted at output
-	// and forward, in at input and forward.
+	// and forward, in at input and forward. Nil for a flows entry.
 	Hooks []string `yaml:"hooks"`
 	// Size is the most addresses each set holds (default 65535). When a
 	// set is full, new addresses are not counted per address; the overflow
@@ -65,6 +106,11 @@ type Entry struct {
 	// adds it.
 	Tag         string `yaml:"tag"`
 	Description string `yaml:"description"`
+	// Source is kernel (default: rules in the exporter's table) or flows
+	// (the records routers export). A flows entry matches what flow
+	// records carry: addresses, protocol and ports; it needs local, and
+	// has no hooks, interface or match.
+	Source string `yaml:"source"`
 	// Direction is "in", "out" or "both" (default).
 	Direction string `yaml:"direction"`
 	// Family is "ipv4", "ipv6" or "both". Default: the families of Local,
@@ -72,7 +118,8 @@ type Entry struct {
 	// always sets it.
 	Family string `yaml:"family"`
 	// Hooks are where to count: "input", "output", "forward". Default
-	// [input, output] (a server); a gateway names forward.
+	// [input, output] (a server); a gateway names forward. Nil for a flows
+	// entry.
 	Hooks []string `yaml:"hooks"`
 	// Local addresses or networks (empty: any).
 	Local []netip.Prefix `yaml:"local"`

@@ -36,10 +36,30 @@ func TestInvalid(t *testing.T) {
 			"8: addresses[1].hooks[0]: \"prerouting\" is not a hook; use input, output or forward",
 		"addresses-unknown-key": "2: addresses[0].networks: missing; an address entry counts the addresses of its networks\n" +
 			"3: addresses[0].network: unknown key; did you mean networks?",
-		"addresses-empty":      "1: addresses: no entries",
-		"bad-cidr":             "4: accounting[0].local[0]: \"192.0.2.0/33\" is not an IP network such as 192.0.2.0/24\n5: accounting[0].local[1]: \"192.0.2.300\" is not an IP address or network",
-		"control-character":    "3: the character U+0001 is not allowed in YAML",
-		"comment-too-long":     "3: accounting[0].description: with the tag, the rule comment is 129 bytes and nft allows 128: shorten the description to 81 bytes",
+		"addresses-empty":   "1: addresses: no entries",
+		"bad-cidr":          "4: accounting[0].local[0]: \"192.0.2.0/33\" is not an IP network such as 192.0.2.0/24\n5: accounting[0].local[1]: \"192.0.2.300\" is not an IP address or network",
+		"control-character": "3: the character U+0001 is not allowed in YAML",
+		"comment-too-long":  "3: accounting[0].description: with the tag, the rule comment is 129 bytes and nft allows 128: shorten the description to 81 bytes",
+		"flows-addresses": "5: addresses[0].hooks: hooks are where the kernel counts, and a flows entry has none; leave hooks out\n" +
+			"11: addresses[2].networks[0]: 192.168.31.0/24 overlaps 192.168.31.0/24 of addresses[0].networks[0]; an address is counted by one entry\n" +
+			"13: addresses[3].networks[0]: 192.168.31.192/26 overlaps 192.168.31.0/24 of addresses[0].networks[0]; an address is counted by one entry",
+		"flows-entry": "3: accounting[0].local: missing; a flows entry needs local to tell traffic in (to it) from traffic out (from it)\n" +
+			"5: accounting[0].hooks: hooks are where the kernel counts, and a flows entry has none; leave hooks out\n" +
+			"6: accounting[0].interface: flow records name interfaces by index, not by name; filter them per router under flows.exporters\n" +
+			"7: accounting[0].match: an nft match reads packets in the kernel; a flows entry matches local, remote, protocol and ports only\n" +
+			"8: accounting[1].local: missing; a flows entry needs local to tell traffic in (to it) from traffic out (from it)",
+		"flows-exporters": "4: flows.exporters[0].input_interfaces[2]: 2 is listed twice, also as input_interfaces[0]\n" +
+			"5: flows.exporters[1].address: 192.0.2.254 is listed twice, also as flows.exporters[0]\n" +
+			"6: flows.exporters[1].output_interfaces[0]: \"eth0\" is not an interface index: a number from 0 to 4294967295, as in the router's SNMP ifIndex\n" +
+			"7: flows.exporters[2].address: \"192.0.2.0/24\" is not an IP address; an exporter is the source address of its datagrams\n" +
+			"8: flows.exporters[3].address: missing; an exporter is the source address of its datagrams\n" +
+			"9: flows.exporters[4].address: ::ffff:192.0.2.1 is IPv4-mapped; write 192.0.2.1\n" +
+			"10: flows.exporters[4].outputs: unknown key",
+		"flows-exporters-empty": "2: flows.exporters: no entries; leave exporters out to count the flows of any exporter",
+		"flows-not-mapping":     "1: flows: expected a mapping with the key exporters, got a list",
+		"flows-tag-sources":     "5: accounting[1].tag: web has source kernel at line 2; a tag has one source",
+		"source": "3: accounting[0].source: \"netflow\" is not a source; use kernel or flows\n" +
+			"6: addresses[0].source: \"sflow\" is not a source; use kernel or flows",
 		"forward-no-side":      "3: accounting[0].hooks: at forward, direction both needs local or interface to tell traffic in from traffic out; set one, or set direction",
 		"count":                `1: count: "dropped" is not a count; use accepted or all`,
 		"description-quote":    `3: accounting[0].description: "The \"web\" traffic" has a '"', which an nft comment cannot hold`,
@@ -168,6 +188,7 @@ func TestDefaults(t *testing.T) {
 		Count: "accepted",
 		Accounting: []Entry{{
 			Tag:       "all",
+			Source:    "kernel",
 			Direction: "both",
 			Family:    "both",
 			Hooks:     []string{"input", "output"},
@@ -223,6 +244,7 @@ accounting:
 `)
 	want := []Entry{{
 		Tag:         "web4",
+		Source:      "kernel",
 		Description: "Web, IPv4",
 		Direction:   "in",
 		Family:      "ipv4",
@@ -235,6 +257,7 @@ accounting:
 		Line:        5,
 	}, {
 		Tag:          "web6",
+		Source:       "kernel",
 		Direction:    "out",
 		Family:       "ipv6",
 		Hooks:        []string{"input", "output"},
@@ -244,12 +267,14 @@ accounting:
 		Line:         14,
 	}, {
 		Tag:       "web4",
+		Source:    "kernel",
 		Direction: "out",
 		Family:    "both",
 		Hooks:     []string{"input", "output"},
 		Line:      19,
 	}, {
 		Tag:       "mixed",
+		Source:    "kernel",
 		Direction: "both",
 		Family:    "both",
 		Hooks:     []string{"input", "output"},
@@ -257,6 +282,7 @@ accounting:
 		Line:      22,
 	}, {
 		Tag:          "only-except",
+		Source:       "kernel",
 		Direction:    "both",
 		Family:       "ipv4",
 		Hooks:        []string{"input", "output"},
@@ -265,6 +291,7 @@ accounting:
 		Line:         25,
 	}, {
 		Tag:       "ping6",
+		Source:    "kernel",
 		Direction: "both",
 		Family:    "ipv6",
 		Hooks:     []string{"input", "output"},
@@ -272,6 +299,7 @@ accounting:
 		Line:      28,
 	}, {
 		Tag:       "2024",
+		Source:    "kernel",
 		Direction: "both",
 		Family:    "both",
 		Hooks:     []string{"input", "output"},
@@ -537,7 +565,7 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		if file.Path != path || len(file.Accounting) == 0 {
+		if file.Path != path || len(file.Accounting) == 0 && len(file.Addresses) == 0 {
 			t.Errorf("Parse accepted %+v", file)
 		}
 		errs := &errList{path: path}
@@ -589,5 +617,78 @@ addresses:
 	}
 	if len(f.Accounting) != 0 {
 		t.Errorf("accounting: %+v", f.Accounting)
+	}
+}
+
+// TestFlowsEntries: entries counted from flows have no hooks, their
+// networks may nest, and the flows section names the routers.
+func TestFlowsEntries(t *testing.T) {
+	f := mustParse(t, `
+accounting:
+  - tag: dns
+    source: flows
+    local: [192.0.2.53]
+    protocol: [udp, tcp]
+    ports: [53]
+addresses:
+  - tag: rent31
+    source: flows
+    networks: [192.168.31.0/24]
+  - tag: rent31-guests
+    source: flows
+    networks: [192.168.31.128/25]
+    size: 10
+    timeout: 1h
+  - tag: servers
+    networks: [198.51.100.0/24]
+flows:
+  exporters:
+    - address: 192.168.255.1
+      input_interfaces: [2]
+      output_interfaces: [2, 4294967295]
+    - address: 2001:db8::1
+`)
+	if e := f.Accounting[0]; e.Source != SourceFlows || e.Hooks != nil || e.Family != "ipv4" {
+		t.Errorf("dns: %+v", e)
+	}
+	if a := f.Addresses[1]; a.Source != SourceFlows || a.Hooks != nil || a.Size != 10 || a.Timeout != time.Hour {
+		t.Errorf("rent31-guests: %+v", a)
+	}
+	if a := f.Addresses[2]; a.Source != SourceKernel || len(a.Hooks) != 3 {
+		t.Errorf("servers: %+v", a)
+	}
+	want := []Exporter{
+		{Address: netip.MustParseAddr("192.168.255.1"), InputInterfaces: []uint32{2}, OutputInterfaces: []uint32{2, 4294967295}, Line: 21},
+		{Address: netip.MustParseAddr("2001:db8::1"), Line: 24},
+	}
+	if !reflect.DeepEqual(f.Flows.Exporters, want) {
+		t.Errorf("exporters:\ngot  %+v\nwant %+v", f.Flows.Exporters, want)
+	}
+}
+
+// TestExampleFlows: the commented flows example at the end of
+// rules.example.yaml, uncommented, is a valid file.
+func TestExampleFlows(t *testing.T) {
+	data, err := os.ReadFile("../rules.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, tail, ok := strings.Cut(string(data), "# --- Seed 001 on a router that can only export flows. ---")
+	if !ok {
+		t.Fatal("no flows example in rules.example.yaml")
+	}
+	var b strings.Builder
+	for l := range strings.SplitSeq(tail, "\n") {
+		rest, ok := strings.CutPrefix(l, "# ")
+		if ok && (strings.HasPrefix(rest, " ") || strings.HasSuffix(rest, ":") && !strings.Contains(rest, " ")) {
+			b.WriteString(rest + "\n")
+		}
+	}
+	f, err := Parse("example-flows.yaml", []byte(b.String()))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b.String())
+	}
+	if len(f.Addresses) != 2 || len(f.Accounting) != 1 || len(f.Flows.Exporters) != 1 || !f.HasFlows() || len(f.Kernel().Addresses) != 0 {
+		t.Errorf("parsed %+v", f)
 	}
 }

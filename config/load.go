@@ -277,6 +277,8 @@ type filePos struct {
 	broken       bool // the file is not a mapping
 	accounting   listPos
 	addresses    listPos
+	flows        int // line of the flows mapping
+	exporters    listPos
 }
 
 // listPos is where a list of entries was written.
@@ -503,7 +505,7 @@ func simple(s string) bool {
 	return true
 }
 
-var fileKeys = []string{"table", "count", "accounting", "addresses"}
+var fileKeys = []string{"table", "count", "accounting", "addresses", "flows"}
 
 func (d *decoder) file(root *yaml.Node, f *File, pos *filePos) {
 	if root = d.visit(root, ""); root == nil || isNull(root) {
@@ -532,6 +534,8 @@ func (d *decoder) file(root *yaml.Node, f *File, pos *filePos) {
 				f.Accounting = append(f.Accounting, e)
 				return p
 			})
+		case "flows":
+			d.flows(val, f, pos)
 		}
 	})
 }
@@ -566,7 +570,7 @@ func (d *decoder) entryList(val *yaml.Node, field, want string, lp *listPos, ent
 	}
 }
 
-var entryKeys = []string{"tag", "description", "direction", "family", "hooks", "local", "remote", "remote_except", "protocol", "ports", "interface", "match"}
+var entryKeys = []string{"tag", "description", "source", "direction", "family", "hooks", "local", "remote", "remote_except", "protocol", "ports", "interface", "match"}
 
 func (d *decoder) entry(n *yaml.Node, name string) (Entry, entryPos) {
 	e := Entry{Line: n.Line}
@@ -594,6 +598,8 @@ func (d *decoder) entry(n *yaml.Node, name string) (Entry, entryPos) {
 			str(&e.Tag, false)
 		case "description":
 			str(&e.Description, true)
+		case "source":
+			str(&e.Source, false)
 		case "direction":
 			str(&e.Direction, false)
 		case "family":

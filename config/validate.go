@@ -43,10 +43,13 @@ func (f *File) setDefaults() {
 	}
 	for i := range f.Addresses {
 		a := &f.Addresses[i]
+		if a.Source == "" {
+			a.Source = SourceKernel
+		}
 		if a.Direction == "" {
 			a.Direction = "both"
 		}
-		if a.Hooks == nil {
+		if a.Hooks == nil && a.Source != SourceFlows {
 			a.Hooks = slices.Clone(hooks)
 		}
 		if a.Size == 0 {
@@ -56,10 +59,13 @@ func (f *File) setDefaults() {
 }
 
 func (e *Entry) setDefaults() {
+	if e.Source == "" {
+		e.Source = SourceKernel
+	}
 	if e.Direction == "" {
 		e.Direction = "both"
 	}
-	if e.Hooks == nil {
+	if e.Hooks == nil && e.Source != SourceFlows {
 		e.Hooks = []string{"input", "output"}
 	}
 	// An empty list means any protocol, so that the rule builder need not
@@ -127,6 +133,7 @@ func validate(f *File, pos *filePos, errs *errList) {
 		errs.add(pos.addresses.line, "addresses", "no entries")
 	}
 	claims := make(map[string]map[tag.Direction]int)
+	tagSources := make(map[string]sourceClaim)
 	for i := range f.Accounting {
 		r := entryRef{ref{line: f.Accounting[i].Line, name: fmt.Sprintf("accounting[%d]", i)}, &f.Accounting[i]}
 		if i < len(pos.accounting.entries) {
@@ -134,9 +141,10 @@ func validate(f *File, pos *filePos, errs *errList) {
 			r.name = fmt.Sprintf("accounting[%d]", r.p.index)
 		}
 		r.validate(errs)
-		r.claim(claims, errs)
+		r.claim(claims, tagSources, errs)
 	}
 	validateAddresses(f, pos, claims, errs)
+	validateFlows(f, pos, errs)
 }
 
 func validTable(s string) bool {
@@ -235,6 +243,10 @@ func (r entryRef) validate(errs *errList) {
 		line, field := r.field("direction")
 		errs.add(line, field, "%s is not a direction; use in, out or both", quote(e.Direction))
 	}
+	flows := e.Source == SourceFlows
+	if checkSource(r.ref, e.Source, errs) && flows {
+		r.checkFlowsEntry(errs)
+	}
 	familyOK := true
 	switch e.Family {
 	case "ipv4", "ipv6", "both":
@@ -243,7 +255,7 @@ func (r entryRef) validate(errs *errList) {
 		line, field := r.field("family")
 		errs.add(line, field, "%s is not a family; use ipv4, ipv6 or both", quote(e.Family))
 	}
-	hooksOK := r.checkHooks(errs)
+	hooksOK := flows || r.checkHooks(errs)
 	prefixesOK := r.checkPrefixes("local", e.Local, errs)
 	prefixesOK = r.checkPrefixes("remote", e.Remote, errs) && prefixesOK
 	prefixesOK = r.checkPrefixes("remote_except", e.RemoteExcept, errs) && prefixesOK
@@ -260,7 +272,7 @@ func (r entryRef) validate(errs *errList) {
 		}
 	}
 	matchOK := true
-	if e.Match != "" {
+	if e.Match != "" && !flows {
 		if _, err := nftmatch.Parse(e.Match); err != nil {
 			matchOK = false
 			line, field := r.field("match")
@@ -272,7 +284,7 @@ func (r entryRef) validate(errs *errList) {
 	if r.p != nil && r.p.broken {
 		return
 	}
-	if hooksOK && directionOK {
+	if hooksOK && directionOK && !flows {
 		r.checkHookDirections(errs)
 	}
 	if familyOK && prefixesOK {
@@ -284,10 +296,13 @@ func (r entryRef) validate(errs *errList) {
 	if protocolOK {
 		r.checkPortsProtocol(errs)
 	}
-	if familyOK && matchOK && e.Match != "" {
+	if familyOK && matchOK && e.Match != "" && !flows {
 		r.checkMatchFamily(errs)
 	}
-	r.checkSize(errs)
+	if !flows {
+		// A flows entry makes no rules: its lists are matched as they are.
+		r.checkSize(errs)
+	}
 }
 
 // checkMatchFamily: a match with IPv4 or IPv6 selectors only (ip dscp,
@@ -692,10 +707,19 @@ func (r entryRef) checkSize(errs *errList) {
 
 // claim rejects a tag that an earlier entry counts in the same direction:
 // their series would be summed, which is hardly meant.
-func (r entryRef) claim(claims map[string]map[tag.Direction]int, errs *errList) {
+func (r entryRef) claim(claims map[string]map[tag.Direction]int, tagSources map[string]sourceClaim, errs *errList) {
 	e := r.e
 	if e.Tag == "" || checkTag(e.Tag) != "" || !contains([]string{"in", "out", "both"}, e.Direction) {
 		return
+	}
+	// A tag counted by the kernel in one direction and from flows in the
+	// other is two tags in one; one of them is likely counted twice.
+	if c, ok := tagSources[e.Tag]; ok && c.source != e.Source && contains(sources, e.Source) {
+		line, field := r.field("tag")
+		errs.add(line, field, "%s has source %s at line %d; a tag has one source", e.Tag, c.source, c.line)
+		return
+	} else if !ok {
+		tagSources[e.Tag] = sourceClaim{e.Source, e.Line}
 	}
 	if claims[e.Tag] == nil {
 		claims[e.Tag] = make(map[tag.Direction]int)
@@ -718,6 +742,12 @@ func (r entryRef) claim(claims map[string]map[tag.Direction]int, errs *errList) 
 		msg = fmt.Sprintf("directions in and out at line %d", claims[e.Tag][tag.In])
 	}
 	errs.add(line, field, "%s already counts %s", e.Tag, msg)
+}
+
+// sourceClaim is the source of a tag's first entry.
+type sourceClaim struct {
+	source string
+	line   int
 }
 
 // span is an inclusive range of ordered values, item idx of a list.

@@ -102,6 +102,9 @@ func Build(f *config.File) (*Ruleset, error) {
 	}
 	jumps := map[string][]string{}
 	for i, e := range f.Accounting {
+		if e.Source == config.SourceFlows {
+			continue // counted from flow records, not by the kernel
+		}
 		for _, dir := range e.Directions() {
 			rules, err := entryRules(e, dir)
 			if err != nil {
@@ -124,7 +127,7 @@ func Build(f *config.File) (*Ruleset, error) {
 			rs.Base = append(rs.Base, BaseChain{Hook: h, Jumps: jumps[h]})
 		}
 	}
-	buildAddresses(f, rs)
+	buildAddresses(f.Kernel(), rs)
 	return rs, nil
 }
 

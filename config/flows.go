@@ -1,0 +1,207 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// maxInterfaces bounds an exporter's interface lists.
+const maxInterfaces = 1000
+
+var (
+	flowsKeys    = []string{"exporters"}
+	exporterKeys = []string{"address", "input_interfaces", "output_interfaces"}
+)
+
+// Sources lists the values of an entry's source.
+var sources = []string{SourceKernel, SourceFlows}
+
+// flows decodes the top-level flows mapping.
+func (d *decoder) flows(val *yaml.Node, f *File, pos *filePos) {
+	n := d.visit(val, "flows")
+	if n == nil || isNull(n) {
+		return
+	}
+	pos.flows = n.Line
+	if n.Kind != yaml.MappingNode {
+		d.errs.add(n.Line, "flows", "expected a mapping with the key exporters, got %s", describe(n))
+		return
+	}
+	d.mapping(n, "flows", flowsKeys, func(key string, keyLine int, val *yaml.Node) {
+		d.entryList(val, "flows.exporters", "an address", &pos.exporters, func(n *yaml.Node, name string) entryPos {
+			e, p := d.exporter(n, name)
+			f.Flows.Exporters = append(f.Flows.Exporters, e)
+			return p
+		})
+	})
+}
+
+func (d *decoder) exporter(n *yaml.Node, name string) (Exporter, entryPos) {
+	e := Exporter{Line: n.Line}
+	p := entryPos{
+		values: make(map[string]int),
+		items:  make(map[string][]itemPos),
+		scalar: make(map[string]bool),
+	}
+	d.mapping(n, name, exporterKeys, func(key string, keyLine int, val *yaml.Node) {
+		field := name + "." + key
+		before := len(d.errs.errs)
+		defer func() {
+			if len(d.errs.errs) > before {
+				p.broken = true
+			}
+		}()
+		if val.Line > 0 {
+			p.values[key] = val.Line
+		}
+		switch key {
+		case "address":
+			if s, line, ok := d.str(val, field, false); ok {
+				a, err := parseExporterAddr(s)
+				if err != nil {
+					d.errs.add(line, field, "%v", err)
+				}
+				e.Address = a
+			}
+		case "input_interfaces":
+			e.InputInterfaces = decodeItems(d, val, key, field, &p, false, maxInterfaces, "empty list; leave input_interfaces out to count flows of any input interface", parseIfIndex)
+		case "output_interfaces":
+			e.OutputInterfaces = decodeItems(d, val, key, field, &p, false, maxInterfaces, "empty list; leave output_interfaces out to count flows of any output interface", parseIfIndex)
+		}
+	})
+	return e, p
+}
+
+func parseExporterAddr(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	switch {
+	case err != nil:
+		return netip.Addr{}, fmt.Errorf("%s is not an IP address; an exporter is the source address of its datagrams", quote(s))
+	case a.Zone() != "":
+		return netip.Addr{}, fmt.Errorf("%s has a zone; an address here has none", quote(s))
+	case a.Is4In6():
+		return netip.Addr{}, fmt.Errorf("%s is IPv4-mapped; write %s", s, a.Unmap())
+	}
+	return a, nil
+}
+
+// parseIfIndex parses an interface index (SNMP ifIndex), as flow records
+// carry it: 32 bits, 0 for "unknown" in NetFlow v5.
+func parseIfIndex(s string) (uint32, error) {
+	v, err := strconv.ParseUint(s, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("%s is not an interface index: a number from 0 to 4294967295, as in the router's SNMP ifIndex", quote(s))
+	}
+	return uint32(v), nil
+}
+
+// validateFlows checks the flows section.
+func validateFlows(f *File, pos *filePos, errs *errList) {
+	lp := pos.exporters
+	if lp.line > 0 && len(f.Flows.Exporters) == 0 && lp.listed == 0 && !lp.broken {
+		errs.add(lp.line, "flows.exporters", "no entries; leave exporters out to count the flows of any exporter")
+	}
+	seen := make(map[netip.Addr]string)
+	for i := range f.Flows.Exporters {
+		e := &f.Flows.Exporters[i]
+		r := ref{line: e.Line, name: fmt.Sprintf("flows.exporters[%d]", i)}
+		if i < len(lp.entries) {
+			r.p = &lp.entries[i]
+			r.name = fmt.Sprintf("flows.exporters[%d]", r.p.index)
+		}
+		line, field := r.field("address")
+		switch {
+		case !e.Address.IsValid():
+			if r.p == nil || r.p.values["address"] == 0 {
+				errs.add(line, field, "missing; an exporter is the source address of its datagrams")
+			}
+		case seen[e.Address] != "":
+			errs.add(line, field, "%s is listed twice, also as %s", e.Address, seen[e.Address])
+		default:
+			seen[e.Address] = r.name
+		}
+		for _, key := range []string{"input_interfaces", "output_interfaces"} {
+			list := e.InputInterfaces
+			if key == "output_interfaces" {
+				list = e.OutputInterfaces
+			}
+			first := make(map[uint32]int)
+			for j, v := range list {
+				if k, twice := first[v]; twice {
+					r.itemError(errs, key, j, "%d is listed twice, also as %s", v, r.short(key, k))
+					continue
+				}
+				first[v] = j
+			}
+		}
+	}
+}
+
+// checkSource reports whether an entry's source is valid.
+func checkSource(r ref, source string, errs *errList) bool {
+	if contains(sources, source) {
+		return true
+	}
+	line, field := r.field("source")
+	errs.add(line, field, "%s is not a source; use kernel or flows", quote(source))
+	return false
+}
+
+// checkFlowsEntry rejects what a flows accounting entry cannot match: a
+// flow record carries addresses, ports, protocol and interface indexes,
+// not the packet an nft match reads, nor a hook or an interface name.
+func (r entryRef) checkFlowsEntry(errs *errList) {
+	e := r.e
+	if e.Hooks != nil {
+		line, field := r.field("hooks")
+		errs.add(line, field, "hooks are where the kernel counts, and a flows entry has none; leave hooks out")
+	}
+	if e.Interface != "" {
+		line, field := r.field("interface")
+		errs.add(line, field, "flow records name interfaces by index, not by name; filter them per router under flows.exporters")
+	}
+	if e.Match != "" {
+		line, field := r.field("match")
+		errs.add(line, field, "an nft match reads packets in the kernel; a flows entry matches local, remote, protocol and ports only")
+	}
+	if len(e.Local) == 0 && (r.p == nil || r.p.values["local"] == 0) {
+		line, field := r.field("local")
+		errs.add(line, field, "missing; a flows entry needs local to tell traffic in (to it) from traffic out (from it)")
+	}
+}
+
+// Kernel is a copy of the file with only the entries counted by the
+// kernel: what the managed table holds.
+func (f *File) Kernel() *File {
+	k := *f
+	k.Accounting, k.Addresses = nil, nil
+	for _, e := range f.Accounting {
+		if e.Source != SourceFlows {
+			k.Accounting = append(k.Accounting, e)
+		}
+	}
+	for _, e := range f.Addresses {
+		if e.Source != SourceFlows {
+			k.Addresses = append(k.Addresses, e)
+		}
+	}
+	return &k
+}
+
+// HasFlows reports whether any entry is counted from flows.
+func (f *File) HasFlows() bool {
+	for _, e := range f.Accounting {
+		if e.Source == SourceFlows {
+			return true
+		}
+	}
+	for _, e := range f.Addresses {
+		if e.Source == SourceFlows {
+			return true
+		}
+	}
+	return false
+}

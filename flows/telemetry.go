@@ -1,0 +1,72 @@
+package flows
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func desc(name, help string) *prometheus.Desc {
+	return prometheus.NewDesc("ipacct_flow_"+name, help, []string{"exporter"}, nil)
+}
+
+var (
+	datagramsDesc       = desc("datagrams_total", "UDP datagrams received from the exporter.")
+	datagramBytesDesc   = desc("datagram_bytes_total", "Bytes of the UDP datagrams received from the exporter (payload).")
+	recordsDesc         = desc("records_total", "Flow records decoded from the exporter's datagrams (an IPFIX biflow counts as two).")
+	decodeErrorsDesc    = desc("decode_errors_total", "Datagrams dropped because they did not decode: truncated, malformed, an unsupported version, or a template past the limits.")
+	unknownTemplateDesc = desc("unknown_template_sets_total", "Data sets dropped because the exporter had not (yet) sent their template.")
+	unwatchedDesc       = desc("unwatched_records_total", "Flow records whose addresses are in no flows entry of rules.yaml.")
+	filteredDesc        = desc("filtered_records_total", "Flow records that a flows entry holds but flows.exporters' interface filters do not count.")
+	ignoredDesc         = desc("ignored_datagrams_total", "Datagrams not decoded: from an exporter that flows.exporters does not list, or from past the limit of exporters tracked (exporter=\"other\").")
+	templatesDesc       = desc("templates", "NetFlow v9 and IPFIX templates known for the exporter.")
+)
+
+// Telemetry is the collector's own metrics, per exporter address, as a
+// prometheus.Collector of const metrics.
+type Telemetry struct{ c *Collector }
+
+// Telemetry returns the collector's self-telemetry.
+func (c *Collector) Telemetry() *Telemetry { return &Telemetry{c} }
+
+// Describe implements prometheus.Collector.
+func (t *Telemetry) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{datagramsDesc, datagramBytesDesc, recordsDesc, decodeErrorsDesc,
+		unknownTemplateDesc, unwatchedDesc, filteredDesc, ignoredDesc, templatesDesc} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (t *Telemetry) Collect(ch chan<- prometheus.Metric) {
+	c := t.c
+	c.mu.Lock()
+	type row struct {
+		name      string
+		tel       telemetry
+		templates int
+	}
+	rows := make([]row, 0, len(c.order)+1)
+	for _, a := range c.order {
+		x := c.exporters[a]
+		rows = append(rows, row{a.String(), x.tel, len(x.dec.templates.m)})
+	}
+	if c.other.datagrams > 0 {
+		rows = append(rows, row{otherExporter, c.other, 0})
+	}
+	c.mu.Unlock()
+	for _, r := range rows {
+		for _, m := range []struct {
+			d *prometheus.Desc
+			v uint64
+		}{
+			{datagramsDesc, r.tel.datagrams}, {datagramBytesDesc, r.tel.datagramBytes},
+			{recordsDesc, r.tel.records}, {decodeErrorsDesc, r.tel.decodeErrors},
+			{unknownTemplateDesc, r.tel.unknownTemplate}, {unwatchedDesc, r.tel.unwatched},
+			{filteredDesc, r.tel.filtered}, {ignoredDesc, r.tel.ignored},
+		} {
+			ch <- prometheus.MustNewConstMetric(m.d, prometheus.CounterValue, float64(m.v), r.name)
+		}
+		if r.name != otherExporter {
+			ch <- prometheus.MustNewConstMetric(templatesDesc, prometheus.GaugeValue, float64(r.templates), r.name)
+		}
+	}
+}
