@@ -92,7 +92,7 @@ func (b *Backend) read(ctx context.Context, lastTry bool) (backends.Reading, err
 
 	var loc location
 	overflow := map[setKey]*backends.Counter{}
-	err = d.dump(unix.NFT_MSG_GETRULE, unix.AF_UNSPEC, nil, func(family uint8, attrs []byte) error {
+	err = d.dumpRulesByTable(func(family uint8, attrs []byte) error {
 		r, err := parseRule(attrs)
 		if err != nil {
 			return fmt.Errorf("decoding a rule: %w", err)
