@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/ipacct/ipacct_exporter/backends/nftables"
@@ -13,20 +11,11 @@ import (
 )
 
 // loadSet puts a per-address set of n IPv4 addresses, each with a counter
-// already counting, into ns.
+// already counting, into ns (see LoadSet).
 func loadSet(b *testing.B, ns *netnstest.NS, n int) {
-	var s strings.Builder
-	s.WriteString("table inet bench {\n\tset addrs {\n\t\ttype ipv4_addr; size 16777216; flags dynamic; counter; comment \"=tenants_out=\";\n\t\telements = {\n")
-	for i := 0; i < n; i++ {
-		fmt.Fprintf(&s, "\t\t\t10.%d.%d.%d counter packets %d bytes %d,\n", i>>16&255, i>>8&255, i&255, i+1, 100*(i+1))
-	}
-	s.WriteString("\t\t}\n\t}\n}\n")
-	// A file rather than stdin: nft reads a large one faster.
-	path := filepath.Join(b.TempDir(), "set.nft")
-	if err := os.WriteFile(path, []byte(s.String()), 0o644); err != nil {
+	if err := LoadSet(RunIn(ns.Path()), b.TempDir(), n, 1); err != nil {
 		b.Fatal(err)
 	}
-	ns.Run("nft", "-f", path)
 }
 
 // BenchmarkAddresses reads a per-address set of 10k, 100k and 1M addresses:
@@ -42,7 +31,7 @@ func BenchmarkAddresses(b *testing.B) {
 		ns := netnstest.New(b)
 		loadSet(b, ns, n)
 		b.Run(fmt.Sprintf("addresses=%d/exporter-http", n), func(b *testing.B) {
-			scrapeOverHTTP(b, ns, fmt.Sprintf(`ipacct_ip_addresses{direction="out",family="ipv4",tag="tenants"} %d`, n))
+			scrapeOverHTTP(b, ns, SetSeries(n))
 		})
 		for _, size := range []int{4096, nftables.DefaultDumpBufferSize} {
 			b.Run(fmt.Sprintf("addresses=%d/backend-read-buffer=%d", n, size), func(b *testing.B) {
@@ -58,7 +47,7 @@ func BenchmarkAddresses(b *testing.B) {
 		}
 		b.Run(fmt.Sprintf("addresses=%d/nft-j-list-set", n), func(b *testing.B) {
 			for b.Loop() {
-				runIn(b, ns, "nft", "-j", "list", "set", "inet", "bench", "addrs")
+				runIn(b, ns, "nft", "-j", "list", "set", SetFamily, SetTable, SetName)
 			}
 		})
 	}

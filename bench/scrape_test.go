@@ -1,10 +1,3 @@
-// Package bench measures a scrape of the exporter beside the tools an
-// operator would otherwise run on the same kernel state. Run as root:
-//
-//	go test -run='^$' -bench=. -benchmem ./bench/
-//
-// Compare ns/op between the sub-benchmarks of one size: the machine is
-// shared, so ratios within one run mean more than absolute times.
 package bench
 
 import (
@@ -27,37 +20,18 @@ import (
 	"github.com/ipacct/ipacct_exporter/internal/netnstest"
 )
 
-// tags is how many distinct tags the rules share, so that the exporter sums
-// as it would on a real host.
-const tags = 100
-
-// loadRules puts n tagged rules into ns: half native nft, half iptables-nft,
-// as the issue's benchmark asks.
+// loadRules puts n tagged rules into ns: half native nft, half iptables-nft
+// (see LoadRules).
 func loadRules(b *testing.B, ns *netnstest.NS, n int) {
-	var native strings.Builder
-	native.WriteString("table inet bench {\n\tchain c {\n\t\ttype filter hook input priority 0; policy accept;\n")
-	for i := 0; i < n/2; i++ {
-		fmt.Fprintf(&native, "\t\tip saddr 10.%d.%d.%d counter comment \"=t%d_in= native rule %d\"\n", i>>16&255, i>>8&255, i&255, i%tags, i)
-	}
-	native.WriteString("\t}\n}\n")
-	ns.NFT(native.String())
-
-	var xt strings.Builder
-	xt.WriteString("*filter\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n")
-	for i := 0; i < n-n/2; i++ {
-		fmt.Fprintf(&xt, "-A OUTPUT -d 10.%d.%d.%d/32 -m comment --comment \"=t%d_out= xt rule %d\"\n", i>>16&255, i>>8&255, i&255, i%tags, i)
-	}
-	xt.WriteString("COMMIT\n")
-	cmd := exec.Command("ip", "netns", "exec", ns.Name, "iptables-nft-restore")
-	cmd.Stdin = strings.NewReader(xt.String())
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("iptables-nft-restore: %v: %s", err, out)
+	if err := LoadRules(RunIn(ns.Path()), n); err != nil {
+		b.Fatal(err)
 	}
 }
 
 // scrapeOverHTTP measures a scrape of the exporter reading ns through
-// promhttp, as Prometheus would make it; want must be in every answer.
-func scrapeOverHTTP(b *testing.B, ns *netnstest.NS, want string) {
+// promhttp, as Prometheus would make it; each of want must be in every
+// answer.
+func scrapeOverHTTP(b *testing.B, ns *netnstest.NS, want ...string) {
 	e := exporter.New(slog.New(slog.DiscardHandler), 0,
 		exporter.Source{Name: "nftables", Backend: nftables.New(nftables.Options{NetNS: ns.Path()})})
 	srv := httptest.NewServer(promhttp.HandlerFor(exporter.Gatherers{e, prometheus.NewRegistry()}, promhttp.HandlerOpts{}))
@@ -70,8 +44,10 @@ func scrapeOverHTTP(b *testing.B, ns *netnstest.NS, want string) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if !strings.Contains(string(body), want) {
-			b.Fatalf("scrape lacks %s:\n%.500s", want, body)
+		for _, w := range want {
+			if !strings.Contains(string(body), w) {
+				b.Fatalf("scrape lacks %s:\n%.500s", w, body)
+			}
 		}
 	}
 }
@@ -94,7 +70,7 @@ func BenchmarkScrape(b *testing.B) {
 		loadRules(b, ns, n)
 
 		b.Run(fmt.Sprintf("rules=%d/exporter-http", n), func(b *testing.B) {
-			scrapeOverHTTP(b, ns, `ipacct_tag_rules{direction="in",family="inet",tag="t0"}`)
+			scrapeOverHTTP(b, ns, RuleSeries(n)...)
 		})
 		for _, size := range []int{4096, nftables.DefaultDumpBufferSize} {
 			b.Run(fmt.Sprintf("rules=%d/backend-read-buffer=%d", n, size), func(b *testing.B) {

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// report writes the run's markdown: the environment, the read-path table,
+// the steady-memory table, the targets of the performance issue, and the
+// data path's table.
+func report(w io.Writer, cfg config, env []string, results []*caseResult, withDP bool, dp []dpRow, dpErr error) {
+	fmt.Fprintf(w, "## Read path\n\n")
+	for _, e := range env {
+		fmt.Fprintf(w, "- %s\n", e)
+	}
+	fmt.Fprintln(w)
+
+	head := []string{"case", "size", "scrape median (min)", "backend read", "raw dump", "decode share", "scrape / raw dump"}
+	for _, t := range toolLabels {
+		head = append(head, t+" (÷ scrape)")
+	}
+	head = append(head, "exporter peak RSS", "answer (gzip)")
+	fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(head, " | "), strings.Repeat("---|", len(head)))
+	for _, r := range results {
+		row := []string{r.kind, count(r.size)}
+		if r.err != nil {
+			row = append(row, "failed: "+firstLine(r.err.Error()))
+			for len(row) < len(head) {
+				row = append(row, "")
+			}
+			fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
+			continue
+		}
+		scrape := r.probes[probeScrape].median()
+		read := r.probes[probeRead].median()
+		raw := r.probes[probeRaw].median()
+		row = append(row,
+			fmt.Sprintf("**%s** (%s)", dur(scrape), dur(r.probes[probeScrape].min())),
+			dur(read), dur(raw), share(raw, read), ratio(scrape, raw))
+		for _, t := range toolLabels {
+			if p := r.probes[t]; p != nil {
+				row = append(row, fmt.Sprintf("%s (**%s**)", dur(p.median()), ratio(p.median(), scrape)))
+			} else {
+				row = append(row, "–")
+			}
+		}
+		row = append(row, mib(r.peakRSS), fmt.Sprintf("%s (%s)", size(r.bodyBytes), size(r.wireBytes)))
+		if r.rounds != cfg.rounds {
+			row[1] += fmt.Sprintf(" (%d rounds)", r.rounds)
+		}
+		fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
+	}
+	fmt.Fprintf(w, "\nMedians of %d rounds. *backend read*: the nftables backend's Read in the suite's process (netlink dumps and decode, no HTTP, no exposition); *raw dump*: the same netlink dumps with nothing decoded (the kernel's floor); *decode share* = 1 − raw dump ÷ backend read; *÷ scrape*: the tool's median over the scrape's (above 1: the scrape is faster). Peak RSS is the exporter's VmHWM after its %d scrapes (one a warm-up).\n",
+		cfg.rounds, cfg.rounds+1)
+
+	var steady []*caseResult
+	for _, r := range results {
+		if r.steady != nil {
+			steady = append(steady, r)
+		}
+	}
+	if len(steady) > 0 {
+		fmt.Fprintf(w, "\n### Steady memory\n\n| case | size | scrapes | took | scrape median | RSS after scrape A | after the last | heap in use after A | after the last | peak RSS |\n|---|---|---|---|---|---|---|---|---|---|\n")
+		for _, r := range steady {
+			s := r.steady
+			fmt.Fprintf(w, "| %s | %s | %d (A = %d) | %s | %s | %s | %s (%s) | %s | %s (%s) | %s |\n",
+				r.kind, count(r.size), s.scrapes, s.first, s.took.Round(time.Second), dur(s.scrapeMedianSample),
+				mib(uint64(s.rss1)), mib(uint64(s.rss2)), growth(s.rss1, s.rss2),
+				mib(uint64(s.heap1)), mib(uint64(s.heap2)), growth(s.heap1, s.heap2), mib(s.peakRSS))
+		}
+		fmt.Fprintf(w, "\nRSS and heap are the exporter's own `process_resident_memory_bytes` and `go_memstats_heap_inuse_bytes`, in the answer to that scrape (so measured during it).\n")
+	}
+
+	fmt.Fprintf(w, "\n### Targets\n\n")
+	targets(w, results)
+
+	if withDP {
+		fmt.Fprintf(w, "\n## Data path\n\n")
+		if dpErr != nil {
+			fmt.Fprintf(w, "Not measured: %v\n", dpErr)
+		} else {
+			fmt.Fprintf(w, "| case | addresses | packets/s | spread (max−min)/median | ÷ first row |\n|---|---|---|---|---|\n")
+			for _, d := range dp {
+				r := "–"
+				if len(dp) > 0 && dp[0].PacketsPerSecond > 0 {
+					r = fmt.Sprintf("%.2f", d.PacketsPerSecond/dp[0].PacketsPerSecond)
+				}
+				fmt.Fprintf(w, "| %s | %s | %.0f | %.1f%% | %s |\n", d.Case, count(d.Addresses), d.PacketsPerSecond, 100*d.Spread, r)
+			}
+			fmt.Fprintf(w, "\nThe first row is the baseline.\n")
+		}
+	}
+}
+
+// targets checks the performance issue's targets on what was measured.
+func targets(w io.Writer, results []*caseResult) {
+	find := func(kind string, n int) *caseResult {
+		for _, r := range results {
+			if r.kind == kind && r.size == n && r.err == nil {
+				return r
+			}
+		}
+		return nil
+	}
+	met := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "**not met**"
+	}
+	any := false
+	if r := find("rules", 20000); r != nil {
+		any = true
+		scrape := r.probes[probeScrape].median()
+		save := r.probes["iptables-nft-save -c"].median()
+		raw := r.probes[probeRaw].median()
+		q := float64(save) / float64(scrape)
+		fmt.Fprintf(w, "- 20k rules, a scrape at least 3× faster than `iptables-save -c`: %.2f× (%s vs %s): %s. iptables-save reads only the ip family's half of the rules: the bare kernel dump of that half takes %s, of all rules %s.\n",
+			q, dur(scrape), dur(save), met(q >= 3), dur(r.probes[probeRawIP].median()), dur(raw))
+		fmt.Fprintf(w, "- 20k rules, close to the raw netlink dump: the scrape takes %s the raw dump's time (%s vs %s); the backend read %s.\n",
+			ratio(scrape, raw), dur(scrape), dur(raw), ratio(r.probes[probeRead].median(), raw))
+	}
+	if r := find("sharded", 100000); r != nil {
+		any = true
+		scrape := r.probes[probeScrape].median()
+		fmt.Fprintf(w, "- 100k addresses (sharded as rules.yaml makes them), a scrape under 0.5 s: %s: %s.\n", dur(scrape), met(scrape < 500*time.Millisecond))
+		fmt.Fprintf(w, "- 100k addresses, exporter peak RSS under 150 MB: %s (%.0f MB): %s.\n", mib(r.peakRSS), float64(r.peakRSS)/1e6, met(r.peakRSS < 150e6))
+	}
+	for _, r := range results {
+		if s := r.steady; s != nil {
+			g := (s.rss2 - s.rss1) / s.rss1
+			fmt.Fprintf(w, "- %s %s, steady memory over %d scrapes: RSS %s → %s (%s), heap in use %s → %s (%s): %s.\n",
+				count(r.size), r.kind, s.scrapes, mib(uint64(s.rss1)), mib(uint64(s.rss2)), growth(s.rss1, s.rss2),
+				mib(uint64(s.heap1)), mib(uint64(s.heap2)), growth(s.heap1, s.heap2), met(g < 0.05))
+			any = true
+		}
+	}
+	for _, r := range []*caseResult{find("addresses", 1000000), find("sharded", 1000000)} {
+		if r == nil {
+			continue
+		}
+		any = true
+		fmt.Fprintf(w, "- 1M addresses (%s): a scrape takes %s, the backend read %s, peak RSS %s.\n",
+			r.kind, dur(r.probes[probeScrape].median()), dur(r.probes[probeRead].median()), mib(r.peakRSS))
+	}
+	if !any {
+		fmt.Fprintf(w, "No case of the targets (20k rules, 100k addresses) was measured.\n")
+	}
+}
+
+func dur(d time.Duration) string {
+	switch {
+	case d >= 10*time.Second:
+		return fmt.Sprintf("%.1f s", d.Seconds())
+	case d >= time.Second:
+		return fmt.Sprintf("%.2f s", d.Seconds())
+	case d >= 100*time.Millisecond:
+		return fmt.Sprintf("%.0f ms", float64(d)/1e6)
+	case d >= 10*time.Millisecond:
+		return fmt.Sprintf("%.1f ms", float64(d)/1e6)
+	}
+	return fmt.Sprintf("%.2f ms", float64(d)/1e6)
+}
+
+func ratio(a, b time.Duration) string {
+	if b <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", float64(a)/float64(b))
+}
+
+func share(raw, read time.Duration) string {
+	if read <= 0 {
+		return "–"
+	}
+	s := 1 - float64(raw)/float64(read)
+	if s < 0 {
+		return "~0% (noise)"
+	}
+	return fmt.Sprintf("%.0f%%", 100*s)
+}
+
+func growth(a, b float64) string {
+	if a == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%+.1f%%", 100*(b-a)/a)
+}
+
+// size is a byte count in KiB or MiB.
+func size(b int) string {
+	if b < 1<<20 {
+		return fmt.Sprintf("%.0f KiB", float64(b)/(1<<10))
+	}
+	return mib(uint64(b))
+}
+
+func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+func count(n int) string {
+	switch {
+	case n >= 1000000 && n%1000000 == 0:
+		return fmt.Sprintf("%dM", n/1000000)
+	case n >= 1000 && n%1000 == 0:
+		return fmt.Sprintf("%dk", n/1000)
+	}
+	return fmt.Sprint(n)
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return strings.ReplaceAll(s, "|", "\\|")
+}
