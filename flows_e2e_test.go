@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -20,8 +19,6 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/ipacct/ipacct_exporter/internal/exetest"
 	"github.com/ipacct/ipacct_exporter/internal/netns"
@@ -141,7 +138,7 @@ func testSoftflowd(t *testing.T, version int) {
 	var fams map[string]*dto.MetricFamily
 	last := -1.0
 	waitFor(t, 10*time.Second, "the exporter to receive the datagrams", func() bool {
-		fams = scrapeWith(t, client, e)
+		_, fams = scrapeWith(t, client, e)
 		n, _ := value(fams, "ipacct_flow_datagrams_total", map[string]string{"exporter": "127.0.0.1"})
 		stable := n > 0 && n == last
 		last = n
@@ -224,7 +221,7 @@ func checkFlowsReload(t *testing.T, client *http.Client, url, rules string, want
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("POST /-/reload: %s", resp.Status)
 	}
-	fams := scrapeWith(t, client, url)
+	_, fams := scrapeWith(t, client, url)
 	if v, _ := value(fams, "ipacct_tag_info", map[string]string{"tag": "rent31", "description": "Office 31"}); v != 1 {
 		t.Error("after the reload, no ipacct_tag_info for rent31 with its new description")
 	}
@@ -355,18 +352,7 @@ func startInNS(t *testing.T, ns *netnstest.NS, client *http.Client, args ...stri
 func startProcess(t *testing.T, ns *netnstest.NS, name, prog string, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command("ip", append([]string{"netns", "exec", ns.Name, prog}, args...)...)
-	logs := &exetest.SyncBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("%s output:\n%s", name, logs.String())
-		}
-	})
+	exetest.Run(t, name, cmd)
 	return cmd
 }
 
@@ -379,25 +365,6 @@ func waitFor(t *testing.T, timeout time.Duration, what string, ok func() bool) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-func scrapeWith(t *testing.T, client *http.Client, url string) map[string]*dto.MetricFamily {
-	t.Helper()
-	resp, err := client.Get(url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /metrics: %d %v\n%s", resp.StatusCode, err, body)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(bytes.NewReader(body))
-	if err != nil {
-		t.Fatalf("parsing /metrics: %v", err)
-	}
-	return fams
 }
 
 func labelMap(m *dto.Metric) map[string]string {

@@ -51,7 +51,14 @@ func startExporter(t *testing.T, env []string, args ...string) *runningExporter 
 // scrape returns the exposition text and its parsed families.
 func (e *runningExporter) scrape(t *testing.T) (string, map[string]*dto.MetricFamily) {
 	t.Helper()
-	resp, err := http.Get(e.url + "/metrics")
+	return scrapeWith(t, http.DefaultClient, e.url)
+}
+
+// scrapeWith gets url's /metrics with client, requires a 200, and returns
+// the exposition text and its parsed families.
+func scrapeWith(t *testing.T, client *http.Client, url string) (string, map[string]*dto.MetricFamily) {
+	t.Helper()
+	resp, err := client.Get(url + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,6 +117,12 @@ var tokens = map[string]struct{ tag, direction string }{
 // kernelSums reads every rule counter in the namespace with the operators'
 // own tools and sums them per series: the truth /metrics must equal.
 func kernelSums(ns *netnstest.NS) map[series]netnstest.Counter {
+	return kernelSumsOf(ns, true, true)
+}
+
+// kernelSumsOf is kernelSums of the native nft and iptables-nft rules (nft)
+// and of the iptables-legacy ones (legacy).
+func kernelSumsOf(ns *netnstest.NS, nft, legacy bool) map[series]netnstest.Counter {
 	sums := map[series]netnstest.Counter{}
 	add := func(family string, perToken map[string]netnstest.Counter) {
 		for tok, c := range perToken {
@@ -121,19 +134,22 @@ func kernelSums(ns *netnstest.NS) map[series]netnstest.Counter {
 			sums[k] = sums[k].Add(c)
 		}
 	}
-	// Native rules: acct4 holds only IPv4 tags, acct6 only IPv6 ones.
-	native := ns.NFTCounters()
-	for tok, c := range native {
-		fam := "ip"
-		if strings.HasPrefix(tok, "=web6") {
-			fam = "ip6"
+	if nft {
+		// Native rules: acct4 holds only IPv4 tags, acct6 only IPv6 ones.
+		for tok, c := range ns.NFTCounters() {
+			fam := "ip"
+			if strings.HasPrefix(tok, "=web6") {
+				fam = "ip6"
+			}
+			add(fam, map[string]netnstest.Counter{tok: c})
 		}
-		add(fam, map[string]netnstest.Counter{tok: c})
+		add("ip", ns.SaveCounters("iptables-nft-save"))
+		add("ip6", ns.SaveCounters("ip6tables-nft-save"))
 	}
-	add("ip", ns.SaveCounters("iptables-nft-save"))
-	add("ip6", ns.SaveCounters("ip6tables-nft-save"))
-	add("ip", ns.SaveCounters("iptables-legacy-save"))
-	add("ip6", ns.SaveCounters("ip6tables-legacy-save"))
+	if legacy {
+		add("ip", ns.SaveCounters("iptables-legacy-save"))
+		add("ip6", ns.SaveCounters("ip6tables-legacy-save"))
+	}
 	return sums
 }
 

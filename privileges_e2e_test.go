@@ -2,11 +2,9 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -18,8 +16,6 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"golang.org/x/sys/unix"
 
 	"github.com/ipacct/ipacct_exporter/internal/exetest"
@@ -230,20 +226,7 @@ func (e *privExporter) scrape(t *testing.T) map[string]*dto.MetricFamily {
 	if !e.running() {
 		t.Fatalf("the exporter exited (%v)", e.state)
 	}
-	resp, err := e.client.Get(e.base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /metrics: %d %v\n%s", resp.StatusCode, err, body)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(bytes.NewReader(body))
-	if err != nil {
-		t.Fatalf("parsing /metrics: %v", err)
-	}
+	_, fams := scrapeWith(t, e.client, e.base)
 	return fams
 }
 
@@ -311,37 +294,6 @@ func checkOneFailure(t *testing.T, logs, collector string, want ...string) {
 			t.Errorf("the %s collector's error line lacks %q:\n%s", collector, w, lines[0])
 		}
 	}
-}
-
-// privKernelSums reads the namespace's tagged rule counters with the
-// operators' tools, per series: native nft rules, iptables-nft's, and if
-// legacy, iptables-legacy's.
-func privKernelSums(ns *netnstest.NS, nft, legacy bool) map[series]netnstest.Counter {
-	sums := map[series]netnstest.Counter{}
-	add := func(family string, perToken map[string]netnstest.Counter) {
-		for tok, c := range perToken {
-			if tk, ok := tokens[tok]; ok {
-				k := series{tk.tag, tk.direction, family}
-				sums[k] = sums[k].Add(c)
-			}
-		}
-	}
-	if nft {
-		for tok, c := range ns.NFTCounters() {
-			fam := "ip"
-			if strings.HasPrefix(tok, "=web6") {
-				fam = "ip6"
-			}
-			add(fam, map[string]netnstest.Counter{tok: c})
-		}
-		add("ip", ns.SaveCounters("iptables-nft-save"))
-		add("ip6", ns.SaveCounters("ip6tables-nft-save"))
-	}
-	if legacy {
-		add("ip", ns.SaveCounters("iptables-legacy-save"))
-		add("ip6", ns.SaveCounters("ip6tables-legacy-save"))
-	}
-	return sums
 }
 
 // checkTagSeries checks that /metrics has exactly the kernel's series,
@@ -414,7 +366,7 @@ func TestPrivilegesNetAdminOnly(t *testing.T) {
 	// Tag series: the native rules count a local packet once, iptables-nft's
 	// twice (ACCT4 is jumped to from INPUT and OUTPUT); the legacy rules
 	// are not read.
-	checkTagSeries(t, fams, privKernelSums(ns, true, false), sent, func(tok string) uint64 {
+	checkTagSeries(t, fams, kernelSumsOf(ns, true, false), sent, func(tok string) uint64 {
 		if tok == "=q_in=" {
 			return 2 // only in the xtables rules
 		}
@@ -559,7 +511,7 @@ func TestPrivilegesIptablesLegacy(t *testing.T) {
 		ns.Run(cmd[0], cmd[1:]...)
 	}
 	sent := ns.SendSeedTraffic()
-	kernel := privKernelSums(ns, false, true)
+	kernel := kernelSumsOf(ns, false, true)
 	dir := publicDir(t)
 	bin := publicBinary(t, dir, "ipacct_exporter")
 	fcapBin := publicBinary(t, dir, "ipacct_exporter_fcaps")

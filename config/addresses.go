@@ -28,22 +28,7 @@ var addressKeys = []string{"tag", "description", "source", "networks", "directio
 
 func (d *decoder) addressEntry(n *yaml.Node, name string) (AddressEntry, entryPos) {
 	e := AddressEntry{Line: n.Line}
-	p := entryPos{
-		values: make(map[string]int),
-		items:  make(map[string][]itemPos),
-		scalar: make(map[string]bool),
-	}
-	d.mapping(n, name, addressKeys, func(key string, keyLine int, val *yaml.Node) {
-		field := name + "." + key
-		before := len(d.errs.errs)
-		defer func() {
-			if len(d.errs.errs) > before {
-				p.broken = true
-			}
-		}()
-		if val.Line > 0 {
-			p.values[key] = val.Line
-		}
+	p := d.entryFields(n, name, addressKeys, func(key, field string, val *yaml.Node, p *entryPos) {
 		switch key {
 		case "tag":
 			e.Tag, _, _ = d.str(val, field, false)
@@ -54,9 +39,9 @@ func (d *decoder) addressEntry(n *yaml.Node, name string) (AddressEntry, entryPo
 		case "direction":
 			e.Direction, _, _ = d.str(val, field, false)
 		case "hooks":
-			e.Hooks = decodeItems(d, val, key, field, &p, false, 0, "", func(s string) (string, error) { return s, nil })
+			e.Hooks = decodeItems(d, val, key, field, p, false, 0, "", func(s string) (string, error) { return s, nil })
 		case "networks":
-			e.Networks = decodeItems(d, val, key, field, &p, false, maxNetworks, "empty list; an address entry counts the addresses of its networks", parsePrefix)
+			e.Networks = decodeItems(d, val, key, field, p, false, maxNetworks, "empty list; an address entry counts the addresses of its networks", parsePrefix)
 		case "size":
 			if s, _, ok := d.str(val, field, false); ok {
 				v, err := parseSize(s)

@@ -41,22 +41,7 @@ func (d *decoder) flows(val *yaml.Node, f *File, pos *filePos) {
 
 func (d *decoder) exporter(n *yaml.Node, name string) (Exporter, entryPos) {
 	e := Exporter{Line: n.Line}
-	p := entryPos{
-		values: make(map[string]int),
-		items:  make(map[string][]itemPos),
-		scalar: make(map[string]bool),
-	}
-	d.mapping(n, name, exporterKeys, func(key string, keyLine int, val *yaml.Node) {
-		field := name + "." + key
-		before := len(d.errs.errs)
-		defer func() {
-			if len(d.errs.errs) > before {
-				p.broken = true
-			}
-		}()
-		if val.Line > 0 {
-			p.values[key] = val.Line
-		}
+	p := d.entryFields(n, name, exporterKeys, func(key, field string, val *yaml.Node, p *entryPos) {
 		switch key {
 		case "address":
 			if s, line, ok := d.str(val, field, false); ok {
@@ -67,9 +52,9 @@ func (d *decoder) exporter(n *yaml.Node, name string) (Exporter, entryPos) {
 				e.Address = a
 			}
 		case "input_interfaces":
-			e.InputInterfaces = decodeItems(d, val, key, field, &p, false, maxInterfaces, "empty list; leave input_interfaces out to count flows of any input interface", parseIfIndex)
+			e.InputInterfaces = decodeItems(d, val, key, field, p, false, maxInterfaces, "empty list; leave input_interfaces out to count flows of any input interface", parseIfIndex)
 		case "output_interfaces":
-			e.OutputInterfaces = decodeItems(d, val, key, field, &p, false, maxInterfaces, "empty list; leave output_interfaces out to count flows of any output interface", parseIfIndex)
+			e.OutputInterfaces = decodeItems(d, val, key, field, p, false, maxInterfaces, "empty list; leave output_interfaces out to count flows of any output interface", parseIfIndex)
 		}
 	})
 	return e, p

@@ -570,26 +570,33 @@ func (d *decoder) entryList(val *yaml.Node, field, want string, lp *listPos, ent
 	}
 }
 
-var entryKeys = []string{"tag", "description", "source", "direction", "family", "hooks", "local", "remote", "remote_except", "protocol", "ports", "interface", "match"}
-
-func (d *decoder) entry(n *yaml.Node, name string) (Entry, entryPos) {
-	e := Entry{Line: n.Line}
+// entryFields decodes the mapping of one list entry: it calls decode for
+// each of its keys with the key's full name (accounting[2].ports) and value,
+// and records where each value is and whether any of them broke.
+func (d *decoder) entryFields(n *yaml.Node, name string, keys []string, decode func(key, field string, val *yaml.Node, p *entryPos)) entryPos {
 	p := entryPos{
 		values: make(map[string]int),
 		items:  make(map[string][]itemPos),
 		scalar: make(map[string]bool),
 	}
-	d.mapping(n, name, entryKeys, func(key string, keyLine int, val *yaml.Node) {
-		field := name + "." + key
+	d.mapping(n, name, keys, func(key string, _ int, val *yaml.Node) {
 		before := len(d.errs.errs)
-		defer func() {
-			if len(d.errs.errs) > before {
-				p.broken = true
-			}
-		}()
 		if val.Line > 0 {
 			p.values[key] = val.Line
 		}
+		decode(key, name+"."+key, val, &p)
+		if len(d.errs.errs) > before {
+			p.broken = true
+		}
+	})
+	return p
+}
+
+var entryKeys = []string{"tag", "description", "source", "direction", "family", "hooks", "local", "remote", "remote_except", "protocol", "ports", "interface", "match"}
+
+func (d *decoder) entry(n *yaml.Node, name string) (Entry, entryPos) {
+	e := Entry{Line: n.Line}
+	p := d.entryFields(n, name, entryKeys, func(key, field string, val *yaml.Node, p *entryPos) {
 		str := func(dst *string, emptyOK bool) {
 			*dst, _, _ = d.str(val, field, emptyOK)
 		}
@@ -609,16 +616,16 @@ func (d *decoder) entry(n *yaml.Node, name string) (Entry, entryPos) {
 		case "match":
 			str(&e.Match, false)
 		case "hooks":
-			e.Hooks = decodeItems(d, val, key, field, &p, false, 0, "", func(s string) (string, error) { return s, nil })
+			e.Hooks = decodeItems(d, val, key, field, p, false, 0, "", func(s string) (string, error) { return s, nil })
 		case "protocol":
-			e.Protocol = decodeItems(d, val, key, field, &p, true, maxRules,
+			e.Protocol = decodeItems(d, val, key, field, p, true, maxRules,
 				"empty list; leave protocol out, or write any", func(s string) (string, error) { return s, nil })
 		case "local", "remote", "remote_except":
 			max, empty := maxRules, "empty list; leave "+key+" out to match any address"
 			if key == "remote_except" {
 				max, empty = 0, ""
 			}
-			list := decodeItems(d, val, key, field, &p, false, max, empty, parsePrefix)
+			list := decodeItems(d, val, key, field, p, false, max, empty, parsePrefix)
 			switch key {
 			case "local":
 				e.Local = list
@@ -628,7 +635,7 @@ func (d *decoder) entry(n *yaml.Node, name string) (Entry, entryPos) {
 				e.RemoteExcept = list
 			}
 		case "ports":
-			e.Ports = decodeItems(d, val, key, field, &p, false, maxRules, "empty list; leave ports out to count every port", parsePort)
+			e.Ports = decodeItems(d, val, key, field, p, false, maxRules, "empty list; leave ports out to count every port", parsePort)
 		}
 	})
 	return e, p

@@ -79,6 +79,7 @@ func main() {
 		noGzip    = flag.Bool("no-gzip", false, "scrape without Accept-Encoding: gzip (Prometheus asks for gzip)")
 		withDP    = flag.Bool("datapath", false, "also run the data path (package bench/datapath) and print its table")
 		outFile   = flag.String("out", "", "also write the tables, as markdown, to this file")
+		layouts   = flag.String("layouts", "one,sharded", "address set layouts: one (a single set, as an operator's own) and sharded (as rules.yaml makes them)")
 	)
 	flag.Parse()
 	handleSignals()
@@ -150,8 +151,10 @@ func main() {
 	for _, n := range cfg.addresses {
 		// One set, as an operator's own; and the shards the exporter's
 		// rules.yaml makes of an entry that size, where there are several.
-		results = append(results, runCase(cfg, "addresses", n))
-		if bench.SetShards(n) > 1 {
+		if slices.Contains(strings.Split(*layouts, ","), "one") {
+			results = append(results, runCase(cfg, "addresses", n))
+		}
+		if bench.SetShards(n) > 1 && slices.Contains(strings.Split(*layouts, ","), "sharded") {
 			results = append(results, runCase(cfg, "sharded", n))
 		}
 	}

@@ -89,18 +89,7 @@ func FreeAddr(t testing.TB) string {
 // and returns the output collected so far and to come.
 func Start(t testing.TB, name, ready string, timeout time.Duration, cmd *exec.Cmd) *SyncBuffer {
 	t.Helper()
-	logs := &SyncBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("%s output:\n%s", name, logs.String())
-		}
-	})
+	logs := Run(t, name, cmd)
 	deadline := time.Now().Add(timeout)
 	for {
 		resp, err := http.Get(ready)
@@ -115,4 +104,23 @@ func Start(t testing.TB, name, ready string, timeout time.Duration, cmd *exec.Cm
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// Run starts cmd, collecting its output; it is killed when the test ends,
+// and its output logged if the test failed.
+func Run(t testing.TB, name string, cmd *exec.Cmd) *SyncBuffer {
+	t.Helper()
+	logs := &SyncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s output:\n%s", name, logs.String())
+		}
+	})
+	return logs
 }
