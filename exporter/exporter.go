@@ -173,6 +173,16 @@ func (e *Exporter) collect(ch chan<- prometheus.Metric) []*dto.MetricFamily {
 	var order []seriesKey
 	descriptions := make(map[tagKey]string)
 	var tags []tagKey
+	// describe keeps a tag's first non-empty description, and the tags in
+	// the order first seen.
+	describe := func(tk tagKey, d string) {
+		if have, seen := descriptions[tk]; !seen {
+			tags = append(tags, tk)
+		} else if have != "" {
+			return
+		}
+		descriptions[tk] = d
+	}
 	withheld := make(map[seriesKey]struct{})
 	var sets []namespaceSets
 	listed := make(map[sourceKey]bool, len(sources))
@@ -215,13 +225,7 @@ func (e *Exporter) collect(ch chan<- prometheus.Metric) []*dto.MetricFamily {
 			sum.bytes += float64(rec.Bytes)
 			sum.rules++
 			contributed[k] = struct{}{}
-			tk := tagKey{s.NetNS, rec.Tag}
-			if d, seen := descriptions[tk]; !seen {
-				descriptions[tk] = rec.Description
-				tags = append(tags, tk)
-			} else if d == "" {
-				descriptions[tk] = rec.Description
-			}
+			describe(tagKey{s.NetNS, rec.Tag}, rec.Description)
 		}
 		e.contributed[sk] = contributed
 	}
@@ -232,12 +236,7 @@ func (e *Exporter) collect(ch chan<- prometheus.Metric) []*dto.MetricFamily {
 	for _, ns := range sets {
 		for _, set := range ns.sets {
 			tk := tagKey{ns.netns, set.Tag}
-			if d, seen := descriptions[tk]; !seen {
-				descriptions[tk] = set.Description
-				tags = append(tags, tk)
-			} else if d == "" {
-				descriptions[tk] = set.Description
-			}
+			describe(tk, set.Description)
 			shown[tk] = true
 		}
 	}

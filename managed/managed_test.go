@@ -279,6 +279,17 @@ func TestDryRunMatchesKernel(t *testing.T) {
     protocol: icmp
     family: ipv4
 `)
+	a := dryRunListing(t, rs)
+	if !strings.Contains(a, `iifname "eth*"`) || !strings.Contains(a, "ip6 saddr 2001:db8:beef::/48") {
+		t.Errorf("listing lacks expected matches:\n%s", a)
+	}
+}
+
+// dryRunListing applies rs over netlink in one namespace and loads its
+// dry-run text with nft in another; both must list the same ruleset, which
+// it returns.
+func dryRunListing(t *testing.T, rs *Ruleset) string {
+	t.Helper()
 	viaNetlink := netnstest.New(t)
 	apply(t, viaNetlink, rs)
 	viaText := netnstest.New(t)
@@ -288,9 +299,7 @@ func TestDryRunMatchesKernel(t *testing.T) {
 	if a != b {
 		t.Errorf("netlink and dry-run text differ:\n--- applied over netlink\n%s\n--- loaded from the dry run\n%s", a, b)
 	}
-	if !strings.Contains(a, `iifname "eth*"`) || !strings.Contains(a, "ip6 saddr 2001:db8:beef::/48") {
-		t.Errorf("listing lacks expected matches:\n%s", a)
-	}
+	return a
 }
 
 // dropComments removes iptables-save's "# Generated … on DATE" lines.
