@@ -4,6 +4,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 
@@ -145,7 +146,7 @@ func TestNamedNamespaceMissing(t *testing.T) {
 	if got, ok := value(fams, "ipacct_tag_bytes_total", map[string]string{"netns": a.ns.Name}); !ok || got != float64(a.ipBytes) {
 		t.Errorf("bytes of %s = %v (present %v), want %d", a.ns.Name, got, ok, a.ipBytes)
 	}
-	logs := e.logs.String()
+	logs := e.logs.WaitFor("collector failed", 5*time.Second)
 	if n := strings.Count(logs, "collector failed"); n != 1 || !strings.Contains(logs, "/run/netns/"+missing) {
 		t.Errorf("want one failure line naming /run/netns/%s, got %d:\n%s", missing, n, logs)
 	}
@@ -163,7 +164,7 @@ func TestNamedNamespaceMissing(t *testing.T) {
 	if got, ok := value(fams, "ipacct_collector_success", map[string]string{"netns": missing, "collector": "nftables"}); !ok || got != 1 {
 		t.Errorf("success once the namespace exists = %v (present %v), want 1", got, ok)
 	}
-	if !strings.Contains(e.logs.String(), "collector recovered") {
+	if !strings.Contains(e.logs.WaitFor("collector recovered", 5*time.Second), "collector recovered") {
 		t.Errorf("no recovery logged:\n%s", e.logs.String())
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -70,6 +71,20 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// WaitFor returns the output once it holds substr, or what there is after
+// timeout: a process's output reaches the buffer through a pipe, after
+// whatever the process did next, such as answering a scrape.
+func (s *SyncBuffer) WaitFor(substr string, timeout time.Duration) string {
+	deadline := time.Now().Add(timeout)
+	for {
+		out := s.String()
+		if strings.Contains(out, substr) || time.Now().After(deadline) {
+			return out
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // FreeAddr returns a loopback address with a port that was free a moment
