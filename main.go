@@ -51,6 +51,7 @@ func run(args []string) int {
 		useNftables = app.Flag("collector.nftables", "Read tagged rules and named counters of every nftables table over netlink (also the tables iptables-nft writes).").Default("true").Bool()
 		useIptables = app.Flag("collector.iptables", "Read tagged rules of iptables-legacy and ip6tables-legacy tables, when the kernel has any.").Default("true").Bool()
 		lockTimeout = app.Flag("collector.iptables.lock-timeout", "How long iptables-legacy waits for the xtables lock.").Default("5s").Duration()
+		stateFile   = app.Flag("state.file", "File that keeps, across restarts, what the exporter counted for kernel counters that vanished or were zeroed, so that a restart after a partial change of the ruleset does not look like a counter reset to Prometheus. Written every few seconds and at shutdown. Default: none.").PlaceHolder("PATH").String()
 		configFile  = app.Flag("config.file", "rules.yaml: accounting rules to install in the exporter's own nftables table and keep in step with the file. Without it, the exporter only reads existing tagged rules.").String()
 		configCheck = app.Flag("config.check", "Validate --config.file and exit.").Bool()
 		dryRun      = app.Flag("config.dry-run", "Print the nftables table that --config.file would install, in nft syntax, and exit without touching the kernel.").Bool()
@@ -120,6 +121,17 @@ func run(args []string) int {
 		counters = exporter.NewForNamespaces(logger, *timeout, ns.list)
 	}
 
+	if *stateFile != "" {
+		n, err := counters.LoadState(*stateFile)
+		if err != nil {
+			logger.Error("reading the state file", "err", err)
+		} else {
+			logger.Info("state file read", "file", *stateFile, "series", n)
+		}
+		stop := saveStatePeriodically(counters, *stateFile, logger)
+		defer stop()
+	}
+
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(
 		versioncollector.NewCollector(name),
@@ -135,6 +147,10 @@ func run(args []string) int {
 	mux.Handle(*metricsPath, promhttp.HandlerFor(exporter.Gatherers{counters, registry}, promhttp.HandlerOpts{
 		ErrorLog:      slog.NewLogLogger(logger.Handler(), slog.LevelError),
 		ErrorHandling: promhttp.ContinueOnError,
+		// OpenMetrics carries the created time of series that appear
+		// while the exporter runs, which the report uses.
+		EnableOpenMetrics:                   true,
+		EnableOpenMetricsTextCreatedSamples: true,
 	}))
 	if *metricsPath != "/" {
 		landing, err := web.NewLandingPage(web.LandingConfig{
@@ -243,4 +259,37 @@ func runConfigCommand(path, nsPath string, check, dryRun, cleanup bool) int {
 		fmt.Printf("no table inet %s: nothing to do\n", table)
 	}
 	return 0
+}
+
+// stateSaveInterval is how often the state file is written, when it changed.
+const stateSaveInterval = 5 * time.Second
+
+// saveStatePeriodically writes the exporter's state every few seconds; the
+// returned function stops it and writes a last time.
+func saveStatePeriodically(e *exporter.Exporter, path string, logger *slog.Logger) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	save := func() {
+		if err := e.SaveState(path); err != nil {
+			logger.Error("saving state", "err", err)
+		}
+	}
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(stateSaveInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				save()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+		save()
+	}
 }

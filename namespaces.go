@@ -27,7 +27,8 @@ func (c collectorSet) sources(ns netns.Namespace) []exporter.Source {
 		list = append(list, exporter.Source{Name: "nftables", NetNS: ns.Name, Backend: nftables.New(nftables.Options{NetNS: ns.Path})})
 	}
 	if c.iptables {
-		list = append(list, exporter.Source{Name: "iptables", NetNS: ns.Name, Backend: iptables.New(iptables.Options{NetNS: ns.Path, LockTimeout: c.lockTimeout})})
+		list = append(list, exporter.Source{Name: "iptables", NetNS: ns.Name, Backend: iptables.New(iptables.Options{NetNS: ns.Path, LockTimeout: c.lockTimeout}),
+			Feeds: exporter.Feeds{TagFamilies: []string{"ip", "ip6"}, NoSets: true}})
 	}
 	if ns.Globbed {
 		for i := range list {

@@ -18,6 +18,14 @@ type Record struct {
 	Description string
 	Packets     uint64
 	Bytes       uint64
+	// ID names the kernel counter across reads by where it is and what it
+	// matches, never by its handle or values, so that a rule that is
+	// replaced by an identical one, or restored from a save, keeps it. Rules
+	// with one ID in one series are told apart by their order.
+	ID string
+	// Handle is the kernel's handle of the rule or object, 0 when it has
+	// none: a counter that went down under the same handle was zeroed.
+	Handle uint64
 }
 
 // InvalidComment is a comment that opens a tag token that does not parse.
@@ -44,7 +52,10 @@ type AddressSet struct {
 	Direction   tag.Direction
 	Description string
 	Family      string // of the addresses: ipv4 or ipv6
-	Where       string // "inet ipacct set rent31_ipv4_out", for the log
+	Where       string // "inet ipacct set rent31_ipv4_out", for the log; its elements' ID
+	// Handle is the set's kernel handle, 0 when it has none: an element
+	// that went down in the same set was zeroed.
+	Handle uint64
 	// Capacity is the set's size limit; 0 when it has none.
 	Capacity uint32
 	Elements []AddressCount
@@ -71,7 +82,8 @@ type Backend interface {
 
 // Add parses a rule's comment and appends what it finds to r: a Record for a
 // tag, an InvalidComment for a broken tag, nothing for a comment without one.
-func (r *Reading) Add(where, comment, family string, packets, bytes uint64) {
+// id and handle are the Record's ID and Handle.
+func (r *Reading) Add(where, comment, family string, packets, bytes uint64, id string, handle uint64) {
 	t, err := tag.Parse(comment)
 	switch {
 	case err == tag.ErrNoTag:
@@ -80,7 +92,7 @@ func (r *Reading) Add(where, comment, family string, packets, bytes uint64) {
 	default:
 		r.Records = append(r.Records, Record{
 			Tag: t.Name, Direction: t.Direction, Family: family, Description: t.Description,
-			Packets: packets, Bytes: bytes,
+			Packets: packets, Bytes: bytes, ID: id, Handle: handle,
 		})
 	}
 }

@@ -3,9 +3,11 @@ package exporter
 import (
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ipacct/ipacct_exporter/backends"
 	"github.com/ipacct/ipacct_exporter/tag"
@@ -28,29 +30,13 @@ type setGroup struct {
 
 type setGauges struct {
 	addresses, capacity int
-	overflow            *backends.Counter
 }
 
-// collectSets sends the per-address series and the sets' gauges. Sets are
-// summed per namespace, tag, family and direction, and their elements per
-// address.
-//
-// Unlike the tag series, a per-address series is not withheld while a
-// collector fails: sets come from the nftables collector alone, so a failed
-// read leaves none of them to sum.
-func (e *Exporter) collectSets(ch chan<- prometheus.Metric, namespaces []namespaceSets) []*dto.MetricFamily {
+// emitSetGauges sends the sets' gauges, summed per namespace, tag, family
+// and direction: what the kernel holds now.
+func (e *Exporter) emitSetGauges(ch chan<- prometheus.Metric, namespaces []namespaceSets) {
 	groups := map[setGroup]*setGauges{}
 	var order []setGroup
-	// Every address's text goes into one buffer, made one string at the
-	// end: one allocation instead of one per address.
-	total := 0
-	for _, ns := range namespaces {
-		for _, s := range ns.sets {
-			total += len(s.Elements)
-		}
-	}
-	samples := make([]addressSample, 0, total)
-	text := make([]byte, 0, total*len("192.168.100.100"))
 	for _, ns := range namespaces {
 		for _, s := range ns.sets {
 			k := setGroup{ns.netns, s.Tag, s.Family, s.Direction}
@@ -62,19 +48,6 @@ func (e *Exporter) collectSets(ch chan<- prometheus.Metric, namespaces []namespa
 			}
 			g.addresses += len(s.Elements)
 			g.capacity += int(s.Capacity)
-			if s.Overflow != nil {
-				if g.overflow == nil {
-					g.overflow = &backends.Counter{}
-				}
-				g.overflow.Packets += s.Overflow.Packets
-				g.overflow.Bytes += s.Overflow.Bytes
-			}
-			for _, el := range s.Elements {
-				start := len(text)
-				text = el.Addr.AppendTo(text)
-				samples = append(samples, addressSample{dir: string(s.Direction), netns: ns.netns, tag: s.Tag,
-					start: start, end: len(text), packets: el.Packets, bytes: el.Bytes})
-			}
 		}
 	}
 	for _, k := range order {
@@ -84,10 +57,32 @@ func (e *Exporter) collectSets(ch chan<- prometheus.Metric, namespaces []namespa
 		if g.capacity > 0 {
 			ch <- prometheus.MustNewConstMetric(e.d.ipCapacity, prometheus.GaugeValue, float64(g.capacity), labels...)
 		}
-		if g.overflow != nil {
-			ch <- prometheus.MustNewConstMetric(e.d.ipOverflowBytes, prometheus.CounterValue, float64(g.overflow.Bytes), labels...)
-			ch <- prometheus.MustNewConstMetric(e.d.ipOverflowPackets, prometheus.CounterValue, float64(g.overflow.Packets), labels...)
+	}
+}
+
+// addressFamilies builds the per-address counter families from the tracked
+// series that may be served. At 100,000 addresses, const metrics cost two
+// million allocations and the registry's check of each series for
+// duplicates a fifth of the scrape; here the series are unique by
+// construction, and the families take a handful of allocations, their label
+// pairs shared by the bytes and the packets family.
+func (e *Exporter) addressFamilies() []*dto.MetricFamily {
+	if len(e.addrs) == 0 {
+		return nil
+	}
+	// Every address's text goes into one buffer, made one string at the
+	// end: one allocation instead of one per address.
+	samples := make([]addressSample, 0, len(e.addrs))
+	text := make([]byte, 0, len(e.addrs)*len("192.168.100.100"))
+	for k, t := range e.addrs {
+		v, ok := t.serve()
+		if !ok {
+			continue
 		}
+		start := len(text)
+		text = k.addr.AppendTo(text)
+		samples = append(samples, addressSample{dir: string(k.direction), netns: k.netns, tag: k.tag,
+			start: start, end: len(text), packets: v.Packets, bytes: v.Bytes, created: t.created})
 	}
 	if len(samples) == 0 {
 		return nil
@@ -96,9 +91,8 @@ func (e *Exporter) collectSets(ch chan<- prometheus.Metric, namespaces []namespa
 	for i := range samples {
 		samples[i].ip = ips[samples[i].start:samples[i].end]
 	}
-	// Sorted as the registry would sort a family's series (by label
-	// values, the labels in name order: direction, ip, netns, tag), which
-	// also brings an address's samples from several sets together.
+	// Sorted as the registry would sort a family's series: by label
+	// values, the labels in name order (direction, ip, netns, tag).
 	slices.SortFunc(samples, func(a, b addressSample) int {
 		if c := strings.Compare(a.dir, b.dir); c != 0 {
 			return c
@@ -111,25 +105,6 @@ func (e *Exporter) collectSets(ch chan<- prometheus.Metric, namespaces []namespa
 		}
 		return strings.Compare(a.tag, b.tag)
 	})
-	summed := samples[:0]
-	for i := 0; i < len(samples); {
-		s := samples[i]
-		for i++; i < len(samples) && samples[i].sameSeries(s); i++ {
-			s.packets += samples[i].packets
-			s.bytes += samples[i].bytes
-		}
-		summed = append(summed, s)
-	}
-	return e.addressFamilies(summed)
-}
-
-// addressFamilies builds the per-address counter families from samples
-// that are summed and sorted. At 100,000 addresses, const metrics cost two
-// million allocations and the registry's check of each series for
-// duplicates a fifth of the scrape; here the series are unique by
-// construction, and the families take a handful of allocations, their label
-// pairs shared by the bytes and the packets family.
-func (e *Exporter) addressFamilies(samples []addressSample) []*dto.MetricFamily {
 	names := addressLabels
 	if e.withNS {
 		names = addressLabelsN
@@ -158,6 +133,9 @@ func (e *Exporter) addressFamilies(samples []addressSample) []*dto.MetricFamily 
 		for i, s := range samples {
 			floats[i] = float64(value(s))
 			counters[i].Value = &floats[i]
+			if s.created != 0 {
+				counters[i].CreatedTimestamp = timestamppb.New(time.UnixMilli(s.created))
+			}
 			metrics[i].Label = pairPtrs[i*k : (i+1)*k : (i+1)*k]
 			metrics[i].Counter = &counters[i]
 			ptrs[i] = &metrics[i]
@@ -176,8 +154,5 @@ type addressSample struct {
 	dir, ip, netns, tag string
 	start, end          int
 	packets, bytes      uint64
-}
-
-func (a addressSample) sameSeries(b addressSample) bool {
-	return a.dir == b.dir && a.ip == b.ip && a.netns == b.netns && a.tag == b.tag
+	created             int64
 }

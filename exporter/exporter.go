@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -33,7 +34,25 @@ type Source struct {
 	// an exporter made by NewForNamespaces shows it.
 	NetNS   string
 	Backend backends.Backend
+	// Feeds tells which series the source can add to: until it has read
+	// once, those are not served. The zero value: every series.
+	Feeds Feeds
 }
+
+// Feeds tells which series a source can add to.
+type Feeds struct {
+	// TagFamilies are the netfilter families of its tagged rules; nil
+	// means any.
+	TagFamilies []string
+	// NoSets tells that it reads no per-address sets.
+	NoSets bool
+}
+
+func (f Feeds) tag(family string) bool {
+	return f.TagFamilies == nil || slices.Contains(f.TagFamilies, family)
+}
+
+func (f Feeds) sets() bool { return !f.NoSets }
 
 // ErrSourceGone is what a backend's Read wraps when what it reads vanished
 // during the scrape, such as a network namespace deleted between listing and
@@ -51,15 +70,32 @@ type Exporter struct {
 	withNS  bool
 	logger  *slog.Logger
 	timeout time.Duration
+	now     func() time.Time
 
-	mu sync.Mutex // guards the fields below, which only steer logs and gaps
-	// contributed holds, per source, the series it added to in its last
-	// successful read. While the source fails those series are left out:
-	// a sum that silently lost a part would look like a counter reset and
-	// make rate() and increase() invent traffic.
-	contributed map[sourceKey]map[seriesKey]struct{}
-	lastErr     map[sourceKey]string
-	logged      map[string]struct{}
+	// flight is the scrape in progress: concurrent scrapes share its
+	// read of the kernel and its answer, so N scrapers cost one read.
+	flightMu sync.Mutex
+	flight   *flight
+
+	mu sync.Mutex // guards the fields below
+	// srcIDs numbers the sources, for the parts of tracked series.
+	srcIDs  map[sourceKey]int
+	nextSrc int
+	// readOnce holds the sources that have read successfully at least
+	// once: until all of a namespace's have, its series are not served,
+	// since a sum missing a source would drop when it comes.
+	readOnce map[sourceKey]bool
+	// complete is, per namespace, the time of the last read in which all
+	// of its sources succeeded: a series that appears after it was zero
+	// then. Absent until the namespace's first complete read.
+	complete  map[string]time.Time
+	tags      map[seriesKey]*track
+	addrs     map[addrKey]*track
+	overflows map[setGroup]*track
+	lastErr   map[sourceKey]string
+	logged    map[string]struct{}
+	// dirty tells that tracked state changed since it was last saved.
+	dirty bool
 }
 
 // New returns an Exporter over the sources, in the order that decides which
@@ -78,26 +114,66 @@ func NewForNamespaces(logger *slog.Logger, timeout time.Duration, list func() []
 
 func newExporter(logger *slog.Logger, timeout time.Duration, withNS bool, list func() []Source) *Exporter {
 	return &Exporter{
-		list:        list,
-		d:           newDescs(withNS),
-		withNS:      withNS,
-		logger:      logger,
-		timeout:     timeout,
-		contributed: make(map[sourceKey]map[seriesKey]struct{}),
-		lastErr:     make(map[sourceKey]string),
-		logged:      make(map[string]struct{}),
+		list:      list,
+		d:         newDescs(withNS),
+		withNS:    withNS,
+		logger:    logger,
+		timeout:   timeout,
+		now:       time.Now,
+		srcIDs:    make(map[sourceKey]int),
+		readOnce:  make(map[sourceKey]bool),
+		complete:  make(map[string]time.Time),
+		tags:      make(map[seriesKey]*track),
+		addrs:     make(map[addrKey]*track),
+		overflows: make(map[setGroup]*track),
+		lastErr:   make(map[sourceKey]string),
+		logged:    make(map[string]struct{}),
 	}
 }
 
+type flight struct {
+	done chan struct{}
+	fams []*dto.MetricFamily
+	err  error
+}
+
 // Gather implements prometheus.Gatherer: it reads every source once and
-// returns the exporter's families, sorted by name.
+// returns the exporter's families, sorted by name. A scrape that arrives
+// while another reads waits for that read and gets its answer.
 func (e *Exporter) Gather() ([]*dto.MetricFamily, error) {
+	e.flightMu.Lock()
+	if f := e.flight; f != nil {
+		e.flightMu.Unlock()
+		<-f.done
+		return f.fams, f.err
+	}
+	f := &flight{done: make(chan struct{})}
+	e.flight = f
+	e.flightMu.Unlock()
+	defer func() {
+		e.flightMu.Lock()
+		e.flight = nil
+		e.flightMu.Unlock()
+		close(f.done)
+	}()
+	f.fams, f.err = e.gather()
+	return f.fams, f.err
+}
+
+func (e *Exporter) gather() (fams []*dto.MetricFamily, err error) {
+	defer func() {
+		// A bug must cost one scrape, not every later one.
+		if p := recover(); p != nil {
+			e.logger.Error("scrape failed", "panic", p)
+			fams, err = nil, fmt.Errorf("scrape failed: %v", p)
+		}
+	}()
 	s := &scrape{e: e}
 	reg := prometheus.NewRegistry()
 	if err := reg.Register(s); err != nil {
 		return nil, err
 	}
-	fams, err := reg.Gather()
+	fams, err = reg.Gather()
 	fams = append(fams, s.addresses...)
 	slices.SortFunc(fams, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
 	return fams, err
@@ -134,9 +210,12 @@ type seriesKey struct {
 	family    string
 }
 
-type series struct {
-	packets, bytes float64
-	rules          int
+// addrKey is one per-address series.
+type addrKey struct {
+	netns     string
+	tag       string
+	direction tag.Direction
+	addr      netip.Addr
 }
 
 type result struct {
@@ -148,16 +227,43 @@ type result struct {
 // tagKey is a tag in one namespace.
 type tagKey struct{ netns, tag string }
 
-// collect reads every source, sends the const metrics and returns the
-// per-address families.
+// collect reads every source, updates the tracked series, sends the const
+// metrics and returns the per-address families.
 func (e *Exporter) collect(ch chan<- prometheus.Metric) []*dto.MetricFamily {
+	sources := e.list()
+	results := e.readAll(sources)
+	now := e.now()
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.aggregate(sources, results, now)
+	for i, s := range sources {
+		res := results[i]
+		if errors.Is(res.err, ErrSourceGone) {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(e.d.duration, prometheus.GaugeValue, res.duration.Seconds(), e.labels(s.NetNS, s.Name)...)
+		if res.err != nil {
+			ch <- prometheus.MustNewConstMetric(e.d.success, prometheus.GaugeValue, 0, e.labels(s.NetNS, s.Name)...)
+			e.logFailure(s, res.err)
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(e.d.success, prometheus.GaugeValue, 1, e.labels(s.NetNS, s.Name)...)
+		ch <- prometheus.MustNewConstMetric(e.d.invalidComments, prometheus.GaugeValue, float64(len(res.reading.Invalid)), e.labels(s.NetNS, s.Name)...)
+		e.logRecovery(s)
+		e.logInvalid(s, res.reading.Invalid)
+	}
+	return e.emit(ch, r)
+}
+
+// readAll reads every source at once.
+func (e *Exporter) readAll(sources []Source) []result {
 	ctx := context.Background()
 	if e.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, e.timeout)
 		defer cancel()
 	}
-	sources := e.list()
 	results := make([]result, len(sources))
 	var wg sync.WaitGroup
 	for i, s := range sources {
@@ -168,111 +274,7 @@ func (e *Exporter) collect(ch chan<- prometheus.Metric) []*dto.MetricFamily {
 		}()
 	}
 	wg.Wait()
-
-	sums := make(map[seriesKey]*series)
-	var order []seriesKey
-	descriptions := make(map[tagKey]string)
-	var tags []tagKey
-	// describe keeps a tag's first non-empty description, and the tags in
-	// the order first seen.
-	describe := func(tk tagKey, d string) {
-		if have, seen := descriptions[tk]; !seen {
-			tags = append(tags, tk)
-		} else if have != "" {
-			return
-		}
-		descriptions[tk] = d
-	}
-	withheld := make(map[seriesKey]struct{})
-	var sets []namespaceSets
-	listed := make(map[sourceKey]bool, len(sources))
-
-	e.mu.Lock()
-	for i, s := range sources {
-		r := results[i]
-		sk := sourceKey{s.Name, s.NetNS}
-		if errors.Is(r.err, ErrSourceGone) {
-			continue
-		}
-		listed[sk] = true
-		ch <- prometheus.MustNewConstMetric(e.d.duration, prometheus.GaugeValue, r.duration.Seconds(), e.labels(s.NetNS, s.Name)...)
-		if r.err != nil {
-			ch <- prometheus.MustNewConstMetric(e.d.success, prometheus.GaugeValue, 0, e.labels(s.NetNS, s.Name)...)
-			e.logFailure(s, r.err)
-			for k := range e.contributed[sk] {
-				withheld[k] = struct{}{}
-			}
-			continue
-		}
-		ch <- prometheus.MustNewConstMetric(e.d.success, prometheus.GaugeValue, 1, e.labels(s.NetNS, s.Name)...)
-		ch <- prometheus.MustNewConstMetric(e.d.invalidComments, prometheus.GaugeValue, float64(len(r.reading.Invalid)), e.labels(s.NetNS, s.Name)...)
-		e.logRecovery(s)
-		e.logInvalid(s, r.reading.Invalid)
-
-		if len(r.reading.Sets) > 0 {
-			sets = append(sets, namespaceSets{s.NetNS, r.reading.Sets})
-		}
-		contributed := make(map[seriesKey]struct{})
-		for _, rec := range r.reading.Records {
-			k := seriesKey{s.NetNS, rec.Tag, rec.Direction, rec.Family}
-			sum, ok := sums[k]
-			if !ok {
-				sum = &series{}
-				sums[k] = sum
-				order = append(order, k)
-			}
-			sum.packets += float64(rec.Packets)
-			sum.bytes += float64(rec.Bytes)
-			sum.rules++
-			contributed[k] = struct{}{}
-			describe(tagKey{s.NetNS, rec.Tag}, rec.Description)
-		}
-		e.contributed[sk] = contributed
-	}
-	e.forget(listed)
-	e.mu.Unlock()
-
-	shown := make(map[tagKey]bool)
-	for _, ns := range sets {
-		for _, set := range ns.sets {
-			tk := tagKey{ns.netns, set.Tag}
-			describe(tk, set.Description)
-			shown[tk] = true
-		}
-	}
-	addresses := e.collectSets(ch, sets)
-	for _, k := range order {
-		if _, ok := withheld[k]; ok {
-			continue
-		}
-		sum := sums[k]
-		labels := e.labels(k.netns, k.tag, string(k.direction), k.family)
-		ch <- prometheus.MustNewConstMetric(e.d.tagBytes, prometheus.CounterValue, sum.bytes, labels...)
-		ch <- prometheus.MustNewConstMetric(e.d.tagPackets, prometheus.CounterValue, sum.packets, labels...)
-		ch <- prometheus.MustNewConstMetric(e.d.tagRules, prometheus.GaugeValue, float64(sum.rules), labels...)
-		shown[tagKey{k.netns, k.tag}] = true
-	}
-	for _, t := range tags {
-		if shown[t] {
-			ch <- prometheus.MustNewConstMetric(e.d.tagInfo, prometheus.GaugeValue, 1, e.labels(t.netns, t.tag, descriptions[t])...)
-		}
-	}
-	return addresses
-}
-
-// forget drops what is remembered of sources that this scrape did not list,
-// such as deleted namespaces, so that churn does not grow memory.
-func (e *Exporter) forget(listed map[sourceKey]bool) {
-	for k := range e.contributed {
-		if !listed[k] {
-			delete(e.contributed, k)
-		}
-	}
-	for k := range e.lastErr {
-		if !listed[k] {
-			delete(e.lastErr, k)
-		}
-	}
+	return results
 }
 
 // read runs one backend, turning a panic on odd kernel data into an error:
@@ -307,6 +309,16 @@ func (e *Exporter) logRecovery(s Source) {
 		delete(e.lastErr, k)
 		e.logger.Info("collector recovered", e.logAttrs(s)...)
 	}
+}
+
+// logWaiting says, once per source, that series wait for its first read.
+func (e *Exporter) logWaiting(s Source) {
+	key := "waiting\x00" + s.Name + "\x00" + s.NetNS
+	if _, ok := e.logged[key]; ok {
+		return
+	}
+	e.logged[key] = struct{}{}
+	e.logger.Warn("series this collector could add to are not served until it has read once, so that their sums never drop; disable it if it cannot read", e.logAttrs(s)...)
 }
 
 // logAttrs names the source in a log line, and its namespace when the

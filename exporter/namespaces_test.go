@@ -70,7 +70,7 @@ ipacct_tag_info{description="",netns="b",tag="tenants"} 1
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if len(e.contributed) != 1 || len(e.lastErr) != 0 {
-		t.Errorf("remembered after b vanished: contributed %v, lastErr %v", e.contributed, e.lastErr)
+	if len(e.srcIDs) != 1 || len(e.lastErr) != 0 || len(e.tags) != 1 {
+		t.Errorf("remembered after b vanished: sources %v, lastErr %v, tags %v", e.srcIDs, e.lastErr, e.tags)
 	}
 }

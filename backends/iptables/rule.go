@@ -13,6 +13,8 @@ type rule struct {
 	commented bool   // the rule has at least one comment match
 	packets   uint64
 	bytes     uint64
+	// content is the line without its counters: what the rule is.
+	content string
 }
 
 // errUnterminated means the text ended inside a quoted string. iptables
@@ -87,6 +89,7 @@ func parseRule(line string) (rule, error) {
 	var comments []string
 	inCommentMatch := false
 	for {
+		before := sc.pos
 		w, ok, err := sc.next(false)
 		if err != nil {
 			return rule{}, err
@@ -122,6 +125,7 @@ func parseRule(line string) (rule, error) {
 				continue
 			}
 			r.packets, r.bytes = packets, bytes
+			r.content = line[:before] + line[sc.pos:]
 			r.comment, r.commented = strings.Join(comments, " "), len(comments) > 0
 			return r, nil
 		}

@@ -108,7 +108,7 @@ func decodeRuleDump(msgs []benchMessage) (backends.Reading, error) {
 			continue
 		}
 		where, fam := loc.of(m.family, r.table, r.chain)
-		reading.Add(where, string(r.comment), fam, r.packets, r.bytes)
+		reading.Add(where, string(r.comment), fam, r.packets, r.bytes, r.id(where), r.handle)
 	}
 	return reading, nil
 }

@@ -3,6 +3,7 @@ package nftables
 import (
 	"bytes"
 	"encoding/binary"
+	"hash/fnv"
 
 	"golang.org/x/sys/unix"
 
@@ -17,6 +18,20 @@ type rule struct {
 	hasComment     bool
 	packets, bytes uint64
 	hasCounter     bool
+	handle         uint64
+	// content is a hash of what the rule matches and does, without the
+	// values of its stateful expressions: its identity across reads.
+	content uint64
+}
+
+// stateful are the expressions whose data changes as packets pass; they
+// are left out of a rule's content.
+func stateful(name []byte) bool {
+	switch string(name) {
+	case "counter", "quota", "last", "limit", "connlimit":
+		return true
+	}
+	return false
 }
 
 // parseRule decodes a rule's attributes: its table and chain, its comment
@@ -36,12 +51,16 @@ func parseRule(b []byte) (rule, error) {
 			exprs = a.val
 		case unix.NFTA_RULE_USERDATA:
 			udata = a.val
+		case unix.NFTA_RULE_HANDLE:
+			r.handle, _ = be64(a.val)
 		}
 	}
 	if a.err != nil {
 		return r, a.err
 	}
 	r.comment, r.hasComment = commentFromUserData(udata, udataComment)
+	h := fnv.New64a()
+	h.Write(udata)
 	list := attrs{b: exprs}
 	for list.next() {
 		if list.typ != unix.NFTA_LIST_ELEM {
@@ -50,6 +69,11 @@ func parseRule(b []byte) (rule, error) {
 		name, data, err := parseExpr(list.val)
 		if err != nil {
 			return r, err
+		}
+		if stateful(name) {
+			h.Write(name)
+		} else {
+			h.Write(list.val)
 		}
 		switch string(name) {
 		case "counter":
@@ -62,6 +86,7 @@ func parseRule(b []byte) (rule, error) {
 			}
 		}
 	}
+	r.content = h.Sum64()
 	return r, list.err
 }
 
@@ -120,10 +145,14 @@ type counterObject struct {
 	packets, bytes uint64
 	comment        []byte
 	hasComment     bool
+	handle         uint64
 }
 
-// nftaObjUserdata is NFTA_OBJ_USERDATA, which x/sys/unix does not name.
-const nftaObjUserdata = 8
+// NFTA_OBJ_HANDLE and NFTA_OBJ_USERDATA, which x/sys/unix does not name.
+const (
+	nftaObjHandle   = 6
+	nftaObjUserdata = 8
+)
 
 func parseCounterObject(b []byte) (counterObject, error) {
 	var o counterObject
@@ -140,6 +169,8 @@ func parseCounterObject(b []byte) (counterObject, error) {
 			}
 		case unix.NFTA_OBJ_DATA:
 			o.packets, o.bytes, _ = parseCounter(a.val)
+		case nftaObjHandle:
+			o.handle, _ = be64(a.val)
 		case nftaObjUserdata:
 			o.comment, o.hasComment = commentFromUserData(a.val, udataComment)
 		}

@@ -34,7 +34,30 @@ type dumper struct {
 	// NLM_F_DUMP_INTR can tell.
 	gen    uint16
 	hasGen bool
+	// tables holds the handles of the tables that dumpRulesByTable listed.
+	// A table made again gets a new handle, while the handles of the rules,
+	// sets and objects in it start again from 1: only both together name
+	// one kernel object across reads.
+	tables map[tableKey]uint64
 }
+
+type tableKey struct {
+	family uint8
+	name   string
+}
+
+// objectHandle names a rule, set or object of a table across reads: its
+// handle within the table, mixed with the table's. 0 when either is unknown.
+func (d *dumper) objectHandle(family uint8, table []byte, handle uint64) uint64 {
+	t := d.tables[tableKey{family, string(table)}]
+	if t == 0 || handle == 0 {
+		return 0
+	}
+	return t<<40 ^ handle
+}
+
+// nftaTableHandle is NFTA_TABLE_HANDLE, which x/sys/unix does not name.
+const nftaTableHandle = 4
 
 func newDumper(nsFd, bufSize int) (*dumper, error) {
 	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: nsFd})
@@ -154,18 +177,22 @@ func (d *dumper) dump(msgType uint16, family uint8, attrs []byte, fn func(family
 // work. One dump per chain would cut it further for many small chains, but
 // costs a round trip per chain, and iptables-nft hosts have thousands.
 func (d *dumper) dumpRulesByTable(fn func(family uint8, attrs []byte) error) error {
-	type table struct {
-		family uint8
-		name   string
-	}
-	var tables []table
+	var tables []tableKey
+	d.tables = make(map[tableKey]uint64)
 	err := d.dump(unix.NFT_MSG_GETTABLE, unix.AF_UNSPEC, nil, func(family uint8, b []byte) error {
 		a := attrs{b: b}
+		t := tableKey{family: family}
+		var handle uint64
 		for a.next() {
-			if a.typ == unix.NFTA_TABLE_NAME {
-				tables = append(tables, table{family, string(cstring(a.val))})
+			switch a.typ {
+			case unix.NFTA_TABLE_NAME:
+				t.name = string(cstring(a.val))
+			case nftaTableHandle:
+				handle, _ = be64(a.val)
 			}
 		}
+		tables = append(tables, t)
+		d.tables[t] = handle
 		return a.err
 	})
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 
 	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
@@ -122,7 +123,7 @@ func (b *Backend) read(ctx context.Context, lastTry bool) (backends.Reading, err
 				return nil
 			}
 		}
-		reading.Add(where, string(r.comment), fam, r.packets, r.bytes)
+		reading.Add(where, string(r.comment), fam, r.packets, r.bytes, r.id(where), d.objectHandle(family, r.table, r.handle))
 		return nil
 	})
 	if err != nil {
@@ -142,7 +143,8 @@ func (b *Backend) read(ctx context.Context, lastTry bool) (backends.Reading, err
 			return nil
 		}
 		fam := FamilyName(nftables.TableFamily(family))
-		reading.Add(fam+" "+string(o.table)+" counter "+string(o.name), string(o.comment), fam, o.packets, o.bytes)
+		where := fam + " " + string(o.table) + " counter " + string(o.name)
+		reading.Add(where, string(o.comment), fam, o.packets, o.bytes, where, d.objectHandle(family, o.table, o.handle))
 		return nil
 	})
 	if err != nil {
@@ -153,6 +155,9 @@ func (b *Backend) read(ctx context.Context, lastTry bool) (backends.Reading, err
 	}
 	return reading, nil
 }
+
+// id is the rule's Record.ID: where it is and a hash of what it does.
+func (r rule) id(where string) string { return where + " #" + strconv.FormatUint(r.content, 16) }
 
 // location names where a rule is, converting the table and chain names to
 // strings once per chain rather than once per rule.

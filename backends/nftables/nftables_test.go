@@ -152,9 +152,17 @@ table inet t {
 	if len(r.Records) != len(want) {
 		t.Fatalf("records: got %+v, want %+v", r.Records, want)
 	}
+	ids := map[string]bool{}
 	for i := range want {
-		if r.Records[i] != want[i] {
-			t.Errorf("record %d: got %+v, want %+v", i, r.Records[i], want[i])
+		got := r.Records[i]
+		// Identities: present, distinct, and with a handle from the kernel.
+		if got.ID == "" || ids[got.ID] || got.Handle == 0 {
+			t.Errorf("record %d: ID %q, handle %d: want a distinct ID and a handle", i, got.ID, got.Handle)
+		}
+		ids[got.ID] = true
+		got.ID, got.Handle = "", 0
+		if got != want[i] {
+			t.Errorf("record %d: got %+v, want %+v", i, got, want[i])
 		}
 	}
 	if len(r.Invalid) != 2 || !strings.Contains(r.Invalid[0].Err.Error(), `' '`) ||

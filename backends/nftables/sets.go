@@ -15,6 +15,7 @@ import (
 
 // Attribute numbers that x/sys/unix does not name.
 const (
+	nftaSetHandle        = 16 // NFTA_SET_HANDLE
 	nftaSetExpr          = 17 // NFTA_SET_EXPR: the set's one per-element expression
 	nftaSetExpressions   = 18 // NFTA_SET_EXPRESSIONS: its list of them
 	nftaSetElemExpr      = 7  // NFTA_SET_ELEM_EXPR
@@ -42,6 +43,7 @@ type set struct {
 	size        uint32
 	comment     []byte
 	hasComment  bool
+	handle      uint64
 }
 
 func parseSet(b []byte) (set, error) {
@@ -69,6 +71,8 @@ func parseSet(b []byte) (set, error) {
 			if d.err != nil {
 				return s, d.err
 			}
+		case nftaSetHandle:
+			s.handle, _ = be64(a.val)
 		case unix.NFTA_SET_USERDATA:
 			s.comment, s.hasComment = commentFromUserData(a.val, udataSetComment)
 		}
@@ -210,6 +214,7 @@ func readSets(d *dumper, r *backends.Reading, overflow map[setKey]*backends.Coun
 		size, keyLen   uint32
 		tag            tag.Tag
 		family         string
+		handle         uint64
 	}
 	var sets []tagged
 	err := d.dump(unix.NFT_MSG_GETSET, unix.AF_UNSPEC, nil, func(family uint8, attrs []byte) error {
@@ -229,7 +234,7 @@ func readSets(d *dumper, r *backends.Reading, overflow map[setKey]*backends.Coun
 			var fam string
 			if fam, err = s.addressFamily(); err == nil {
 				key := setKey{family, string(s.table), string(s.name)}
-				sets = append(sets, tagged{key, where, string(s.comment), s.size, s.keyLen, t, fam})
+				sets = append(sets, tagged{key, where, string(s.comment), s.size, s.keyLen, t, fam, d.objectHandle(family, s.table, s.handle)})
 				return nil
 			}
 		}
@@ -244,7 +249,7 @@ func readSets(d *dumper, r *backends.Reading, overflow map[setKey]*backends.Coun
 		where := ts.where
 		as := backends.AddressSet{
 			Tag: ts.tag.Name, Direction: ts.tag.Direction, Description: ts.tag.Description,
-			Family: ts.family, Where: where, Capacity: ts.size, Overflow: overflow[ts.key],
+			Family: ts.family, Where: where, Handle: ts.handle, Capacity: ts.size, Overflow: overflow[ts.key],
 		}
 		keyLen := int(ts.keyLen)
 		uncounted := 0

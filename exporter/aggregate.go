@@ -1,0 +1,219 @@
+package exporter
+
+import (
+	"errors"
+	"time"
+
+	"github.com/ipacct/ipacct_exporter/backends"
+)
+
+// aggregation is what one read leaves for emit: the kernel's state now
+// (rule counts, descriptions, sets' gauges) beside the tracked series.
+type aggregation struct {
+	rules        map[seriesKey]int
+	descriptions map[tagKey]string
+	tagOrder     []tagKey // in the order first seen, for descriptions
+	sets         []namespaceSets
+}
+
+// aggregate applies one read of every source to the tracked series.
+// Called with e.mu held.
+func (e *Exporter) aggregate(sources []Source, results []result, now time.Time) *aggregation {
+	e.dirty = true
+	ok := make(map[int]bool, len(sources))
+	listed := make(map[sourceKey]bool, len(sources))
+	listedNS := make(map[string]bool)
+	nsSources := make(map[string][]sourceKey)
+	for i, s := range sources {
+		if errors.Is(results[i].err, ErrSourceGone) {
+			continue
+		}
+		sk := sourceKey{s.Name, s.NetNS}
+		listed[sk], listedNS[s.NetNS] = true, true
+		nsSources[s.NetNS] = append(nsSources[s.NetNS], sk)
+		id := e.sourceID(sk)
+		if results[i].err == nil {
+			ok[id] = true
+			e.readOnce[sk] = true
+		}
+	}
+	e.forget(listed, listedNS)
+
+	// Until every source of a namespace has read once, the series it could
+	// feed wait: a sum missing its part would jump when the part comes.
+	pending := make(map[string][]Feeds)
+	completeNow := make(map[string]bool)
+	for ns, sks := range nsSources {
+		completeNow[ns] = true
+		for _, sk := range sks {
+			completeNow[ns] = completeNow[ns] && ok[e.srcIDs[sk]]
+		}
+	}
+	for _, s := range sources {
+		sk := sourceKey{s.Name, s.NetNS}
+		if listed[sk] && !e.readOnce[sk] {
+			pending[s.NetNS] = append(pending[s.NetNS], s.Feeds)
+			e.logWaiting(s)
+		}
+	}
+	waitTag := func(netns, family string) bool {
+		for _, f := range pending[netns] {
+			if f.tag(family) {
+				return true
+			}
+		}
+		return false
+	}
+	waitSets := func(netns string) bool {
+		for _, f := range pending[netns] {
+			if f.sets() {
+				return true
+			}
+		}
+		return false
+	}
+
+	a := &aggregation{rules: make(map[seriesKey]int), descriptions: make(map[tagKey]string)}
+	for i, s := range sources {
+		sk := sourceKey{s.Name, s.NetNS}
+		if results[i].err != nil {
+			continue
+		}
+		src := e.srcIDs[sk]
+		born := e.bornAt(s.NetNS)
+		r := results[i].reading
+		for _, rec := range r.Records {
+			if waitTag(s.NetNS, rec.Family) {
+				continue
+			}
+			k := seriesKey{s.NetNS, rec.Tag, rec.Direction, rec.Family}
+			trackOf(e.tags, k, born).observe(rec.ID, rec.Handle, src, backends.Counter{Packets: rec.Packets, Bytes: rec.Bytes})
+			a.rules[k]++
+			a.describe(tagKey{s.NetNS, rec.Tag}, rec.Description)
+		}
+		if len(r.Sets) == 0 || waitSets(s.NetNS) {
+			continue
+		}
+		a.sets = append(a.sets, namespaceSets{s.NetNS, r.Sets})
+		for _, set := range r.Sets {
+			a.describe(tagKey{s.NetNS, set.Tag}, set.Description)
+			if set.Overflow != nil {
+				g := setGroup{s.NetNS, set.Tag, set.Family, set.Direction}
+				trackOf(e.overflows, g, born).observe(set.Where, 0, src, *set.Overflow)
+			}
+			for _, el := range set.Elements {
+				k := addrKey{s.NetNS, set.Tag, set.Direction, el.Addr}
+				trackOf(e.addrs, k, born).observe(set.Where, set.Handle, src, backends.Counter{Packets: el.Packets, Bytes: el.Bytes})
+			}
+		}
+	}
+
+	failed := func(src int) bool { return !ok[src] }
+	applyAll(e.tags, failed, func(k seriesKey) bool { return waitTag(k.netns, k.family) })
+	applyAll(e.addrs, failed, func(k addrKey) bool { return waitSets(k.netns) })
+	applyAll(e.overflows, failed, func(k setGroup) bool { return waitSets(k.netns) })
+	for ns := range completeNow {
+		if completeNow[ns] {
+			e.complete[ns] = now
+		}
+	}
+	return a
+}
+
+// describe keeps a tag's first non-empty description, and the tags in the
+// order first seen.
+func (a *aggregation) describe(tk tagKey, d string) {
+	if have, seen := a.descriptions[tk]; !seen {
+		a.tagOrder = append(a.tagOrder, tk)
+	} else if have != "" {
+		return
+	}
+	a.descriptions[tk] = d
+}
+
+// bornAt returns the created time, in unix milliseconds, of a series that
+// appears now in the namespace: the last read in which all of its sources
+// succeeded, when the series was not there. 0 before the namespace's first
+// complete read: what is there then is history, not new traffic.
+func (e *Exporter) bornAt(netns string) int64 {
+	if t, ok := e.complete[netns]; ok {
+		return t.UnixMilli()
+	}
+	return 0
+}
+
+// trackOf returns the series' track, making it when the series is new.
+func trackOf[K comparable](m map[K]*track, k K, born int64) *track {
+	t := m[k]
+	if t == nil {
+		t = &track{created: born, shown: born == 0}
+		m[k] = t
+	}
+	return t
+}
+
+// applyAll ends a read for every series of m, dropping those that are
+// gone. Series that wait for a source's first read (loaded from the state
+// file) stay as they are, withheld.
+func applyAll[K comparable](m map[K]*track, failed func(src int) bool, wait func(K) bool) {
+	for k, t := range m {
+		if wait(k) {
+			t.withheld = true
+			continue
+		}
+		if !t.apply(failed) {
+			delete(m, k)
+		}
+	}
+}
+
+func (k seriesKey) namespace() string { return k.netns }
+func (k addrKey) namespace() string   { return k.netns }
+func (k setGroup) namespace() string  { return k.netns }
+
+// sourceID numbers a source for the parts it feeds.
+func (e *Exporter) sourceID(sk sourceKey) int {
+	id, ok := e.srcIDs[sk]
+	if !ok {
+		id = e.nextSrc
+		e.nextSrc++
+		e.srcIDs[sk] = id
+	}
+	return id
+}
+
+// forget drops what is remembered of sources and namespaces that this
+// scrape did not list, such as deleted namespaces, so that churn does not
+// grow memory.
+func (e *Exporter) forget(listed map[sourceKey]bool, listedNS map[string]bool) {
+	for k := range e.lastErr {
+		if !listed[k] {
+			delete(e.lastErr, k)
+		}
+	}
+	// A source left out of one scrape of a namespace still listed (it
+	// vanished mid-read) keeps its number: its series are withheld, not
+	// orphaned.
+	for k := range e.srcIDs {
+		if !listedNS[k.netns] {
+			delete(e.srcIDs, k)
+			delete(e.readOnce, k)
+		}
+	}
+	for ns := range e.complete {
+		if !listedNS[ns] {
+			delete(e.complete, ns)
+		}
+	}
+	dropNS(e.tags, listedNS, seriesKey.namespace)
+	dropNS(e.addrs, listedNS, addrKey.namespace)
+	dropNS(e.overflows, listedNS, setGroup.namespace)
+}
+
+func dropNS[K comparable](m map[K]*track, listed map[string]bool, netns func(K) string) {
+	for k := range m {
+		if !listed[netns(k)] {
+			delete(m, k)
+		}
+	}
+}

@@ -1,0 +1,173 @@
+package exporter
+
+import (
+	"github.com/ipacct/ipacct_exporter/backends"
+)
+
+// Counter tracking: what keeps a served series monotonic while the kernel
+// counters it sums come, go, are zeroed or are restored.
+//
+// A served series is the sum of its parts: the kernel counters that feed it
+// (rules, named counters, set elements, flows entries). The tracker remembers
+// each part's last value under an identity that survives what operators do
+// (the backends' ID: where the counter is and what it matches, not its
+// handle or values) and keeps in carried what parts that vanished or were
+// zeroed had counted. The served value is carried plus the parts' values:
+//
+//   - a part that grew: its growth counts.
+//   - a new part: all of its value counts (it counted since it was made).
+//   - a part that vanished: what it had counted stays, in carried. What it
+//     counted after the last read is lost.
+//   - a part found below its last value was zeroed (iptables -Z, nft reset,
+//     a rule reloaded without counters) or recreated from a save (nft -f of
+//     a listing, iptables-restore -c). It was zeroed when it is still the
+//     same kernel object (same handle), or when its value is below half
+//     its last one: all of its value is new. Otherwise it was restored:
+//     the served value holds and only its growth from now on counts.
+//   - a series none of whose old parts carried on (each vanished or was
+//     zeroed) starts again from the kernel's sum: carried is dropped.
+//     Prometheus sees the drop and counts it as the reset it is. So the
+//     served value equals the kernel's sum unless a series lost only some
+//     of its parts.
+
+// restoreDivisor: a recreated counter found below its last value is taken
+// as restored from a save when it holds at least 1/restoreDivisor of that
+// value. A save holds about what the counter had; a zeroed counter holds
+// one scrape interval's traffic, a small part of its history.
+const restoreDivisor = 2
+
+// part is one kernel counter of a series.
+type part struct {
+	id     string // the backend's identity of the counter
+	src    int    // the source it came from, as numbered by the exporter
+	handle uint64 // the kernel object's handle at the last read, 0 when unknown
+	last   backends.Counter
+
+	// This read's observation, while a read is applied.
+	seen      bool
+	curHandle uint64
+	cur       backends.Counter
+}
+
+// track is one served series' state between scrapes.
+type track struct {
+	carried backends.Counter
+	parts   []part
+	// created is the unix time in milliseconds when the series was known
+	// to be zero, for a series that appeared while the exporter ran; 0
+	// when unknown (it was there at start, or its namespace was new).
+	created int64
+	// shown tells whether a scrape has served the series. One that
+	// appears while the exporter runs is served at 0 first: Prometheus
+	// never counts a series' first sample, and this one's first value is
+	// traffic.
+	shown bool
+	// withheld is set by a read in which a source that fed the series
+	// failed: the series is not served, since its sum would drop.
+	withheld bool
+	// observed marks the series as seen in the read being applied.
+	observed bool
+}
+
+// value is what the series serves: carried plus its parts' last values.
+func (t *track) value() backends.Counter {
+	v := t.carried
+	for _, p := range t.parts {
+		v = add(v, p.last)
+	}
+	return v
+}
+
+func add(a, b backends.Counter) backends.Counter {
+	return backends.Counter{Packets: a.Packets + b.Packets, Bytes: a.Bytes + b.Bytes}
+}
+
+// observe records one part's value in the read being applied. Parts with
+// one id in one series (identical rules in one chain) are told apart by
+// their order, which is the kernel's: the n-th observation of an id is the
+// n-th part with it.
+func (t *track) observe(id string, handle uint64, src int, v backends.Counter) {
+	t.observed = true
+	for i := range t.parts {
+		p := &t.parts[i]
+		if p.id == id && p.src == src && !p.seen {
+			p.seen, p.curHandle, p.cur = true, handle, v
+			return
+		}
+	}
+	t.parts = append(t.parts, part{id: id, src: src, seen: true, curHandle: handle, cur: v, last: backends.Counter{}, handle: newPart})
+}
+
+// newPart marks, in part.handle, a part that this read found first.
+const newPart = ^uint64(0)
+
+// apply ends a read for the series: failed tells the sources that failed
+// in it. It returns false when the series is gone: no part is left.
+func (t *track) apply(failed func(src int) bool) bool {
+	for _, p := range t.parts {
+		if p.handle != newPart && failed(p.src) {
+			// A source that fed the series failed: keep the old state,
+			// forget this read, serve nothing. The parts found new in this
+			// read are found again, whole, in the next one.
+			t.withheld = true
+			t.reset()
+			return true
+		}
+	}
+	t.withheld = false
+	kept := t.parts[:0]
+	old, carriedOn := 0, 0
+	for _, p := range t.parts {
+		if p.handle == newPart {
+			p.handle, p.last = p.curHandle, p.cur
+			kept = append(kept, p.clear())
+			continue
+		}
+		old++
+		if !p.seen {
+			t.carried = add(t.carried, p.last)
+			continue
+		}
+		switch {
+		case p.cur.Bytes >= p.last.Bytes && p.cur.Packets >= p.last.Packets:
+			carriedOn++
+		case p.curHandle != 0 && p.curHandle == p.handle, p.cur.Bytes < p.last.Bytes/restoreDivisor:
+			// Zeroed: what it had counted stays, all of its value is new.
+			t.carried = add(t.carried, p.last)
+		default:
+			// Restored from a save: hold the served value.
+			carriedOn++
+			if p.cur.Bytes < p.last.Bytes {
+				t.carried.Bytes += p.last.Bytes - p.cur.Bytes
+			}
+			if p.cur.Packets < p.last.Packets {
+				t.carried.Packets += p.last.Packets - p.cur.Packets
+			}
+		}
+		p.handle, p.last = p.curHandle, p.cur
+		kept = append(kept, p.clear())
+	}
+	t.parts = kept
+	if old > 0 && carriedOn == 0 {
+		t.carried = backends.Counter{}
+	}
+	t.observed = false
+	return len(t.parts) > 0
+}
+
+// reset forgets a read's observations.
+func (t *track) reset() {
+	kept := t.parts[:0]
+	for _, p := range t.parts {
+		if p.handle != newPart {
+			kept = append(kept, p.clear())
+		}
+	}
+	t.parts = kept
+	t.observed = false
+}
+
+func (p part) clear() part {
+	p.seen, p.curHandle, p.cur = false, 0, backends.Counter{}
+	return p
+}

@@ -1,0 +1,307 @@
+package exporter
+
+import (
+	"errors"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/ipacct/ipacct_exporter/backends"
+	"github.com/ipacct/ipacct_exporter/tag"
+)
+
+// counted is a rule as a backend reads it: its identity, handle and bytes
+// (packets are bytes/100 in these tests).
+type counted struct {
+	id     string
+	handle uint64
+	bytes  uint64
+}
+
+func svc(rules ...counted) backends.Reading {
+	var r backends.Reading
+	for _, c := range rules {
+		r.Records = append(r.Records, backends.Record{Tag: "svc", Direction: tag.Out, Family: "ip",
+			Packets: c.bytes / 100, Bytes: c.bytes, ID: c.id, Handle: c.handle})
+	}
+	return r
+}
+
+// promIncrease is what Prometheus adds between two samples of a counter:
+// the difference, or the whole new value after a decrease (a reset).
+func promIncrease(prev, cur float64) float64 {
+	if cur < prev {
+		return cur
+	}
+	return cur - prev
+}
+
+// served returns the value of the named family's series with the label
+// value, and whether it is there.
+func served(t *testing.T, e *Exporter, name, label, value string) (float64, bool) {
+	t.Helper()
+	fams, err := e.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return find(fams, name, label, value)
+}
+
+func find(fams []*dto.MetricFamily, name, label, value string) (float64, bool) {
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.Metric {
+			for _, l := range m.Label {
+				if l.GetName() == label && l.GetValue() == value {
+					return m.GetCounter().GetValue(), true
+				}
+			}
+		}
+	}
+	return 0, false
+}
+
+// TestTrackedTagSeries walks one summed tag through what operators do to
+// its rules between two scrapes, and checks each step the way Prometheus
+// reads it: the increase must equal the traffic the kernel counted.
+func TestTrackedTagSeries(t *testing.T) {
+	steps := []struct {
+		name    string
+		reading backends.Reading
+		traffic float64 // counted by the kernel since the last scrape
+		kernel  bool    // the served value equals the kernel's sum
+	}{
+		{"start", svc(counted{"a", 1, 5000}, counted{"b", 2, 1000}), 0, true},
+		{"both count", svc(counted{"a", 1, 5100}, counted{"b", 2, 1100}), 200, true},
+		{"b deleted after counting 50 more", svc(counted{"a", 1, 5200}), 100, false},
+		{"b added again, new", svc(counted{"a", 1, 5200}, counted{"b", 3, 70}), 70, false},
+		{"a zeroed in place (nft reset, iptables -Z)", svc(counted{"a", 1, 30}, counted{"b", 3, 70}), 30, false},
+		{"a replaced by an identical rule, fresh", svc(counted{"a", 4, 10}, counted{"b", 3, 80}), 20, false},
+		{"a and b restored from a save taken before the last scrape", svc(counted{"a", 5, 10}, counted{"b", 6, 75}), 0, false},
+		{"both count again", svc(counted{"a", 5, 40}, counted{"b", 6, 95}), 50, false},
+		{"whole ruleset loaded fresh: starts again from the kernel", svc(counted{"a", 7, 3}, counted{"b", 8, 4}), 7, true},
+		{"a new rule beside them", svc(counted{"a", 7, 3}, counted{"b", 8, 4}, counted{"c", 9, 500}), 500, true},
+	}
+	b := &fakeBackend{}
+	e := New(slog.New(slog.DiscardHandler), 0, Source{Name: "nftables", Backend: b})
+	var prev float64
+	for i, s := range steps {
+		b.reading = s.reading
+		v, ok := served(t, e, "ipacct_tag_bytes_total", "tag", "svc")
+		if !ok {
+			t.Fatalf("%s: series not served", s.name)
+		}
+		if i > 0 {
+			if got := promIncrease(prev, v); got != s.traffic {
+				t.Errorf("%s: Prometheus' increase %v (from %v to %v), want the traffic, %v", s.name, got, prev, v, s.traffic)
+			}
+		}
+		var kernel float64
+		for _, r := range s.reading.Records {
+			kernel += float64(r.Bytes)
+		}
+		if s.kernel && v != kernel {
+			t.Errorf("%s: served %v, want the kernel's sum %v", s.name, v, kernel)
+		}
+		prev = v
+	}
+}
+
+// TestWithheldUntilEverySourceRead: a source that fails at start would
+// leave its part out of a sum, which would then jump when it reads: the
+// namespace's series wait for every source's first read.
+func TestWithheldUntilEverySourceRead(t *testing.T) {
+	nft := &fakeBackend{reading: svc(counted{"a", 1, 411200})}
+	legacy := &fakeBackend{reading: svc(counted{"b", 0, 205600}), err: errors.New("xtables lock held")}
+	e := New(slog.New(slog.DiscardHandler), 0, Source{Name: "nftables", Backend: nft}, Source{Name: "iptables", Backend: legacy})
+	if v, ok := served(t, e, "ipacct_tag_bytes_total", "tag", "svc"); ok {
+		t.Errorf("served %v before iptables' first read", v)
+	}
+	legacy.err = nil
+	if v, _ := served(t, e, "ipacct_tag_bytes_total", "tag", "svc"); v != 616800 {
+		t.Errorf("served %v once both read, want 616800", v)
+	}
+	legacy.err = errors.New("xtables lock held")
+	if v, ok := served(t, e, "ipacct_tag_bytes_total", "tag", "svc"); ok {
+		t.Errorf("served %v while iptables fails", v)
+	}
+	legacy.err = nil
+	legacy.reading = svc(counted{"b", 0, 205700})
+	if v, _ := served(t, e, "ipacct_tag_bytes_total", "tag", "svc"); v != 616900 {
+		t.Errorf("served %v after recovery, want 616900", v)
+	}
+}
+
+// TestNewSeriesStartAtZero: a series that appears while the exporter runs
+// has counted its first burst already, and Prometheus never counts a
+// series' first sample: it is served at 0 once, with its created time.
+func TestNewSeriesStartAtZero(t *testing.T) {
+	set := func(elems ...backends.AddressCount) backends.Reading {
+		return backends.Reading{Sets: []backends.AddressSet{{Tag: "rent", Direction: tag.Out, Family: "ipv4",
+			Where: "inet ipacct set rent", Handle: 1, Elements: elems}}}
+	}
+	b := &fakeBackend{reading: set(addr("192.0.2.1", 1, 100))}
+	e := New(slog.New(slog.DiscardHandler), 0, Source{Name: "nftables", Backend: b})
+	clock := time.Unix(1_800_000_000, 0)
+	e.now = func() time.Time { return clock }
+	fams, _ := e.Gather()
+	if v, _ := find(fams, "ipacct_ip_bytes_total", "ip", "192.0.2.1"); v != 100 {
+		t.Errorf("an address there at start: %v, want its kernel value 100", v)
+	}
+	if ct := createdOf(fams, "ipacct_ip_bytes_total", "192.0.2.1"); ct != nil {
+		t.Errorf("an address there at start has created %v, want none: its value is history", ct.AsTime())
+	}
+	first := clock
+	clock = clock.Add(time.Second)
+	b.reading = set(addr("192.0.2.1", 1, 100), addr("192.0.2.2", 3, 2093))
+	fams, _ = e.Gather()
+	if v, ok := find(fams, "ipacct_ip_bytes_total", "ip", "192.0.2.2"); !ok || v != 0 {
+		t.Errorf("a new address first: %v %v, want 0", v, ok)
+	}
+	if ct := createdOf(fams, "ipacct_ip_bytes_total", "192.0.2.2"); ct == nil || !ct.AsTime().Equal(first) {
+		t.Errorf("a new address's created time %v, want the last read without it, %v", ct, first)
+	}
+	clock = clock.Add(time.Second)
+	if v, _ := served(t, e, "ipacct_ip_bytes_total", "ip", "192.0.2.2"); v != 2093 {
+		t.Errorf("a new address second: %v, want 2093", v)
+	}
+}
+
+func createdOf(fams []*dto.MetricFamily, name, ip string) interface{ AsTime() time.Time } {
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.Metric {
+			for _, l := range m.Label {
+				if l.GetName() == "ip" && l.GetValue() == ip && m.GetCounter().GetCreatedTimestamp() != nil {
+					return m.GetCounter().GetCreatedTimestamp()
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// TestAddressInTwoSets: one address in two sets of a tag; one element
+// times out. The series keeps what it had counted.
+func TestAddressInTwoSets(t *testing.T) {
+	sets := func(a, b uint64) backends.Reading {
+		var r backends.Reading
+		for i, v := range []uint64{a, b} {
+			s := backends.AddressSet{Tag: "rent", Direction: tag.Out, Family: "ipv4", Where: []string{"inet t set a", "inet t set b"}[i], Handle: uint64(i + 1)}
+			if v > 0 {
+				s.Elements = []backends.AddressCount{addr("192.0.2.1", v/100, v)}
+			}
+			r.Sets = append(r.Sets, s)
+		}
+		return r
+	}
+	b := &fakeBackend{reading: sets(1000, 3000)}
+	e := New(slog.New(slog.DiscardHandler), 0, Source{Name: "nftables", Backend: b})
+	v0, _ := served(t, e, "ipacct_ip_bytes_total", "ip", "192.0.2.1")
+	b.reading = sets(1200, 0) // b's element timed out
+	v1, _ := served(t, e, "ipacct_ip_bytes_total", "ip", "192.0.2.1")
+	if got := promIncrease(v0, v1); got != 200 {
+		t.Errorf("increase %v across a timed-out element (%v → %v), want 200", got, v0, v1)
+	}
+}
+
+func TestIdenticalRulesToldApartByOrder(t *testing.T) {
+	b := &fakeBackend{reading: svc(counted{"x", 0, 100}, counted{"x", 0, 200})}
+	e := New(slog.New(slog.DiscardHandler), 0, Source{Name: "iptables", Backend: b})
+	v0, _ := served(t, e, "ipacct_tag_bytes_total", "tag", "svc")
+	b.reading = svc(counted{"x", 0, 150}, counted{"x", 0, 260})
+	v1, _ := served(t, e, "ipacct_tag_bytes_total", "tag", "svc")
+	if v0 != 300 || v1 != 410 {
+		t.Errorf("served %v then %v, want 300 then 410", v0, v1)
+	}
+}
+
+func TestTrackApplyKeepsStateWhileASourceFails(t *testing.T) {
+	tr := &track{shown: true}
+	tr.observe("a", 1, 0, backends.Counter{Bytes: 100})
+	tr.observe("b", 0, 1, backends.Counter{Bytes: 50})
+	tr.apply(func(int) bool { return false })
+	// Source 1 fails: a's growth waits, the series is withheld.
+	tr.observe("a", 1, 0, backends.Counter{Bytes: 130})
+	tr.apply(func(src int) bool { return src == 1 })
+	if !tr.withheld || tr.value().Bytes != 150 {
+		t.Errorf("while a source fails: withheld %v, value %d; want withheld, 150", tr.withheld, tr.value().Bytes)
+	}
+	tr.observe("a", 1, 0, backends.Counter{Bytes: 140})
+	tr.observe("b", 0, 1, backends.Counter{Bytes: 60})
+	tr.apply(func(int) bool { return false })
+	if tr.withheld || tr.value().Bytes != 200 {
+		t.Errorf("after recovery: withheld %v, value %d; want 200", tr.withheld, tr.value().Bytes)
+	}
+	_ = netip.Addr{}
+}
+
+// TestStateAcrossRestart: a restart after a partial change must not drop
+// the served value, and with the state file it does not.
+func TestStateAcrossRestart(t *testing.T) {
+	path := t.TempDir() + "/state.json"
+	b := &fakeBackend{reading: svc(counted{"a", 1, 5000}, counted{"b", 2, 1000})}
+	e := New(slog.New(slog.DiscardHandler), 0, Source{Name: "nftables", Backend: b})
+	served(t, e, "ipacct_tag_bytes_total", "tag", "svc")
+	b.reading = svc(counted{"a", 1, 5100}) // b deleted
+	before, _ := served(t, e, "ipacct_tag_bytes_total", "tag", "svc")
+	if err := e.SaveState(path); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("state file: %v, mode %v; want 0600", err, fi.Mode())
+	}
+
+	// While the exporter is down, a counts 40 more.
+	b.reading = svc(counted{"a", 1, 5140})
+	without := New(slog.New(slog.DiscardHandler), 0, Source{Name: "nftables", Backend: b})
+	if v, _ := served(t, without, "ipacct_tag_bytes_total", "tag", "svc"); promIncrease(before, v) == 40 {
+		t.Errorf("without the state file the restart should look like a reset; got %v after %v", v, before)
+	}
+	restarted := New(slog.New(slog.DiscardHandler), 0, Source{Name: "nftables", Backend: b})
+	if n, err := restarted.LoadState(path); err != nil || n != 1 {
+		t.Fatalf("LoadState: %d series, %v; want 1", n, err)
+	}
+	if v, _ := served(t, restarted, "ipacct_tag_bytes_total", "tag", "svc"); promIncrease(before, v) != 40 {
+		t.Errorf("with the state file: %v after %v, want an increase of 40", v, before)
+	}
+}
+
+func TestStateFileCorrupt(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"garbage":      "{not json",
+		"version":      `{"version": 99, "series": []}`,
+		"kind":         `{"version": 1, "series": [{"kind": "x", "tag": "a", "direction": "in", "parts": [{"id": "i", "source": "nftables"}]}]}`,
+		"bad ip":       `{"version": 1, "series": [{"kind": "ip", "ip": "999.1.1.1", "tag": "a", "direction": "in", "parts": [{"id": "i", "source": "nftables"}]}]}`,
+		"unknown item": `{"version": 1, "series": [], "extra": 1}`,
+	} {
+		path := dir + "/" + name
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		e := New(slog.New(slog.DiscardHandler), 0, Source{Name: "nftables", Backend: &fakeBackend{reading: svc(counted{"a", 1, 10})}})
+		_, err := e.LoadState(path)
+		if err == nil || !strings.Contains(err.Error(), "moved to "+path+".corrupt") {
+			t.Errorf("%s: %v, want an error saying the file was moved aside", name, err)
+		}
+		if _, serr := os.Stat(path + ".corrupt"); serr != nil {
+			t.Errorf("%s: not moved aside: %v", name, serr)
+		}
+		if v, _ := served(t, e, "ipacct_tag_bytes_total", "tag", "svc"); v != 10 {
+			t.Errorf("%s: served %v after a corrupt state file, want a fresh start (10)", name, v)
+		}
+	}
+	if n, err := New(slog.New(slog.DiscardHandler), 0).LoadState(dir + "/missing"); n != 0 || err != nil {
+		t.Errorf("a missing state file: %d, %v; want a fresh start without error", n, err)
+	}
+}
