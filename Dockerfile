@@ -19,6 +19,10 @@ RUN apt-get update \
  && setcap cap_net_admin+ep /usr/local/bin/ipacct_exporter \
  && apt-get purge -y libcap2-bin && apt-get autoremove -y \
  && rm -rf /var/lib/apt/lists/*
+RUN mkdir -p /var/lib/ipacct_exporter && chown 65534:65534 /var/lib/ipacct_exporter
+# The state file: what vanished and zeroed counters counted, kept across
+# container restarts (see docs/counters.md).
+VOLUME /var/lib/ipacct_exporter
 USER 65534:65534
 EXPOSE 10427
-ENTRYPOINT ["/usr/local/bin/ipacct_exporter"]
+ENTRYPOINT ["/usr/local/bin/ipacct_exporter", "--state.file=/var/lib/ipacct_exporter/state.json"]

@@ -160,20 +160,16 @@ func (e *Exporter) Gather() ([]*dto.MetricFamily, error) {
 	return f.fams, f.err
 }
 
-func (e *Exporter) gather() (fams []*dto.MetricFamily, err error) {
-	defer func() {
-		// A bug must cost one scrape, not every later one.
-		if p := recover(); p != nil {
-			e.logger.Error("scrape failed", "panic", p)
-			fams, err = nil, fmt.Errorf("scrape failed: %v", p)
-		}
-	}()
+func (e *Exporter) gather() ([]*dto.MetricFamily, error) {
 	s := &scrape{e: e}
 	reg := prometheus.NewRegistry()
 	if err := reg.Register(s); err != nil {
 		return nil, err
 	}
-	fams, err = reg.Gather()
+	fams, err := reg.Gather()
+	if s.panic != nil {
+		return nil, fmt.Errorf("scrape failed: %v", s.panic)
+	}
 	fams = append(fams, s.addresses...)
 	slices.SortFunc(fams, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
 	return fams, err
@@ -184,6 +180,7 @@ func (e *Exporter) gather() (fams []*dto.MetricFamily, err error) {
 type scrape struct {
 	e         *Exporter
 	addresses []*dto.MetricFamily
+	panic     any
 }
 
 func (s *scrape) Describe(ch chan<- *prometheus.Desc) {
@@ -192,7 +189,17 @@ func (s *scrape) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-func (s *scrape) Collect(ch chan<- prometheus.Metric) { s.addresses = s.e.collect(ch) }
+// Collect runs in a goroutine of the registry's, where a panic would take
+// the process down: it is caught and logged, and fails this scrape alone.
+func (s *scrape) Collect(ch chan<- prometheus.Metric) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.panic = p
+			s.e.logger.Error("scrape failed", "panic", p)
+		}
+	}()
+	s.addresses = s.e.collect(ch)
+}
 
 // labels returns the label values of a series, with the namespace's last
 // when the exporter shows it.

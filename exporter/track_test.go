@@ -1,11 +1,14 @@
 package exporter
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -303,5 +306,55 @@ func TestStateFileCorrupt(t *testing.T) {
 	}
 	if n, err := New(slog.New(slog.DiscardHandler), 0).LoadState(dir + "/missing"); n != 0 || err != nil {
 		t.Errorf("a missing state file: %d, %v; want a fresh start without error", n, err)
+	}
+}
+
+// countingBackend counts its reads, each taking a while, as the kernel's do.
+type countingBackend struct {
+	reads atomic.Int64
+}
+
+func (c *countingBackend) Read(context.Context) (backends.Reading, error) {
+	n := c.reads.Add(1)
+	time.Sleep(20 * time.Millisecond)
+	return svc(counted{"a", 1, uint64(100 * n)}), nil
+}
+
+// TestConcurrentScrapesShareReads: fifty scrapers at once cost about one
+// read of the kernel each round, not fifty, and each gets a whole answer.
+func TestConcurrentScrapesShareReads(t *testing.T) {
+	b := &countingBackend{}
+	e := New(slog.New(slog.DiscardHandler), 0, Source{Name: "nftables", Backend: b})
+	const scrapers, rounds = 50, 4
+	for range rounds {
+		var wg sync.WaitGroup
+		for range scrapers {
+			wg.Go(func() {
+				fams, err := e.Gather()
+				if _, ok := find(fams, "ipacct_tag_bytes_total", "tag", "svc"); err != nil || !ok {
+					t.Errorf("an answer without the series: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	if n := b.reads.Load(); n > 3*rounds {
+		t.Errorf("%d scrapes made %d reads of the kernel, want at most %d", scrapers*rounds, n, 3*rounds)
+	}
+}
+
+// TestPanicFailsOneScrape: a bug that panics while a scrape is built (here
+// a label value that is not UTF-8) fails that scrape, and the next one
+// answers.
+func TestPanicFailsOneScrape(t *testing.T) {
+	bad := "tenant\xff"
+	list := []Source{{Name: "nftables", NetNS: bad, Backend: &fakeBackend{reading: svc(counted{"a", 1, 10})}}}
+	e := NewForNamespaces(slog.New(slog.DiscardHandler), 0, func() []Source { return list })
+	if _, err := e.Gather(); err == nil {
+		t.Error("a scrape with an invalid label value did not fail")
+	}
+	list[0].NetNS = "tenant"
+	if v, ok := served(t, e, "ipacct_tag_bytes_total", "tag", "svc"); !ok || v != 10 {
+		t.Errorf("the next scrape: %v %v, want the series at 10", v, ok)
 	}
 }
