@@ -67,22 +67,22 @@ func (e *Exporter) emitSetGauges(ch chan<- prometheus.Metric, namespaces []names
 // construction, and the families take a handful of allocations, their label
 // pairs shared by the bytes and the packets family.
 func (e *Exporter) addressFamilies() []*dto.MetricFamily {
-	if len(e.addrs) == 0 {
+	if len(e.addrs.m) == 0 {
 		return nil
 	}
 	// Every address's text goes into one buffer, made one string at the
 	// end: one allocation instead of one per address.
-	samples := make([]addressSample, 0, len(e.addrs))
-	text := make([]byte, 0, len(e.addrs)*len("192.168.100.100"))
-	for k, t := range e.addrs {
-		v, ok := t.serve()
+	samples := make([]addressSample, 0, len(e.addrs.m))
+	text := make([]byte, 0, len(e.addrs.m)*len("192.168.100.100"))
+	for k, t := range e.addrs.m {
+		v, created, ok := e.addrs.serve(k, t)
 		if !ok {
 			continue
 		}
 		start := len(text)
 		text = k.addr.AppendTo(text)
-		samples = append(samples, addressSample{dir: string(k.direction), netns: k.netns, tag: k.tag,
-			start: start, end: len(text), packets: v.Packets, bytes: v.Bytes, created: t.created})
+		samples = append(samples, addressSample{dir: string(k.group.direction), netns: k.group.netns, tag: k.group.tag,
+			start: start, end: len(text), packets: v.Packets, bytes: v.Bytes, created: created})
 	}
 	if len(samples) == 0 {
 		return nil

@@ -101,16 +101,17 @@ func (e *Exporter) aggregate(sources []Source, results []result, now time.Time) 
 				g := setGroup{s.NetNS, set.Tag, set.Family, set.Direction}
 				trackOf(e.overflows, g, born).observe(set.Where, 0, src, *set.Overflow)
 			}
+			idx := e.addrs.setIndex(set.Where, src)
+			g := e.addrs.group(s.NetNS, set.Tag, set.Direction)
 			for _, el := range set.Elements {
-				k := addrKey{s.NetNS, set.Tag, set.Direction, el.Addr}
-				trackOf(e.addrs, k, born).observe(set.Where, set.Handle, src, backends.Counter{Packets: el.Packets, Bytes: el.Bytes})
+				e.addrs.observe(addrKey{g, el.Addr}, born, idx, set.Handle, backends.Counter{Packets: el.Packets, Bytes: el.Bytes})
 			}
 		}
 	}
 
 	failed := func(src int) bool { return !ok[src] }
 	applyAll(e.tags, failed, func(k seriesKey) bool { return waitTag(k.netns, k.family) })
-	applyAll(e.addrs, failed, func(k addrKey) bool { return waitSets(k.netns) })
+	e.addrs.apply(failed, func(k addrKey) bool { return waitSets(k.group.netns) })
 	applyAll(e.overflows, failed, func(k setGroup) bool { return waitSets(k.netns) })
 	for ns := range completeNow {
 		if completeNow[ns] {
@@ -168,7 +169,6 @@ func applyAll[K comparable](m map[K]*track, failed func(src int) bool, wait func
 }
 
 func (k seriesKey) namespace() string { return k.netns }
-func (k addrKey) namespace() string   { return k.netns }
 func (k setGroup) namespace() string  { return k.netns }
 
 // sourceID numbers a source for the parts it feeds.
@@ -206,7 +206,7 @@ func (e *Exporter) forget(listed map[sourceKey]bool, listedNS map[string]bool) {
 		}
 	}
 	dropNS(e.tags, listedNS, seriesKey.namespace)
-	dropNS(e.addrs, listedNS, addrKey.namespace)
+	e.addrs.forget(listedNS)
 	dropNS(e.overflows, listedNS, setGroup.namespace)
 }
 

@@ -37,11 +37,13 @@ func benchRules(n int) backends.Reading {
 	var r backends.Reading
 	for i := 0; i < n/2; i++ {
 		r.Records = append(r.Records, backends.Record{Tag: fmt.Sprintf("t%d", i%tags), Direction: tag.In, Family: "inet",
-			Description: fmt.Sprintf("native rule %d", i), Packets: uint64(i + 1), Bytes: uint64(100 * (i + 1))})
+			Description: fmt.Sprintf("native rule %d", i), Packets: uint64(i + 1), Bytes: uint64(100 * (i + 1)),
+			ID: fmt.Sprintf("inet t c #%x", i), Handle: uint64(i + 1)})
 	}
 	for i := 0; i < n-n/2; i++ {
 		r.Records = append(r.Records, backends.Record{Tag: fmt.Sprintf("t%d", i%tags), Direction: tag.Out, Family: "ip",
-			Description: fmt.Sprintf("xt rule %d", i), Packets: uint64(i + 1), Bytes: uint64(100 * (i + 1))})
+			Description: fmt.Sprintf("xt rule %d", i), Packets: uint64(i + 1), Bytes: uint64(100 * (i + 1)),
+			ID: fmt.Sprintf("ip filter ACCT #%x", i), Handle: uint64(i + 1)})
 	}
 	return r
 }
@@ -67,7 +69,15 @@ var benchCases = []struct {
 	series  int // the exporter's series, for a check
 }{
 	{"rules=20000", func() backends.Reading { return benchRules(20000) }, 2 * 100 * 3},
+	{"rules=20000,tags=1", func() backends.Reading {
+		r := benchRules(20000)
+		for i := range r.Records {
+			r.Records[i].Tag = "one"
+		}
+		return r
+	}, 2 * 3},
 	{"addresses=100000", func() backends.Reading { return benchSet(100000) }, 2 * 100000},
+	{"addresses=1000000", func() backends.Reading { return benchSet(1000000) }, 2 * 1000000},
 }
 
 func benchExporter(r backends.Reading) *Exporter {

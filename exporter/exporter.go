@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -90,7 +89,7 @@ type Exporter struct {
 	// then. Absent until the namespace's first complete read.
 	complete  map[string]time.Time
 	tags      map[seriesKey]*track
-	addrs     map[addrKey]*track
+	addrs     addrTracks
 	overflows map[setGroup]*track
 	lastErr   map[sourceKey]string
 	logged    map[string]struct{}
@@ -124,7 +123,7 @@ func newExporter(logger *slog.Logger, timeout time.Duration, withNS bool, list f
 		readOnce:  make(map[sourceKey]bool),
 		complete:  make(map[string]time.Time),
 		tags:      make(map[seriesKey]*track),
-		addrs:     make(map[addrKey]*track),
+		addrs:     newAddrTracks(),
 		overflows: make(map[setGroup]*track),
 		lastErr:   make(map[sourceKey]string),
 		logged:    make(map[string]struct{}),
@@ -215,14 +214,6 @@ type seriesKey struct {
 	tag       string
 	direction tag.Direction
 	family    string
-}
-
-// addrKey is one per-address series.
-type addrKey struct {
-	netns     string
-	tag       string
-	direction tag.Direction
-	addr      netip.Addr
 }
 
 type result struct {

@@ -91,8 +91,11 @@ func (e *Exporter) SaveState(path string) error {
 	for k, t := range e.overflows {
 		add(stateSeries{Kind: "overflow", NetNS: k.netns, Tag: k.tag, Direction: string(k.direction), Family: k.family}, t)
 	}
-	for k, t := range e.addrs {
-		add(stateSeries{Kind: "ip", NetNS: k.netns, Tag: k.tag, Direction: string(k.direction), IP: k.addr.String()}, t)
+	for k, t := range e.addrs.m {
+		if t.multi == nil && t.carried == (backends.Counter{}) {
+			continue // one part, nothing carried: the kernel's value is right
+		}
+		add(stateSeries{Kind: "ip", NetNS: k.group.netns, Tag: k.group.tag, Direction: string(k.group.direction), IP: k.addr.String()}, e.addrs.asTrack(t))
 	}
 	e.dirty = false
 	e.mu.Unlock()
@@ -175,7 +178,7 @@ func (e *Exporter) LoadState(path string) (loaded int, err error) {
 			e.overflows[setGroup{s.NetNS, s.Tag, s.Family, dir}] = t
 		case "ip":
 			a, _ := netip.ParseAddr(s.IP) // checked by readState
-			e.addrs[addrKey{s.NetNS, s.Tag, dir, a}] = t
+			e.addrs.load(addrKey{e.addrs.group(s.NetNS, s.Tag, dir), a}, t)
 		}
 	}
 	return len(sf.Series), nil

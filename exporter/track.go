@@ -67,7 +67,18 @@ type track struct {
 	withheld bool
 	// observed marks the series as seen in the read being applied.
 	observed bool
+	// index finds the parts of a series of many (one tag over thousands
+	// of rules) by identity, in order; nil for a few, which a scan finds.
+	index map[partID][]int
 }
+
+type partID struct {
+	id  string
+	src int
+}
+
+// indexFrom is the number of parts from which a series keeps an index.
+const indexFrom = 16
 
 // value is what the series serves: carried plus its parts' last values.
 func (t *track) value() backends.Counter {
@@ -88,14 +99,34 @@ func add(a, b backends.Counter) backends.Counter {
 // n-th part with it.
 func (t *track) observe(id string, handle uint64, src int, v backends.Counter) {
 	t.observed = true
-	for i := range t.parts {
-		p := &t.parts[i]
-		if p.id == id && p.src == src && !p.seen {
-			p.seen, p.curHandle, p.cur = true, handle, v
-			return
+	if t.index == nil && len(t.parts) >= indexFrom {
+		t.index = make(map[partID][]int, len(t.parts))
+		for i, p := range t.parts {
+			k := partID{p.id, p.src}
+			t.index[k] = append(t.index[k], i)
 		}
 	}
-	t.parts = append(t.parts, part{id: id, src: src, seen: true, curHandle: handle, cur: v, last: backends.Counter{}, handle: newPart})
+	if t.index != nil {
+		for _, i := range t.index[partID{id, src}] {
+			if p := &t.parts[i]; !p.seen {
+				p.seen, p.curHandle, p.cur = true, handle, v
+				return
+			}
+		}
+	} else {
+		for i := range t.parts {
+			p := &t.parts[i]
+			if p.id == id && p.src == src && !p.seen {
+				p.seen, p.curHandle, p.cur = true, handle, v
+				return
+			}
+		}
+	}
+	if t.index != nil {
+		k := partID{id, src}
+		t.index[k] = append(t.index[k], len(t.parts))
+	}
+	t.parts = append(t.parts, part{id: id, src: src, seen: true, curHandle: handle, cur: v, handle: newPart})
 }
 
 // newPart marks, in part.handle, a part that this read found first.
@@ -147,6 +178,9 @@ func (t *track) apply(failed func(src int) bool) bool {
 		p.handle, p.last = p.curHandle, p.cur
 		kept = append(kept, p.clear())
 	}
+	if len(kept) != len(t.parts) {
+		t.index = nil // positions moved
+	}
 	t.parts = kept
 	if old > 0 && carriedOn == 0 {
 		t.carried = backends.Counter{}
@@ -162,6 +196,9 @@ func (t *track) reset() {
 		if p.handle != newPart {
 			kept = append(kept, p.clear())
 		}
+	}
+	if len(kept) != len(t.parts) {
+		t.index = nil
 	}
 	t.parts = kept
 	t.observed = false
