@@ -27,8 +27,6 @@ type addrKey struct {
 	addr  netip.Addr
 }
 
-func (k addrKey) namespace() string { return k.group.netns }
-
 // addrTrack is one per-address series' state.
 type addrTrack struct {
 	carried backends.Counter
