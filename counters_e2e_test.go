@@ -358,3 +358,35 @@ table ip t {
 	// Both rules see the packet: two kernel counters.
 	p.step("both count", map[string]uint64{"svc/out/ip": 2 * sent})
 }
+
+// TestCountersManagedReload: a reload of rules.yaml that changes one entry
+// leaves the others' series counting on, exactly; the changed one starts
+// again from its new rules.
+func TestCountersManagedReload(t *testing.T) {
+	netnstest.RequireRoot(t, "nft")
+	ns := netnstest.New(t, netnstest.SeedAddrs...)
+	path := writeFile(t, t.TempDir(), "rules.yaml", netnstest.SeedYAML)
+	e := startOnNS(t, ns, "--config.file="+path)
+	p := newPromView(t, e)
+	p.step("start", nil)
+	sent := ns.SendSeedTraffic()
+	want := func(sent map[string]netnstest.Counter) map[string]uint64 {
+		return map[string]uint64{
+			"web4/in/inet": sent["=web4_down="].Bytes, "web4/out/inet": sent["=web4_up="].Bytes,
+			"unauthssh/in/inet": sent["=unauthssh="].Bytes,
+			"web6/in/inet":      sent["=web6_down="].Bytes, "web6/out/inet": sent["=web6_up="].Bytes,
+			"web6ssl/in/inet": sent["=web6ssl_down="].Bytes, "web6ssl/out/inet": sent["=web6ssl_up="].Bytes,
+		}
+	}
+	p.step("traffic", want(sent))
+
+	writeFile(t, filepath.Dir(path), "rules.yaml", strings.Replace(netnstest.SeedYAML, "ports: [22]", "ports: [2222]", 1))
+	if err := e.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the reload", func() bool { return strings.Count(e.logs.String(), "rules.yaml applied") == 2 })
+	sent = ns.SendSeedTraffic()
+	w := want(sent)
+	w["unauthssh/in/inet"] = 0 // now port 2222, which saw nothing
+	p.step("after a reload that changed unauthssh", w)
+}
