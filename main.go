@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
+	"github.com/ipacct/ipacct_exporter/backends"
 	"github.com/ipacct/ipacct_exporter/config"
 	"github.com/ipacct/ipacct_exporter/exporter"
 	"github.com/ipacct/ipacct_exporter/internal/netns"
@@ -51,6 +52,8 @@ func run(args []string) int {
 		useNftables = app.Flag("collector.nftables", "Read tagged rules and named counters of every nftables table over netlink (also the tables iptables-nft writes).").Default("true").Bool()
 		useIptables = app.Flag("collector.iptables", "Read tagged rules of iptables-legacy and ip6tables-legacy tables, when the kernel has any.").Default("true").Bool()
 		lockTimeout = app.Flag("collector.iptables.lock-timeout", "How long iptables-legacy waits for the xtables lock.").Default("5s").Duration()
+		tables      = app.Flag("collector.table", "Read only the tables whose \"FAMILY NAME\" matches this glob, such as 'ip filter' or 'inet *' (quote it); repeatable. Default: every table. The table of --config.file is always read.").PlaceHolder("PATTERN").Strings()
+		chains      = app.Flag("collector.chain", "Read tagged rules only in the chains whose name matches this glob, such as ACCT4 or 'ACCT*'; repeatable. Default: every chain. Named counters and sets are not in chains, and are read with their table.").PlaceHolder("PATTERN").Strings()
 		stateFile   = app.Flag("state.file", "File that keeps, across restarts, what the exporter counted for kernel counters that vanished or were zeroed, so that a restart after a partial change of the ruleset does not look like a counter reset to Prometheus. Written every few seconds and at shutdown. Default: none.").PlaceHolder("PATH").String()
 		configFile  = app.Flag("config.file", "rules.yaml: accounting rules to install in the exporter's own nftables table and keep in step with the file. Without it, the exporter only reads existing tagged rules.").String()
 		configCheck = app.Flag("config.check", "Validate --config.file and exit.").Bool()
@@ -92,15 +95,27 @@ func run(args []string) int {
 		return code
 	}
 	defer netflow.close()
+	filter := backends.Filter{Tables: *tables, Chains: *chains}
+	if err := filter.Check(); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: --collector.table or --collector.chain: %v\n", name, err)
+		return 2
+	}
 	var manager *managed.Manager
 	if *configFile != "" {
 		manager = managed.NewManager(*configFile, nsPath, logger)
 		netflow.attach(manager, logger)
+		// The managed table is read whole, whatever the filter says. Its
+		// name is the one at start: changing it needs a restart.
+		manager.OnApply(func(f *config.File) {
+			if len(filter.Whole) == 0 {
+				filter.Whole = []string{"inet " + f.Table}
+			}
+		})
 		if err := manager.Reload(); err != nil {
 			return 1
 		}
 	}
-	enabled := collectorSet{nftables: *useNftables, iptables: *useIptables, lockTimeout: *lockTimeout}
+	enabled := collectorSet{nftables: *useNftables, iptables: *useIptables, lockTimeout: *lockTimeout, filter: filter}
 	if code := netflow.start(logger); code != 0 {
 		return code
 	}

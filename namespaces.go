@@ -17,6 +17,7 @@ import (
 type collectorSet struct {
 	nftables, iptables bool
 	lockTimeout        time.Duration
+	filter             backends.Filter
 }
 
 // sources returns the enabled collectors' backends for the namespace at
@@ -24,10 +25,10 @@ type collectorSet struct {
 func (c collectorSet) sources(ns netns.Namespace) []exporter.Source {
 	var list []exporter.Source
 	if c.nftables {
-		list = append(list, exporter.Source{Name: "nftables", NetNS: ns.Name, Backend: nftables.New(nftables.Options{NetNS: ns.Path})})
+		list = append(list, exporter.Source{Name: "nftables", NetNS: ns.Name, Backend: nftables.New(nftables.Options{NetNS: ns.Path, Filter: c.filter})})
 	}
 	if c.iptables {
-		list = append(list, exporter.Source{Name: "iptables", NetNS: ns.Name, Backend: iptables.New(iptables.Options{NetNS: ns.Path, LockTimeout: c.lockTimeout}),
+		list = append(list, exporter.Source{Name: "iptables", NetNS: ns.Name, Backend: iptables.New(iptables.Options{NetNS: ns.Path, LockTimeout: c.lockTimeout, Filter: c.filter}),
 			Feeds: exporter.Feeds{TagFamilies: []string{"ip", "ip6"}, NoSets: true}})
 	}
 	if ns.Globbed {

@@ -50,6 +50,8 @@ type Options struct {
 	// NetNS is the path of the network namespace file to read
 	// (/run/netns/NAME, /proc/PID/ns/net); "" is the exporter's own.
 	NetNS string
+	// Filter narrows the tables and chains read.
+	Filter backends.Filter
 	// LockTimeout bounds the wait of each iptables-legacy command for the
 	// xtables lock, which a rule change holds. It is rounded up to whole
 	// seconds; zero or less means DefaultLockTimeout. Without a bound, a
@@ -62,6 +64,7 @@ type Options struct {
 type Backend struct {
 	netNS       string
 	lockSeconds int
+	filter      backends.Filter
 
 	mu      sync.Mutex
 	handles map[string]*goiptables.IPTables // by family name, made on first use
@@ -77,7 +80,8 @@ func New(opts Options) *Backend {
 		timeout = DefaultLockTimeout
 	}
 	return &Backend{
-		netNS: opts.NetNS,
+		netNS:  opts.NetNS,
+		filter: opts.Filter,
 		// go-iptables waits forever with Timeout(0): never pass it.
 		lockSeconds: int((timeout + time.Second - 1) / time.Second),
 		handles:     make(map[string]*goiptables.IPTables),
@@ -136,6 +140,9 @@ func (b *Backend) readFamily(ctx context.Context, f family, reading *backends.Re
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if !b.filter.Table(f.name, table) {
+			continue
+		}
 		chains, err := ipt.ListChains(table)
 		if err != nil {
 			return commandFailed(err)
@@ -144,6 +151,9 @@ func (b *Backend) readFamily(ctx context.Context, f family, reading *backends.Re
 			// go-iptables takes no context: stop between commands.
 			if err := ctx.Err(); err != nil {
 				return err
+			}
+			if !b.filter.Chain(f.name, table, chain) {
+				continue
 			}
 			lines, err := ipt.ListWithCounters(table, chain)
 			if err != nil {

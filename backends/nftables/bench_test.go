@@ -107,7 +107,7 @@ func decodeRuleDump(msgs []benchMessage) (backends.Reading, error) {
 		if !r.hasComment || !r.hasCounter {
 			continue
 		}
-		where, fam := loc.of(m.family, r.table, r.chain)
+		where, fam, _ := loc.of(m.family, r.table, r.chain)
 		reading.Add(where, string(r.comment), fam, r.packets, r.bytes, r.id(where), r.handle)
 	}
 	return reading, nil

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"syscall"
 
+	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/ipacct/ipacct_exporter/backends"
 )
 
 // errDumpInterrupted means the ruleset changed while the kernel dumped it;
@@ -39,6 +42,8 @@ type dumper struct {
 	// sets and objects in it start again from 1: only both together name
 	// one kernel object across reads.
 	tables map[tableKey]uint64
+	// filter narrows the tables whose rules dumpRulesByTable dumps.
+	filter backends.Filter
 }
 
 type tableKey struct {
@@ -199,6 +204,9 @@ func (d *dumper) dumpRulesByTable(fn func(family uint8, attrs []byte) error) err
 		return err
 	}
 	for _, t := range tables {
+		if !d.filter.Table(FamilyName(nftables.TableFamily(t.family)), t.name) {
+			continue // not read: what matters on hosts with huge rulesets
+		}
 		err := d.dump(unix.NFT_MSG_GETRULE, t.family, stringAttr(unix.NFTA_RULE_TABLE, t.name), fn)
 		if errors.Is(err, unix.ENOENT) {
 			return errDumpInterrupted // the table went away since the list

@@ -41,6 +41,8 @@ type Options struct {
 	// NetNS is the path of the network namespace to read; empty for the
 	// exporter's own.
 	NetNS string
+	// Filter narrows the tables and chains read.
+	Filter backends.Filter
 	// DumpBufferSize is the receive buffer in bytes; 0 means
 	// DefaultDumpBufferSize. A smaller buffer makes smaller dump chunks:
 	// benchmarks use it to show the difference.
@@ -91,14 +93,19 @@ func (b *Backend) read(ctx context.Context, lastTry bool) (backends.Reading, err
 		}
 	}
 
-	var loc location
+	loc := location{filter: b.opts.Filter}
 	overflow := map[setKey]*backends.Counter{}
+	d.filter = b.opts.Filter
 	err = d.dumpRulesByTable(func(family uint8, attrs []byte) error {
 		r, err := parseRule(attrs)
 		if err != nil {
 			return fmt.Errorf("decoding a rule: %w", err)
 		}
 		if !r.hasComment {
+			return nil
+		}
+		where, fam, read := loc.of(family, r.table, r.chain)
+		if !read {
 			return nil
 		}
 		if set, ok := bytes.CutPrefix(r.comment, []byte(overflowCommentStart)); ok && r.hasCounter {
@@ -112,7 +119,6 @@ func (b *Backend) read(ctx context.Context, lastTry bool) (backends.Reading, err
 			c.Bytes += r.bytes
 			return nil
 		}
-		where, fam := loc.of(family, r.table, r.chain)
 		if !r.hasCounter {
 			// A tagged rule without a counter counts nothing: say so, so
 			// that the operator adds "counter".
@@ -139,10 +145,10 @@ func (b *Backend) read(ctx context.Context, lastTry bool) (backends.Reading, err
 		if err != nil {
 			return fmt.Errorf("decoding a named counter: %w", err)
 		}
-		if o.typ != unix.NFT_OBJECT_COUNTER || !o.hasComment {
+		fam := FamilyName(nftables.TableFamily(family))
+		if o.typ != unix.NFT_OBJECT_COUNTER || !o.hasComment || !b.opts.Filter.Table(fam, string(o.table)) {
 			return nil
 		}
-		fam := FamilyName(nftables.TableFamily(family))
 		where := fam + " " + string(o.table) + " counter " + string(o.name)
 		reading.Add(where, string(o.comment), fam, o.packets, o.bytes, where, d.objectHandle(family, o.table, o.handle))
 		return nil
@@ -160,20 +166,24 @@ func (b *Backend) read(ctx context.Context, lastTry bool) (backends.Reading, err
 func (r rule) id(where string) string { return where + " #" + strconv.FormatUint(r.content, 16) }
 
 // location names where a rule is, converting the table and chain names to
-// strings once per chain rather than once per rule.
+// strings, and deciding whether the filter reads the chain, once per chain
+// rather than once per rule.
 type location struct {
+	filter       backends.Filter
 	family       uint8
 	table, chain string
 	where, fam   string
+	read         bool
 }
 
-func (l *location) of(family uint8, table, chain []byte) (where, fam string) {
+func (l *location) of(family uint8, table, chain []byte) (where, fam string, read bool) {
 	if l.where == "" || family != l.family || string(table) != l.table || string(chain) != l.chain {
 		l.family, l.table, l.chain = family, string(table), string(chain)
 		l.fam = FamilyName(nftables.TableFamily(family))
 		l.where = l.fam + " " + l.table + " " + l.chain
+		l.read = l.filter.Chain(l.fam, l.table, l.chain)
 	}
-	return l.where, l.fam
+	return l.where, l.fam, l.read
 }
 
 // FamilyName is the netfilter family as nft spells it.

@@ -222,7 +222,7 @@ func readSets(d *dumper, r *backends.Reading, overflow map[setKey]*backends.Coun
 		if err != nil {
 			return fmt.Errorf("decoding a set: %w", err)
 		}
-		if !s.hasComment || s.flags&unix.NFT_SET_ANONYMOUS != 0 {
+		if !s.hasComment || s.flags&unix.NFT_SET_ANONYMOUS != 0 || !d.filter.Table(FamilyName(nftables.TableFamily(family)), string(s.table)) {
 			return nil
 		}
 		t, err := parseTag(s.comment)

@@ -1,0 +1,65 @@
+package backends
+
+import (
+	"fmt"
+	"path"
+)
+
+// Filter narrows what a backend reads to the tables and chains an operator
+// names, as munin's plugin reads only the chains it is told: a stray tagged
+// rule elsewhere then cannot change a bill, and a host with a huge ruleset
+// (kube-proxy's) reads only what it accounts with. The zero Filter reads
+// everything.
+type Filter struct {
+	// Tables are globs (path.Match) of "FAMILY NAME", such as "ip filter"
+	// or "inet *"; empty: every table.
+	Tables []string
+	// Chains are globs of chain names; empty: every chain.
+	Chains []string
+	// Whole are tables read whole, whatever Tables and Chains say: the
+	// exporter's own managed table.
+	Whole []string
+}
+
+// Check reports a malformed glob.
+func (f Filter) Check() error {
+	for _, p := range append(append([]string{}, f.Tables...), f.Chains...) {
+		if _, err := path.Match(p, ""); err != nil {
+			return fmt.Errorf("pattern %q: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// Table tells whether the table is read at all.
+func (f Filter) Table(family, name string) bool {
+	t := family + " " + name
+	return f.whole(t) || matchAny(f.Tables, t)
+}
+
+// Chain tells whether the chain's rules are read; its table is read.
+func (f Filter) Chain(family, table, chain string) bool {
+	return f.whole(family+" "+table) || matchAny(f.Chains, chain)
+}
+
+func (f Filter) whole(table string) bool {
+	for _, w := range f.Whole {
+		if w == table {
+			return true
+		}
+	}
+	return false
+}
+
+// matchAny: no pattern matches everything.
+func matchAny(patterns []string, s string) bool {
+	if len(patterns) == 0 {
+		return true
+	}
+	for _, p := range patterns {
+		if ok, _ := path.Match(p, s); ok {
+			return true
+		}
+	}
+	return false
+}
