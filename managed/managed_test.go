@@ -135,7 +135,7 @@ func TestApplyCountsTraffic(t *testing.T) {
 	netnstest.RequireRoot(t, "nft")
 	ns := netnstest.New(t, netnstest.SeedAddrs...)
 	ch := apply(t, ns, mustBuild(t, netnstest.SeedYAML))
-	if !ch.Created || len(ch.Added) != 7 {
+	if !ch.Created || len(ch.Added) != 9 { // 7 entry chains, input and output
 		t.Fatalf("first apply: %+v", ch)
 	}
 	sent := ns.SendSeedTraffic()
