@@ -228,7 +228,6 @@ func (m *Manager) tableName() string {
 // touches the managed table, until ctx ends. When it cannot listen, or
 // misses notifications, it sends a notice that asks for a check.
 func (m *Manager) listen(ctx context.Context, notices chan<- notice) {
-	self := uint32(os.Getpid())
 	var lastErr string
 	for ctx.Err() == nil {
 		events, stop, err := m.monitor()
@@ -254,7 +253,7 @@ func (m *Manager) listen(ctx context.Context, notices chan<- notice) {
 		// Changes between the apply and now went unseen.
 		send(notice{replaced: true})
 		for batch := range events {
-			if n, ok := noticeOf(batch, m.tableName(), self); ok {
+			if n, ok := noticeOf(batch, m.tableName()); ok {
 				send(n)
 			}
 		}
@@ -284,16 +283,16 @@ func (m *Manager) monitor() (chan *nftables.MonitorEvents, func(), error) {
 	return events, func() { _ = mon.Close() }, nil
 }
 
-// noticeOf says whether the transaction batch of another process than
-// self touched the table, and how.
-func noticeOf(batch *nftables.MonitorEvents, table string, self uint32) (notice, bool) {
+// noticeOf says whether the transaction batch of another process touched
+// the table, and how.
+func noticeOf(batch *nftables.MonitorEvents, table string) (notice, bool) {
 	n := notice{since: time.Now()}
 	if g := batch.GeneratedBy; g != nil {
 		if g.Type == nftables.MonitorEventTypeOOB {
 			return notice{since: n.since, replaced: true}, true
 		}
 		if gen, ok := g.Data.(*nftables.GenMsg); ok {
-			if gen.ProcPID == self {
+			if ownThread(gen.ProcPID) {
 				return n, false // our own reload or repair
 			}
 			n.by = []string{gen.ProcComm + "[" + strconv.FormatUint(uint64(gen.ProcPID), 10) + "]"}
@@ -322,6 +321,15 @@ func noticeOf(batch *nftables.MonitorEvents, table string, self uint32) (notice,
 		}
 	}
 	return n, touched && table != ""
+}
+
+// ownThread reports whether the kernel's process ID of a transaction is a
+// thread of this process: the kernel names the thread that sent it.
+// Another PID namespace names it otherwise, and a repair finds nothing to
+// do.
+func ownThread(pid uint32) bool {
+	_, err := os.Stat("/proc/self/task/" + strconv.FormatUint(uint64(pid), 10))
+	return err == nil
 }
 
 // sleep waits for d or until ctx ends.

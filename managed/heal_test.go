@@ -76,8 +76,13 @@ func waitRepairs(t *testing.T, m *Manager, n uint64, timeout time.Duration) {
 func TestWatchRepairsDeletedTable(t *testing.T) {
 	netnstest.RequireRoot(t, "nft")
 	ns := netnstest.New(t)
-	m, logs := startManager(t, ns, repairYAML, defaultHealTiming)
+	// No periodic check: only the notification can tell.
+	timing := defaultHealTiming
+	timing.recheck = time.Hour
+	m, logs := startManager(t, ns, repairYAML, timing)
 	want := blocks(ns.Run("nft", "-s", "list", "table", "inet", "ipacct"))
+	// The check that follows the monitor's start is over by then.
+	time.Sleep(5 * timing.settle)
 
 	start := time.Now()
 	ns.Run("nft", "delete", "table", "inet", "ipacct")
@@ -91,9 +96,28 @@ func TestWatchRepairsDeletedTable(t *testing.T) {
 		t.Errorf("%d repair lines; want one naming the table missing and nft:\n%s", n, out)
 	}
 	// Nothing else happens: the repair's own change is not another.
-	time.Sleep(3 * defaultHealTiming.settle)
+	time.Sleep(3 * timing.settle)
 	if n := m.repairCount(); n != 1 {
 		t.Errorf("%d repairs for one deletion", n)
+	}
+}
+
+// TestWatchChecksPeriodically: a change that no notification reports (here
+// the exporter's own process deletes its table, which the listener takes
+// for a change of its own) is repaired by the periodic check.
+func TestWatchChecksPeriodically(t *testing.T) {
+	netnstest.RequireRoot(t, "nft")
+	ns := netnstest.New(t)
+	timing := defaultHealTiming
+	timing.recheck = 300 * time.Millisecond
+	m, logs := startManager(t, ns, repairYAML, timing)
+	time.Sleep(5 * timing.settle)
+	if _, err := Cleanup(conn(t, ns), "ipacct"); err != nil {
+		t.Fatal(err)
+	}
+	waitRepairs(t, m, 1, 10*time.Second)
+	if out := logs.String(); strings.Contains(out, "changed_by") || !strings.Contains(out, `missing="the table"`) {
+		t.Errorf("the repair line should name no process and the table missing:\n%s", out)
 	}
 }
 

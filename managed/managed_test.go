@@ -111,26 +111,6 @@ func readTags(t *testing.T, ns *netnstest.NS) map[string]netnstest.Counter {
 	return out
 }
 
-// others is the ruleset without the managed table, stateless: what Apply
-// and Cleanup must leave exactly as it was.
-func others(t *testing.T, ns *netnstest.NS, table string) string {
-	t.Helper()
-	var keep []string
-	skipping := false
-	for _, line := range strings.Split(ns.Run("nft", "-s", "list", "ruleset"), "\n") {
-		if line == "table inet "+table+" {" {
-			skipping = true
-		}
-		if !skipping {
-			keep = append(keep, line)
-		}
-		if skipping && line == "}" {
-			skipping = false
-		}
-	}
-	return strings.Join(keep, "\n")
-}
-
 func TestApplyCountsTraffic(t *testing.T) {
 	netnstest.RequireRoot(t, "nft")
 	ns := netnstest.New(t, netnstest.SeedAddrs...)
@@ -200,21 +180,10 @@ func TestOtherRulesetsUntouched(t *testing.T) {
 	netnstest.RequireRoot(t, "nft", "iptables-nft", "iptables-legacy", "iptables-legacy-save")
 	ns := netnstest.New(t, netnstest.SeedAddrs...)
 	// A firewall beside us: iptables-nft, iptables-legacy and native tables.
-	ns.Run("iptables-nft", "-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT")
+	ns.Firewall()
 	ns.Run("iptables-nft", "-P", "FORWARD", "DROP")
-	ns.Run("iptables-legacy", "-A", "INPUT", "-s", "192.0.2.9", "-j", "DROP")
-	legacy := ns.Run("iptables-legacy-save", "-t", "filter")
-	ns.NFT(`table inet fw {
-	set allowed {
-		type ipv4_addr
-		elements = { 192.0.2.7 }
-	}
-	chain input {
-		type filter hook input priority 0; policy accept;
-		ip saddr @allowed accept
-	}
-}
-table ip6 other {
+	legacy := ns.LegacySave()
+	ns.NFT(`table ip6 other {
 	chain c {
 	}
 }
@@ -222,11 +191,11 @@ table ip6 other {
 	original := ns.Run("nft", "-s", "list", "ruleset")
 
 	apply(t, ns, mustBuild(t, netnstest.SeedYAML))
-	if got := others(t, ns, "ipacct"); got != strings.TrimSuffix(original, "\n") && got != original {
+	if got := ns.RulesetWithout("ipacct"); got != strings.TrimSuffix(original, "\n") && got != original {
 		t.Errorf("apply changed other tables:\nbefore\n%s\nafter\n%s", original, got)
 	}
 	apply(t, ns, mustBuild(t, strings.Replace(netnstest.SeedYAML, "ports: [80]", "ports: [8080]", 1)))
-	if got := others(t, ns, "ipacct"); got != strings.TrimSuffix(original, "\n") && got != original {
+	if got := ns.RulesetWithout("ipacct"); got != strings.TrimSuffix(original, "\n") && got != original {
 		t.Errorf("re-apply changed other tables:\n%s", got)
 	}
 	if deleted, err := Cleanup(conn(t, ns), "ipacct"); err != nil || !deleted {
@@ -235,7 +204,7 @@ table ip6 other {
 	if got := ns.Run("nft", "-s", "list", "ruleset"); got != original {
 		t.Errorf("after cleanup the ruleset differs:\nbefore\n%s\nafter\n%s", original, got)
 	}
-	if got := ns.Run("iptables-legacy-save", "-t", "filter"); dropComments(got) != dropComments(legacy) {
+	if got := ns.LegacySave(); got != legacy {
 		t.Errorf("the legacy tables changed:\nbefore\n%s\nafter\n%s", legacy, got)
 	}
 	if deleted, err := Cleanup(conn(t, ns), "ipacct"); err != nil || deleted {
@@ -300,15 +269,4 @@ func dryRunListing(t *testing.T, rs *Ruleset) string {
 		t.Errorf("netlink and dry-run text differ:\n--- applied over netlink\n%s\n--- loaded from the dry run\n%s", a, b)
 	}
 	return a
-}
-
-// dropComments removes iptables-save's "# Generated … on DATE" lines.
-func dropComments(save string) string {
-	var keep []string
-	for _, l := range strings.Split(save, "\n") {
-		if !strings.HasPrefix(l, "#") {
-			keep = append(keep, l)
-		}
-	}
-	return strings.Join(keep, "\n")
 }

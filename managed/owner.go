@@ -3,6 +3,7 @@ package managed
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -51,7 +52,7 @@ func ClaimTable(netns, table, who string) (*Claim, error) {
 	// A holder that releases its claim deletes the file: the file locked
 	// must still be the one at path, or the lock is on a file nobody sees.
 	for range 10 {
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		f, writable, err := openClaim(path)
 		if err != nil {
 			return nil, fmt.Errorf("claiming table inet %s: %w", table, err)
 		}
@@ -62,7 +63,14 @@ func ClaimTable(netns, table, who string) (*Claim, error) {
 			}
 			return nil, fmt.Errorf("claiming table inet %s: locking %s: %w", table, path, err)
 		}
-		if !samefile(f, path) {
+		switch {
+		case !samefile(f, path):
+			f.Close()
+			continue
+		case !writable:
+			// Left by an exporter of another user that was killed: the
+			// lock says nobody holds it. Make it again as ours.
+			os.Remove(path)
 			f.Close()
 			continue
 		}
@@ -78,6 +86,18 @@ func ClaimTable(netns, table, who string) (*Claim, error) {
 		return &Claim{f: f, path: path}, nil
 	}
 	return nil, fmt.Errorf("claiming table inet %s: %s keeps being replaced", table, path)
+}
+
+// openClaim opens the claim's file, or creates it. A file another user's
+// exporter made opens for reading only, which is enough to lock it and to
+// read who holds it.
+func openClaim(path string) (f *os.File, writable bool, err error) {
+	f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if errors.Is(err, fs.ErrPermission) {
+		f, err = os.Open(path)
+		return f, false, err
+	}
+	return f, err == nil, err
 }
 
 // Release gives the claim up.

@@ -116,7 +116,7 @@ func TestRepairs(t *testing.T) {
 			}
 			// What a flush ruleset removed beside our table is gone for
 			// good: compare the rest with what the damage left.
-			before := others(t, ns, "ipacct")
+			before := ns.RulesetWithout("ipacct")
 			if c.name == "rule added" {
 				// One rule of an entry chain: the repair must find it.
 				if ch, err := plan(conn(t, ns), rs, applyOptions{structure: true}); err != nil || !ch.Empty() {
@@ -134,7 +134,7 @@ func TestRepairs(t *testing.T) {
 			if got := blocks(ns.Run("nft", "-s", "list", "table", "inet", "ipacct")); !slices.Equal(got, want) {
 				t.Errorf("repaired table:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 			}
-			if after := others(t, ns, "ipacct"); after != before {
+			if after := ns.RulesetWithout("ipacct"); after != before {
 				t.Errorf("the repair changed other tables:\nbefore\n%s\nafter\n%s", before, after)
 			}
 			if ch, err := repair(t, ns, rs, applyOptions{}); err != nil || !ch.Empty() {
