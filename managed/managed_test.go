@@ -3,6 +3,7 @@ package managed
 import (
 	"context"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -269,4 +270,47 @@ func dryRunListing(t *testing.T, rs *Ruleset) string {
 		t.Errorf("netlink and dry-run text differ:\n--- applied over netlink\n%s\n--- loaded from the dry run\n%s", a, b)
 	}
 	return a
+}
+
+// nftShortForms are the forms in which nft 1.0.6 lists the rules of the dry
+// run (README, "Check first"): it leaves out a meta nfproto that a later
+// match implies, writes meta l4proto tcp th dport (or tcp dport) as tcp
+// dport and icmpv6 as ipv6-icmp, and spaces the priority. Each pattern
+// turns both forms into one.
+var nftShortForms = []struct {
+	pattern *regexp.Regexp
+	to      string
+}{
+	{regexp.MustCompile(`meta nfproto ipv[46] `), ""},
+	{regexp.MustCompile(`meta l4proto (tcp|udp) (?:th|tcp|udp) (sport|dport)`), "$1 $2"},
+	{regexp.MustCompile(`meta l4proto icmpv6`), "meta l4proto ipv6-icmp"},
+	{regexp.MustCompile(`priority filter ([+-])(\d+)`), "priority filter $1 $2"},
+}
+
+// TestDryRunAgainstNftListing: the dry run is what nft lists of the table
+// the exporter installs, but for the short forms README names.
+func TestDryRunAgainstNftListing(t *testing.T) {
+	netnstest.RequireRoot(t, "nft")
+	example, err := config.Load("../rules.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsExample, err := Build(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short := func(s string) string {
+		for _, f := range nftShortForms {
+			s = f.pattern.ReplaceAllString(s, f.to)
+		}
+		return s
+	}
+	for name, rs := range map[string]*Ruleset{"example": rsExample, "match": mustBuild(t, matchYAML), "addresses": mustBuild(t, serversYAML)} {
+		ns := netnstest.New(t)
+		apply(t, ns, rs)
+		listing := ns.Run("nft", "-s", "list", "table", "inet", "ipacct")
+		if a, b := short(rs.Text()), short(listing); a != b {
+			t.Errorf("%s: the dry run and nft's listing differ beyond the short forms:\n--- dry run\n%s\n--- nft -s list table inet ipacct\n%s", name, a, b)
+		}
+	}
 }
