@@ -14,9 +14,22 @@ import (
 	"github.com/ipacct/ipacct_exporter/internal/netnstest"
 )
 
+// exampleRuleset is the ruleset of rules.example.yaml.
+func exampleRuleset(t *testing.T) *Ruleset {
+	t.Helper()
+	f, err := config.Load("../rules.example.yaml")
+	return built(t, f, err)
+}
+
 func mustBuild(t *testing.T, yaml string) *Ruleset {
 	t.Helper()
 	f, err := config.Parse("rules.yaml", []byte(yaml))
+	return built(t, f, err)
+}
+
+// built is the ruleset of a file that loaded with err.
+func built(t *testing.T, f *config.File, err error) *Ruleset {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,14 +304,7 @@ var nftShortForms = []struct {
 // the exporter installs, but for the short forms README names.
 func TestDryRunAgainstNftListing(t *testing.T) {
 	netnstest.RequireRoot(t, "nft")
-	example, err := config.Load("../rules.example.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rsExample, err := Build(example)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rsExample := exampleRuleset(t)
 	short := func(s string) string {
 		for _, f := range nftShortForms {
 			s = f.pattern.ReplaceAllString(s, f.to)

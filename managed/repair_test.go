@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ipacct/ipacct_exporter/config"
 	"github.com/ipacct/ipacct_exporter/internal/netnstest"
 )
 
@@ -167,14 +166,7 @@ func TestRepairMarkerNotAdopted(t *testing.T) {
 // rules read back equal those of the rules built.
 func TestPlanMatchesFreshApply(t *testing.T) {
 	netnstest.RequireRoot(t, "nft")
-	example, err := config.Load("../rules.example.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rsExample, err := Build(example)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rsExample := exampleRuleset(t)
 	for name, rs := range map[string]*Ruleset{
 		"seed": mustBuild(t, netnstest.SeedYAML), "example": rsExample, "match": mustBuild(t, matchYAML),
 		"addresses": mustBuild(t, serversYAML), "repair": mustBuild(t, repairYAML),
