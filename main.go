@@ -166,7 +166,7 @@ func run(args []string) int {
 				if manager == nil {
 					logger.Info("SIGHUP ignored: no --config.file to reload")
 				} else {
-					manager.RequestReload() // logs its own outcome
+					manager.RequestReload() // Watch reloads, and logs the outcome
 				}
 				continue
 			}
