@@ -12,11 +12,14 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /ipacct_exporter .
 FROM debian:bookworm-slim
 # iptables-legacy for the iptables collector; nothing else is needed for
 # nftables, which the exporter reads over netlink. setcap gives the binary
-# CAP_NET_ADMIN, so that it runs as nobody.
+# CAP_NET_ADMIN, so that it runs as nobody. /run/ipacct_exporter holds its
+# claim on the table it manages (--config.file); mount the host's there to
+# share claims with exporters outside the container.
 COPY --from=build /ipacct_exporter /usr/local/bin/ipacct_exporter
 RUN apt-get update \
  && apt-get install -y --no-install-recommends iptables libcap2-bin \
  && setcap cap_net_admin+ep /usr/local/bin/ipacct_exporter \
+ && install -d -m 0700 -o 65534 -g 65534 /run/ipacct_exporter \
  && apt-get purge -y libcap2-bin && apt-get autoremove -y \
  && rm -rf /var/lib/apt/lists/*
 RUN mkdir -p /var/lib/ipacct_exporter && chown 65534:65534 /var/lib/ipacct_exporter

@@ -84,7 +84,7 @@ func testSoftflowd(t *testing.T, version int) {
 	// namespace; export datagrams go over its loopback.
 	client := nsHTTPClient(router)
 	e := startInNS(t, router, client, "--web.listen-address=127.0.0.1:10427", "--config.file="+rules,
-		"--collector.netflow.listen-address=127.0.0.1:2055", "--no-collector.iptables")
+		"--collector.netflow.listen-address=127.0.0.1:2055", "--no-collector.iptables", "--web.enable-lifecycle")
 	nfdir := filepath.Join(dir, "nfcapd")
 	if err := os.Mkdir(nfdir, 0o755); err != nil {
 		t.Fatal(err)

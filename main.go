@@ -47,6 +47,7 @@ func run(args []string) int {
 	var (
 		metricsPath = app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
 		webConfig   = kingpinflag.AddFlags(app, defaultAddress)
+		lifecycle   = app.Flag("web.enable-lifecycle", "Reload rules.yaml on POST /-/reload. Off: anyone who can reach the port could make the exporter reload; SIGHUP always reloads.").Bool()
 		netnsFlag   = app.Flag("netns", "Network namespace to read counters from: a name under /run/netns, a path such as /proc/PID/ns/net, or a glob of either (quote it). Repeatable; with several, or a glob, every series gets a netns label. Entering a namespace needs CAP_SYS_ADMIN. Default: the exporter's own.").Strings()
 		timeout     = app.Flag("scrape.timeout", "Longest time a scrape may spend reading the kernel (0: no limit).").Default("10s").Duration()
 		useNftables = app.Flag("collector.nftables", "Read tagged rules and named counters of every nftables table over netlink (also the tables iptables-nft writes).").Default("true").Bool()
@@ -57,7 +58,7 @@ func run(args []string) int {
 		stateFile   = app.Flag("state.file", "File that keeps, across restarts, what the exporter counted for kernel counters that vanished or were zeroed, so that a restart after a partial change of the ruleset does not look like a counter reset to Prometheus. Written every few seconds and at shutdown. Default: none.").PlaceHolder("PATH").String()
 		configFile  = app.Flag("config.file", "rules.yaml: accounting rules to install in the exporter's own nftables table and keep in step with the file. Without it, the exporter only reads existing tagged rules.").String()
 		configCheck = app.Flag("config.check", "Validate --config.file and exit.").Bool()
-		dryRun      = app.Flag("config.dry-run", "Print the nftables table that --config.file would install, in nft syntax, and exit without touching the kernel.").Bool()
+		dryRun      = app.Flag("config.dry-run", "Print the nftables table that --config.file would install, in nft syntax that nft -f loads into the same table, and exit without touching the kernel.").Bool()
 		cleanupCmd  = app.Command("cleanup", "Delete the exporter's nftables table (the one --config.file names, default inet ipacct) and nothing else, then exit.")
 	)
 	app.Command("serve", "Serve metrics (the default).").Default()
@@ -114,6 +115,10 @@ func run(args []string) int {
 		if err := manager.Reload(); err != nil {
 			return 1
 		}
+		defer manager.Close()
+		ctx, stopWatching := context.WithCancel(context.Background())
+		defer stopWatching()
+		go manager.Watch(ctx)
 	}
 	enabled := collectorSet{nftables: *useNftables, iptables: *useIptables, lockTimeout: *lockTimeout, filter: filter}
 	if code := netflow.start(logger); code != 0 {
@@ -181,22 +186,7 @@ func run(args []string) int {
 		mux.Handle("/", landing)
 	}
 
-	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", http.MethodPost)
-			http.Error(w, "use POST to reload rules.yaml", http.StatusMethodNotAllowed)
-			return
-		}
-		if manager == nil {
-			http.Error(w, "no --config.file to reload", http.StatusBadRequest)
-			return
-		}
-		if err := manager.Reload(); err != nil {
-			http.Error(w, fmt.Sprintf("reload failed; the previous rules stay in place: %v", err), http.StatusInternalServerError)
-			return
-		}
-		fmt.Fprintln(w, "rules.yaml reloaded")
-	})
+	mux.Handle("/-/reload", reloadHandler(manager, *lifecycle))
 
 	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	signals := make(chan os.Signal, 1)
@@ -207,7 +197,7 @@ func run(args []string) int {
 				if manager == nil {
 					logger.Info("SIGHUP ignored: no --config.file to reload")
 				} else {
-					_ = manager.Reload() // logs its own outcome
+					manager.RequestReload() // Watch reloads, and logs the outcome
 				}
 				continue
 			}
@@ -257,6 +247,13 @@ func runConfigCommand(path, nsPath string, check, dryRun, cleanup bool) int {
 	if !cleanup || check || dryRun {
 		return 0 // neither touches the kernel
 	}
+	// A running exporter makes its table again: say so. Without one, the
+	// claim keeps an exporter from starting on the table meanwhile.
+	claim, err := managed.ClaimTable(nsPath, table, "ipacct_exporter cleanup")
+	if owner := (*managed.ClaimedError)(nil); errors.As(err, &owner) {
+		fmt.Fprintf(os.Stderr, "%s: a running ipacct_exporter manages table inet %s (%s) and will make it again within a second: stop it to remove the table for good\n", name, table, owner.Owner)
+	}
+	defer claim.Release()
 	conn, closeConn, err := managed.Dial(nsPath)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

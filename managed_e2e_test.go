@@ -26,7 +26,7 @@ func TestManagedRulesAndReload(t *testing.T) {
 	netnstest.RequireRoot(t, "nft")
 	ns := netnstest.New(t, netnstest.SeedAddrs...)
 	path := writeFile(t, t.TempDir(), "rules.yaml", netnstest.SeedYAML)
-	e := startExporter(t, nil, "--netns="+ns.Path(), "--config.file="+path, "--no-collector.iptables")
+	e := startExporter(t, nil, "--netns="+ns.Path(), "--config.file="+path, "--no-collector.iptables", "--web.enable-lifecycle")
 
 	sent := ns.SendSeedTraffic()
 	_, fams := e.scrape(t)

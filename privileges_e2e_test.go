@@ -72,6 +72,23 @@ func publicDir(t *testing.T) string {
 	return dir
 }
 
+// nobodysClaims gives the exporter, run as nobody, a directory of its own
+// for its claim on the managed table ($RUNTIME_DIRECTORY, as systemd's
+// RuntimeDirectory= sets it), and returns it.
+func nobodysClaims(t *testing.T, dir string) string {
+	t.Helper()
+	claims := filepath.Join(dir, "run")
+	uid, _ := strconv.Atoi(nobody)
+	if err := os.Mkdir(claims, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(claims, uid, uid); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("RUNTIME_DIRECTORY", claims)
+	return claims
+}
+
 // publicBinary copies the exporter where nobody can run it.
 func publicBinary(t *testing.T, dir, name string) string {
 	t.Helper()
@@ -351,10 +368,24 @@ func TestPrivilegesNetAdminOnly(t *testing.T) {
 	bin := publicBinary(t, dir, "ipacct_exporter")
 	cfg := writeFile(t, dir, "rules.yaml", tenantYAML)
 
+	// A claim left by an exporter of root's that was killed: nobody may
+	// read it, not write it, and takes it over.
+	var st unix.Stat_t
+	if err := unix.Stat(ns.Path(), &st); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(nobodysClaims(t, dir), fmt.Sprintf("net-%d.inet-ipacct.lock", st.Ino))
+	if err := os.WriteFile(stale, []byte("PID 1, --config.file gone.yaml\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
 	caps := []string{"net_admin"}
 	e := startPrivExporter(t, ns, privRun{uid: nobody, caps: caps}, bin, "--config.file="+cfg)
 	if !e.running() {
 		t.Fatalf("the exporter exited (%v):\n%s", e.state, e.logs.String())
+	}
+	if b, err := os.ReadFile(stale); err != nil || string(b) != fmt.Sprintf("PID %d, --config.file %s\n", e.pid, cfg) {
+		t.Errorf("the claim says %q (%v), want the exporter's", b, err)
 	}
 	e.checkIdentity(t, nobody, capMask(caps), true)
 	if !strings.Contains(ns.Run("nft", "list", "tables"), "table inet ipacct") {
@@ -483,6 +514,7 @@ func TestPrivilegesWithoutCapabilities(t *testing.T) {
 	})
 
 	t.Run("config.file", func(t *testing.T) {
+		nobodysClaims(t, dir)
 		cfg := writeFile(t, dir, "rules.yaml", tenantYAML)
 		e := startPrivExporter(t, ns, none, bin, "--config.file="+cfg)
 		select {

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -458,8 +459,35 @@ func TestLoadErrors(t *testing.T) {
 	if !errors.Is(err, fs.ErrNotExist) || err.Error() != "testdata/does-not-exist.yaml: no such file or directory" {
 		t.Errorf("missing file: %v", err)
 	}
-	if _, err := Load("testdata"); err == nil || !strings.HasPrefix(err.Error(), "testdata: ") {
+	if _, err := Load("testdata"); err == nil || err.Error() != "testdata: is a directory, not a regular file" {
 		t.Errorf("directory: %v", err)
+	}
+}
+
+// TestLoadRefusesWhatBlocks: a FIFO in place of the file is refused at
+// once, without waiting for a writer that never comes; so is a device.
+func TestLoadRefusesWhatBlocks(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		fifo:        fifo + ": is a FIFO, not a regular file",
+		"/dev/zero": "/dev/zero: is a device, not a regular file",
+	} {
+		done := make(chan error, 1)
+		go func() {
+			_, err := Load(path)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil || !strings.HasPrefix(err.Error(), want) {
+				t.Errorf("Load(%s): %v, want %q", path, err, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Load(%s) still waits after 5s", path)
+		}
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
@@ -33,17 +35,76 @@ const (
 
 // Load reads and validates the rules file at path. See Parse.
 func Load(path string) (*File, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fileError(path, err)
-	}
-	defer f.Close()
-	// Read one byte more than allowed, so that Parse sees a file too large.
-	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	data, err := readFile(path)
 	if err != nil {
 		return nil, fileError(path, err)
 	}
 	return Parse(path, data)
+}
+
+// readTimeout bounds reading a rules file: a file on a network file system
+// that stopped answering must not hold up a reload for ever.
+const readTimeout = 10 * time.Second
+
+// readFile reads at most maxFileSize+1 bytes (one more than allowed, so
+// that Parse sees a file too large) of the regular file at path, within
+// readTimeout. Anything else is an error before it is opened for reading:
+// opening a FIFO waits for a writer, reading a device may never end.
+func readFile(path string) ([]byte, error) {
+	type result struct {
+		data []byte
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		data, err := readRegular(path)
+		done <- result{data, err}
+	}()
+	select {
+	case r := <-done:
+		return r.data, r.err
+	case <-time.After(readTimeout):
+		// The read goes on in the background until the file system answers.
+		return nil, fmt.Errorf("not read within %s", readTimeout)
+	}
+}
+
+func readRegular(path string) ([]byte, error) {
+	if err := requireRegular(os.Stat(path)); err != nil {
+		return nil, err
+	}
+	// O_NONBLOCK: should path have become a FIFO since, open does not wait.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if err := requireRegular(f.Stat()); err != nil {
+		return nil, err
+	}
+	return io.ReadAll(io.LimitReader(f, maxFileSize+1))
+}
+
+// requireRegular refuses what is not a regular file, naming what it is.
+func requireRegular(fi fs.FileInfo, err error) error {
+	if err != nil {
+		return err
+	}
+	if m := fi.Mode(); !m.IsRegular() {
+		kind := "something else"
+		switch {
+		case m.IsDir():
+			kind = "a directory"
+		case m&fs.ModeNamedPipe != 0:
+			kind = "a FIFO"
+		case m&fs.ModeSocket != 0:
+			kind = "a socket"
+		case m&fs.ModeDevice != 0:
+			kind = "a device"
+		}
+		return fmt.Errorf("is %s, not a regular file", kind)
+	}
+	return nil
 }
 
 // fileError drops the path that an *fs.PathError repeats, keeping errors.Is.

@@ -221,8 +221,10 @@ func (p *prom) waitForAlert(name string, labels map[string]string, timeout time.
 //     queries a value above zero);
 //   - the recording rules produce series, and every rule evaluates without
 //     error;
-//   - a rules.yaml that does not load makes IpacctConfigReloadFailing go
-//     pending, and a stopped exporter IpacctExporterDown.
+//   - a table deleted again and again makes
+//     IpacctManagedTableRepairedRepeatedly fire, a rules.yaml that does not
+//     load makes IpacctConfigReloadFailing go pending, and a stopped
+//     exporter IpacctExporterDown.
 //
 // It does not show that Grafana draws the panels as meant (the schema test
 // checks their JSON), that the 5m, 1d or monthly windows of the rules and
@@ -366,6 +368,17 @@ scrape_configs:
 	if n != want {
 		t.Errorf("Prometheus has %d rules, rules.yml %d", n, want)
 	}
+
+	// Another program deletes the exporter's table again and again: each
+	// time the exporter repairs it (waiting longer each time), and the
+	// alert fires.
+	for i := 0; i < 4; i++ {
+		if !waitFor(15*time.Second, func() bool { return strings.Contains(ns.Run("nft", "list", "tables"), "table inet ipacct") }) {
+			t.Fatalf("the table was not repaired after deletion %d", i)
+		}
+		ns.Run("nft", "delete", "table", "inet", "ipacct")
+	}
+	p.waitForAlert("IpacctManagedTableRepairedRepeatedly", map[string]string{"job": "ipacct", "instance": exporterAddr}, 30*time.Second)
 
 	// A rules.yaml that does not load: the old rules stay, and the alert
 	// goes pending.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -14,160 +15,236 @@ import (
 // not create. It is left alone.
 var ErrNotOurs = errors.New("exists but was not created by ipacct_exporter (it lacks the chain " + MarkerChain + "): choose another table name in rules.yaml, or delete it")
 
-// Changes says what an Apply did.
+// Changes says what an Apply did: what it found in the kernel that differed
+// from the ruleset, and wrote.
 type Changes struct {
-	Created        bool // the table was created
-	Added, Removed []string
-	JumpsRewritten []string // base chains whose jumps changed
-	Unchanged      int      // entry chains kept, counters and all
-	// SetsAdded and SetsRemoved name the per-address sets created and
-	// deleted; SetsKept counts those kept, with their counters.
-	SetsAdded, SetsRemoved []string
-	SetsKept               int
+	Created bool // the table was created
+	// Added names the chains created; Rewritten those whose rules or hook
+	// differed and were written again; Removed those the ruleset lacks.
+	Added, Rewritten, Removed []string
+	// Unchanged counts the entry chains kept, counters and all.
+	Unchanged int
+	// SetsAdded, SetsRewritten and SetsRemoved name the per-address sets
+	// created, made again because they differed, and deleted; SetsKept
+	// counts those kept, with their counters.
+	SetsAdded, SetsRewritten, SetsRemoved []string
+	SetsKept                              int
 	// ElementsRemoved counts the addresses deleted from kept sets because
 	// their entry no longer holds them.
 	ElementsRemoved int
+	// ObjectsRemoved names the stateful objects (named counters, quotas, …)
+	// and flowtables that someone added to the table.
+	ObjectsRemoved []string
 }
 
 // Empty reports whether Apply left the kernel as it was.
 func (c Changes) Empty() bool {
-	return !c.Created && len(c.Added)+len(c.Removed)+len(c.JumpsRewritten)+len(c.SetsAdded)+len(c.SetsRemoved)+c.ElementsRemoved == 0
+	return !c.Created && c.ElementsRemoved == 0 &&
+		len(c.Added)+len(c.Rewritten)+len(c.Removed)+len(c.SetsAdded)+len(c.SetsRewritten)+len(c.SetsRemoved)+len(c.ObjectsRemoved) == 0
+}
+
+// describe lists, for the log, what was missing (and so created), what
+// differed (and was written again) and what was removed, each as "chain
+// NAME", "set NAME", "object NAME", ….
+func (c Changes) describe() (missing, changed, removed string) {
+	if c.Created {
+		missing = "the table"
+	} else {
+		missing = names(kinded("chain", c.Added), kinded("set", c.SetsAdded))
+	}
+	changed = names(kinded("chain", c.Rewritten), kinded("set", c.SetsRewritten))
+	removed = names(kinded("chain", c.Removed), kinded("set", c.SetsRemoved), c.ObjectsRemoved)
+	return missing, changed, removed
+}
+
+// kinded puts the kind before each name: "chain input".
+func kinded(kind string, names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = kind + " " + n
+	}
+	return out
+}
+
+// names joins the lists for a log line, at most maxDescribed names.
+func names(lists ...[]string) string {
+	all := slices.Concat(lists...)
+	if len(all) > maxDescribed {
+		all = append(all[:maxDescribed], fmt.Sprintf("and %d more", len(all)-maxDescribed))
+	}
+	return strings.Join(all, ", ")
+}
+
+// maxDescribed bounds the names in a list of a log line.
+const maxDescribed = 20
+
+// applyOptions say how Apply treats what it finds.
+type applyOptions struct {
+	// dropStrays deletes from kept sets the addresses their entry no
+	// longer holds: after a reload changed the networks. A repair leaves
+	// the elements alone: they are the counts, not the rules.
+	dropStrays bool
+	// adopt takes a table that lacks the marker chain as ours: the caller
+	// knows it is the table it made, and someone deleted the marker.
+	adopt bool
+	// structure compares the chains and sets by name and kind only, not
+	// their rules: the cheap check. Its plan must not be committed.
+	structure bool
 }
 
 // Apply makes the managed table hold rs, in one netlink transaction: the
-// kernel applies all of it or none of it. Entry chains whose name (and so
-// rules) did not change are not touched, so their counters go on.
+// kernel applies all of it or none of it. It compares every chain, rule and
+// set of the table with rs: what is equal stays, counters and all; a chain
+// whose rules differ gets rs's rules again; a set that differs is made
+// again, empty; and what rs lacks is deleted, since the table is the
+// exporter's alone. Entry chains are named after their rules, so a changed
+// entry is a new chain, and every other chain counts on.
 func Apply(conn *nftables.Conn, rs *Ruleset) (Changes, error) {
+	ch, err := plan(conn, rs, applyOptions{dropStrays: true})
+	if err != nil || ch.Empty() {
+		return ch, err
+	}
+	return ch, commit(conn, rs)
+}
+
+// commit sends the transaction that plan queued on conn.
+func commit(conn *nftables.Conn, rs *Ruleset) error {
+	if err := conn.Flush(); err != nil {
+		return fmt.Errorf("applying table inet %s: %w", rs.Table, err)
+	}
+	return nil
+}
+
+// chainAction is what plan does to a chain of the ruleset.
+type chainAction int
+
+const (
+	keepChain     chainAction = iota
+	addChain                  // missing: create it with its rules
+	rewriteChain              // rules differ: flush it and add them again
+	recreateChain             // a hook or policy differs: delete it and create it
+)
+
+// plan reads the managed table and queues on conn the transaction that
+// makes it hold rs, without sending it, and says what it would change.
+// Order matters within the transaction: every chain that changes is
+// flushed first, dropping its references to chains and sets; then sets
+// are made; then chains in the order of rs.chains, so that a jump names a
+// chain that exists; and what rs lacks is deleted last.
+func plan(conn *nftables.Conn, rs *Ruleset, opts applyOptions) (Changes, error) {
 	var ch Changes
 	table := rs.tableOf()
-	existing, err := ownChains(conn, table)
+	have, err := observe(conn, table, !opts.structure)
 	if err != nil {
 		return ch, err
 	}
-	if existing == nil {
+	if have == nil {
 		ch.Created = true
 		conn.AddTable(table)
-		conn.AddChain(&nftables.Chain{Name: MarkerChain, Table: table})
-		existing = map[string]*nftables.Chain{}
+		have = &observed{}
+	} else if have.chains[MarkerChain] == nil && !opts.adopt {
+		return ch, fmt.Errorf("table inet %s %w", rs.Table, ErrNotOurs)
 	}
 
-	// Sets first, so that the chains below can add to them.
-	haveSets := map[string]*nftables.Set{}
-	if !ch.Created {
-		sets, err := conn.GetSets(table)
-		if err != nil {
-			return ch, fmt.Errorf("listing the sets of table inet %s: %w", rs.Table, err)
-		}
-		for _, s := range sets {
-			s.Table = table
-			haveSets[s.Name] = s
-		}
-	}
+	// Sets first: a set made again takes the chain that adds to it along.
+	setAction := map[string]chainAction{}
 	wantSets := map[string]bool{}
 	for _, s := range rs.Sets {
 		wantSets[s.Name] = true
-		if have := haveSets[s.Name]; have != nil {
+		switch h := have.sets[s.Name]; {
+		case h == nil:
+			setAction[s.Name] = addChain
+		case !sameSet(h, s):
+			setAction[s.Name] = rewriteChain
+		}
+	}
+	prio := nftables.ChainPriority(rs.Priority)
+	want := rs.chains()
+	actions := make([]chainAction, len(want))
+	wantChains := map[string]bool{}
+	for i, wc := range want {
+		wantChains[wc.name] = true
+		h := have.chains[wc.name]
+		switch {
+		case h == nil:
+			actions[i] = addChain
+		case !wc.sameKind(h.chain, prio):
+			actions[i] = recreateChain
+			conn.FlushChain(h.chain)
+			conn.DelChain(h.chain)
+		case !opts.structure && !slices.Equal(h.rules, wc.fingerprints()) ||
+			setAction[wc.addsTo] == rewriteChain:
+			actions[i] = rewriteChain
+			conn.FlushChain(h.chain)
+		}
+	}
+	var stale []*nftables.Chain
+	for name, h := range have.chains {
+		if !wantChains[name] {
+			conn.FlushChain(h.chain)
+			stale = append(stale, h.chain)
+			ch.Removed = append(ch.Removed, name)
+		}
+	}
+
+	for _, s := range rs.Sets {
+		switch setAction[s.Name] {
+		case rewriteChain:
+			conn.DelSet(have.sets[s.Name])
+			ch.SetsRewritten = append(ch.SetsRewritten, s.Name)
+		case addChain:
+			ch.SetsAdded = append(ch.SetsAdded, s.Name)
+		default:
 			ch.SetsKept++
-			n, err := dropStrays(conn, have, s.Networks)
-			if err != nil {
-				return ch, err
+			if opts.dropStrays {
+				n, err := dropStrays(conn, have.sets[s.Name], s.Networks)
+				if err != nil {
+					return ch, err
+				}
+				ch.ElementsRemoved += n
 			}
-			ch.ElementsRemoved += n
 			continue
 		}
 		if err := conn.AddSet(s.nftSet(table), nil); err != nil {
 			return ch, fmt.Errorf("set %s: %w", s.Name, err)
 		}
-		ch.SetsAdded = append(ch.SetsAdded, s.Name)
 	}
 
-	// New entry chains next, so that the jumps below can name them.
-	wantChains := map[string]bool{}
+	entries := map[string]bool{}
 	for _, c := range rs.Chains {
-		wantChains[c.Name] = true
-		if existing[c.Name] != nil {
-			ch.Unchanged++
+		entries[c.Name] = true
+	}
+	for i, wc := range want {
+		c := have.chains[wc.name]
+		switch actions[i] {
+		case keepChain:
+			if entries[wc.name] {
+				ch.Unchanged++
+			}
 			continue
+		case addChain, recreateChain:
+			c = &observedChain{chain: conn.AddChain(wc.chain(table, prio))}
+			switch {
+			case actions[i] == addChain && !(ch.Created && wc.name == MarkerChain):
+				ch.Added = append(ch.Added, wc.name)
+			case actions[i] == recreateChain:
+				ch.Rewritten = append(ch.Rewritten, wc.name)
+			}
+		case rewriteChain:
+			ch.Rewritten = append(ch.Rewritten, wc.name)
 		}
-		chain := conn.AddChain(&nftables.Chain{Name: c.Name, Table: table})
-		if err := addRules(conn, chain, c.Rules); err != nil {
+		if err := addRules(conn, c.chain, wc.rules); err != nil {
 			return ch, err
-		}
-		ch.Added = append(ch.Added, c.Name)
-	}
-	prio := nftables.ChainPriority(rs.Priority)
-	wantBase := map[string]BaseChain{}
-	for _, bc := range rs.Base {
-		wantBase[bc.Hook] = bc
-	}
-	// Then the base chains: a jump may only name a chain that exists, and
-	// the old jumps must go before the chains they name can.
-	for _, h := range hooks {
-		have, exists := existing[h]
-		want, wanted := wantBase[h]
-		switch {
-		case exists && !wanted:
-			conn.FlushChain(have)
-			conn.DelChain(have)
-			ch.JumpsRewritten = append(ch.JumpsRewritten, h)
-		case exists && !sameHook(have, h, prio):
-			// A base chain's priority cannot change in place.
-			conn.FlushChain(have)
-			conn.DelChain(have)
-			addBase(conn, table, h, prio, want.Jumps)
-			ch.JumpsRewritten = append(ch.JumpsRewritten, h)
-		case exists:
-			jumps, err := jumpsOf(conn, have)
-			if err != nil {
-				return ch, err
-			}
-			if !slices.Equal(jumps, want.Jumps) {
-				conn.FlushChain(have)
-				for _, j := range want.Jumps {
-					conn.AddRule(jumpRule(have, j))
-				}
-				ch.JumpsRewritten = append(ch.JumpsRewritten, h)
-			}
-		case wanted:
-			addBase(conn, table, h, prio, want.Jumps)
-			ch.JumpsRewritten = append(ch.JumpsRewritten, h)
 		}
 	}
 
-	// The per-address base chains are named after their rules: a changed
-	// one is a new chain, which replaces the old in the same transaction.
-	for _, bc := range rs.AddrBase {
-		wantChains[bc.Name] = true
-		if existing[bc.Name] != nil {
-			continue
-		}
-		accept := nftables.ChainPolicyAccept
-		c := conn.AddChain(&nftables.Chain{
-			Name: bc.Name, Table: table, Type: nftables.ChainTypeFilter,
-			Hooknum: hookNums[bc.Hook], Priority: nftables.ChainPriorityRef(prio), Policy: &accept,
-		})
-		if err := addRules(conn, c, bc.Rules); err != nil {
-			return ch, err
-		}
-		ch.Added = append(ch.Added, bc.Name)
-	}
-
-	// Last, the chains nothing jumps to any more: all flushed before any is
-	// deleted, as one may go to another. Then the sets they added to.
-	var stale []*nftables.Chain
-	for name, c := range existing {
-		if name == MarkerChain || slices.Contains(hooks, name) || wantChains[name] {
-			continue
-		}
-		conn.FlushChain(c)
-		stale = append(stale, c)
-		ch.Removed = append(ch.Removed, name)
-	}
+	// Last, what rs lacks: the chains, all flushed above before any is
+	// deleted, as one may jump to another; then the sets they added to.
 	for _, c := range stale {
 		conn.DelChain(c)
 	}
 	slices.Sort(ch.Removed)
-	for name, s := range haveSets {
+	for name, s := range have.sets {
 		// Anonymous sets (the shards' verdict maps) go with their rules.
 		if !wantSets[name] && !s.Anonymous {
 			conn.DelSet(s)
@@ -175,12 +252,13 @@ func Apply(conn *nftables.Conn, rs *Ruleset) (Changes, error) {
 		}
 	}
 	slices.Sort(ch.SetsRemoved)
-
-	if ch.Empty() {
-		return ch, nil
+	for _, o := range have.objects {
+		conn.DeleteObject(o)
+		ch.ObjectsRemoved = append(ch.ObjectsRemoved, "object "+o.Name)
 	}
-	if err := conn.Flush(); err != nil {
-		return Changes{}, fmt.Errorf("applying table inet %s: %w", rs.Table, err)
+	for _, f := range have.flowtables {
+		conn.DelFlowtable(f)
+		ch.ObjectsRemoved = append(ch.ObjectsRemoved, "flowtable "+f.Name)
 	}
 	return ch, nil
 }
@@ -189,9 +267,12 @@ func Apply(conn *nftables.Conn, rs *Ruleset) (Changes, error) {
 // there is no error; one that is not ours is.
 func Cleanup(conn *nftables.Conn, name string) (deleted bool, err error) {
 	table := &nftables.Table{Name: name, Family: nftables.TableFamilyINet}
-	existing, err := ownChains(conn, table)
-	if err != nil || existing == nil {
+	have, err := observe(conn, table, false)
+	switch {
+	case err != nil || have == nil:
 		return false, err
+	case have.chains[MarkerChain] == nil:
+		return false, fmt.Errorf("table inet %s %w", name, ErrNotOurs)
 	}
 	conn.DelTable(table)
 	if err := conn.Flush(); err != nil {
@@ -200,56 +281,10 @@ func Cleanup(conn *nftables.Conn, name string) (deleted bool, err error) {
 	return true, nil
 }
 
-// ownChains returns the chains of the managed table by name, nil if there is
-// no such table, and ErrNotOurs if the table lacks the marker chain.
-func ownChains(conn *nftables.Conn, table *nftables.Table) (map[string]*nftables.Chain, error) {
-	tables, err := conn.ListTablesOfFamily(nftables.TableFamilyINet)
-	if err != nil {
-		return nil, fmt.Errorf("listing tables: %w", err)
-	}
-	found := false
-	for _, t := range tables {
-		found = found || t.Name == table.Name
-	}
-	if !found {
-		return nil, nil
-	}
-	chains, err := conn.ListChainsOfTableFamily(nftables.TableFamilyINet)
-	if err != nil {
-		return nil, fmt.Errorf("listing chains: %w", err)
-	}
-	byName := map[string]*nftables.Chain{}
-	for _, c := range chains {
-		if c.Table.Name == table.Name {
-			c.Table = table
-			byName[c.Name] = c
-		}
-	}
-	if byName[MarkerChain] == nil {
-		return nil, fmt.Errorf("table inet %s %w", table.Name, ErrNotOurs)
-	}
-	return byName, nil
-}
-
 var hookNums = map[string]*nftables.ChainHook{
 	"input":   nftables.ChainHookInput,
 	"output":  nftables.ChainHookOutput,
 	"forward": nftables.ChainHookForward,
-}
-
-func sameHook(c *nftables.Chain, hook string, prio nftables.ChainPriority) bool {
-	return c.Hooknum != nil && *c.Hooknum == *hookNums[hook] && c.Priority != nil && *c.Priority == prio && c.Type == nftables.ChainTypeFilter
-}
-
-func addBase(conn *nftables.Conn, table *nftables.Table, hook string, prio nftables.ChainPriority, jumps []string) {
-	accept := nftables.ChainPolicyAccept
-	c := conn.AddChain(&nftables.Chain{
-		Name: hook, Table: table, Type: nftables.ChainTypeFilter,
-		Hooknum: hookNums[hook], Priority: nftables.ChainPriorityRef(prio), Policy: &accept,
-	})
-	for _, j := range jumps {
-		conn.AddRule(jumpRule(c, j))
-	}
 }
 
 func addRules(conn *nftables.Conn, c *nftables.Chain, rules []Rule) error {
@@ -301,25 +336,4 @@ func dropStrays(conn *nftables.Conn, s *nftables.Set, networks []netip.Prefix) (
 		return 0, fmt.Errorf("set %s: %w", s.Name, err)
 	}
 	return len(strays), nil
-}
-
-func jumpRule(from *nftables.Chain, to string) *nftables.Rule {
-	return &nftables.Rule{Table: from.Table, Chain: from, Exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: to}}}
-}
-
-// jumpsOf lists the chains a base chain jumps to, in order.
-func jumpsOf(conn *nftables.Conn, c *nftables.Chain) ([]string, error) {
-	rules, err := conn.GetRules(c.Table, c)
-	if err != nil {
-		return nil, fmt.Errorf("reading chain %s: %w", c.Name, err)
-	}
-	var jumps []string
-	for _, r := range rules {
-		for _, e := range r.Exprs {
-			if v, ok := e.(*expr.Verdict); ok && v.Kind == expr.VerdictJump {
-				jumps = append(jumps, v.Chain)
-			}
-		}
-	}
-	return jumps, nil
 }

@@ -435,6 +435,61 @@ func (r Rule) text() string {
 	return t
 }
 
+// wantChain is a chain of the managed table as the ruleset has it.
+type wantChain struct {
+	name  string
+	hook  string // input, output or forward for a base chain, "" for another
+	rules []Rule
+	// addsTo is the per-address set that the chain's rules add to, if any.
+	addsTo string
+}
+
+// chains lists every chain of the ruleset in an order they can be made in:
+// the marker, the entry chains and the sets' (a shard's before the chain
+// that goes to it), then the base chains that jump or go to them.
+func (rs *Ruleset) chains() []wantChain {
+	addsTo := map[string]string{}
+	for _, s := range rs.Sets {
+		addsTo["addr_"+s.Name] = s.Name
+	}
+	list := []wantChain{{name: MarkerChain}}
+	for _, c := range rs.Chains {
+		list = append(list, wantChain{name: c.Name, rules: c.Rules, addsTo: addsTo[c.Name]})
+	}
+	for _, bc := range rs.Base {
+		wc := wantChain{name: bc.Hook, hook: bc.Hook}
+		for _, j := range bc.Jumps {
+			wc.rules = append(wc.rules, Rule{Text: "jump " + j, Exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: j}}, Full: true})
+		}
+		list = append(list, wc)
+	}
+	for _, bc := range rs.AddrBase {
+		list = append(list, wantChain{name: bc.Name, hook: bc.Hook, rules: bc.Rules})
+	}
+	return list
+}
+
+// chain is the chain as google/nftables describes it, to create.
+func (wc wantChain) chain(table *nftables.Table, prio nftables.ChainPriority) *nftables.Chain {
+	c := &nftables.Chain{Name: wc.name, Table: table}
+	if wc.hook != "" {
+		accept := nftables.ChainPolicyAccept
+		c.Type, c.Hooknum, c.Priority, c.Policy = nftables.ChainTypeFilter, hookNums[wc.hook], nftables.ChainPriorityRef(prio), &accept
+	}
+	return c
+}
+
+// sameKind reports whether the kernel's chain c is what wc asks for but
+// its rules: regular, or a filter chain at wc's hook and priority that
+// accepts.
+func (wc wantChain) sameKind(c *nftables.Chain, prio nftables.ChainPriority) bool {
+	if wc.hook == "" {
+		return c.Hooknum == nil
+	}
+	return c.Hooknum != nil && *c.Hooknum == *hookNums[wc.hook] && c.Priority != nil && *c.Priority == prio &&
+		c.Type == nftables.ChainTypeFilter && c.Policy != nil && *c.Policy == nftables.ChainPolicyAccept
+}
+
 // tableOf is the managed table as google/nftables names it.
 func (rs *Ruleset) tableOf() *nftables.Table {
 	return &nftables.Table{Name: rs.Table, Family: nftables.TableFamilyINet}

@@ -3,6 +3,7 @@ package managed
 import (
 	"context"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -13,9 +14,22 @@ import (
 	"github.com/ipacct/ipacct_exporter/internal/netnstest"
 )
 
+// exampleRuleset is the ruleset of rules.example.yaml.
+func exampleRuleset(t *testing.T) *Ruleset {
+	t.Helper()
+	f, err := config.Load("../rules.example.yaml")
+	return built(t, f, err)
+}
+
 func mustBuild(t *testing.T, yaml string) *Ruleset {
 	t.Helper()
 	f, err := config.Parse("rules.yaml", []byte(yaml))
+	return built(t, f, err)
+}
+
+// built is the ruleset of a file that loaded with err.
+func built(t *testing.T, f *config.File, err error) *Ruleset {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,31 +125,11 @@ func readTags(t *testing.T, ns *netnstest.NS) map[string]netnstest.Counter {
 	return out
 }
 
-// others is the ruleset without the managed table, stateless: what Apply
-// and Cleanup must leave exactly as it was.
-func others(t *testing.T, ns *netnstest.NS, table string) string {
-	t.Helper()
-	var keep []string
-	skipping := false
-	for _, line := range strings.Split(ns.Run("nft", "-s", "list", "ruleset"), "\n") {
-		if line == "table inet "+table+" {" {
-			skipping = true
-		}
-		if !skipping {
-			keep = append(keep, line)
-		}
-		if skipping && line == "}" {
-			skipping = false
-		}
-	}
-	return strings.Join(keep, "\n")
-}
-
 func TestApplyCountsTraffic(t *testing.T) {
 	netnstest.RequireRoot(t, "nft")
 	ns := netnstest.New(t, netnstest.SeedAddrs...)
 	ch := apply(t, ns, mustBuild(t, netnstest.SeedYAML))
-	if !ch.Created || len(ch.Added) != 7 {
+	if !ch.Created || len(ch.Added) != 9 { // 7 entry chains, input and output
 		t.Fatalf("first apply: %+v", ch)
 	}
 	sent := ns.SendSeedTraffic()
@@ -200,21 +194,10 @@ func TestOtherRulesetsUntouched(t *testing.T) {
 	netnstest.RequireRoot(t, "nft", "iptables-nft", "iptables-legacy", "iptables-legacy-save")
 	ns := netnstest.New(t, netnstest.SeedAddrs...)
 	// A firewall beside us: iptables-nft, iptables-legacy and native tables.
-	ns.Run("iptables-nft", "-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT")
+	ns.Firewall()
 	ns.Run("iptables-nft", "-P", "FORWARD", "DROP")
-	ns.Run("iptables-legacy", "-A", "INPUT", "-s", "192.0.2.9", "-j", "DROP")
-	legacy := ns.Run("iptables-legacy-save", "-t", "filter")
-	ns.NFT(`table inet fw {
-	set allowed {
-		type ipv4_addr
-		elements = { 192.0.2.7 }
-	}
-	chain input {
-		type filter hook input priority 0; policy accept;
-		ip saddr @allowed accept
-	}
-}
-table ip6 other {
+	legacy := ns.LegacySave()
+	ns.NFT(`table ip6 other {
 	chain c {
 	}
 }
@@ -222,11 +205,11 @@ table ip6 other {
 	original := ns.Run("nft", "-s", "list", "ruleset")
 
 	apply(t, ns, mustBuild(t, netnstest.SeedYAML))
-	if got := others(t, ns, "ipacct"); got != strings.TrimSuffix(original, "\n") && got != original {
+	if got := ns.RulesetWithout("ipacct"); got != strings.TrimSuffix(original, "\n") && got != original {
 		t.Errorf("apply changed other tables:\nbefore\n%s\nafter\n%s", original, got)
 	}
 	apply(t, ns, mustBuild(t, strings.Replace(netnstest.SeedYAML, "ports: [80]", "ports: [8080]", 1)))
-	if got := others(t, ns, "ipacct"); got != strings.TrimSuffix(original, "\n") && got != original {
+	if got := ns.RulesetWithout("ipacct"); got != strings.TrimSuffix(original, "\n") && got != original {
 		t.Errorf("re-apply changed other tables:\n%s", got)
 	}
 	if deleted, err := Cleanup(conn(t, ns), "ipacct"); err != nil || !deleted {
@@ -235,7 +218,7 @@ table ip6 other {
 	if got := ns.Run("nft", "-s", "list", "ruleset"); got != original {
 		t.Errorf("after cleanup the ruleset differs:\nbefore\n%s\nafter\n%s", original, got)
 	}
-	if got := ns.Run("iptables-legacy-save", "-t", "filter"); dropComments(got) != dropComments(legacy) {
+	if got := ns.LegacySave(); got != legacy {
 		t.Errorf("the legacy tables changed:\nbefore\n%s\nafter\n%s", legacy, got)
 	}
 	if deleted, err := Cleanup(conn(t, ns), "ipacct"); err != nil || deleted {
@@ -302,13 +285,38 @@ func dryRunListing(t *testing.T, rs *Ruleset) string {
 	return a
 }
 
-// dropComments removes iptables-save's "# Generated … on DATE" lines.
-func dropComments(save string) string {
-	var keep []string
-	for _, l := range strings.Split(save, "\n") {
-		if !strings.HasPrefix(l, "#") {
-			keep = append(keep, l)
+// nftShortForms are the forms in which nft 1.0.6 lists the rules of the dry
+// run (README, "Check first"): it leaves out a meta nfproto that a later
+// match implies, writes meta l4proto tcp th dport (or tcp dport) as tcp
+// dport and icmpv6 as ipv6-icmp, and spaces the priority. Each pattern
+// turns both forms into one.
+var nftShortForms = []struct {
+	pattern *regexp.Regexp
+	to      string
+}{
+	{regexp.MustCompile(`meta nfproto ipv[46] `), ""},
+	{regexp.MustCompile(`meta l4proto (tcp|udp) (?:th|tcp|udp) (sport|dport)`), "$1 $2"},
+	{regexp.MustCompile(`meta l4proto icmpv6`), "meta l4proto ipv6-icmp"},
+	{regexp.MustCompile(`priority filter ([+-])(\d+)`), "priority filter $1 $2"},
+}
+
+// TestDryRunAgainstNftListing: the dry run is what nft lists of the table
+// the exporter installs, but for the short forms README names.
+func TestDryRunAgainstNftListing(t *testing.T) {
+	netnstest.RequireRoot(t, "nft")
+	rsExample := exampleRuleset(t)
+	short := func(s string) string {
+		for _, f := range nftShortForms {
+			s = f.pattern.ReplaceAllString(s, f.to)
+		}
+		return s
+	}
+	for name, rs := range map[string]*Ruleset{"example": rsExample, "match": mustBuild(t, matchYAML), "addresses": mustBuild(t, serversYAML)} {
+		ns := netnstest.New(t)
+		apply(t, ns, rs)
+		listing := ns.Run("nft", "-s", "list", "table", "inet", "ipacct")
+		if a, b := short(rs.Text()), short(listing); a != b {
+			t.Errorf("%s: the dry run and nft's listing differ beyond the short forms:\n--- dry run\n%s\n--- nft -s list table inet ipacct\n%s", name, a, b)
 		}
 	}
-	return strings.Join(keep, "\n")
 }

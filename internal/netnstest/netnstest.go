@@ -133,6 +133,63 @@ func (ns *NS) Try(name string, args ...string) (string, error) {
 	return string(out), nil
 }
 
+// FirewallNFT is a native firewall table, as an operator's nftables.conf
+// would have it beside the exporter's.
+const FirewallNFT = `table inet fw {
+	set allowed {
+		type ipv4_addr
+		elements = { 192.0.2.7 }
+	}
+	chain input {
+		type filter hook input priority 0; policy accept;
+		ip saddr @allowed accept
+	}
+}
+`
+
+// Firewall gives the namespace what the exporter must never touch: the
+// native table of FirewallNFT, an iptables-nft rule and an iptables-legacy
+// rule.
+func (ns *NS) Firewall() {
+	ns.t.Helper()
+	ns.NFT(FirewallNFT)
+	ns.Run("iptables-nft", "-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT")
+	ns.Run("iptables-legacy", "-A", "INPUT", "-s", "192.0.2.9", "-j", "DROP")
+}
+
+// RulesetWithout is `nft -s list ruleset` without the table inet NAME:
+// what the exporter, which manages that table, must leave as it was.
+func (ns *NS) RulesetWithout(table string) string {
+	ns.t.Helper()
+	var keep []string
+	skipping := false
+	for _, line := range strings.Split(ns.Run("nft", "-s", "list", "ruleset"), "\n") {
+		if line == "table inet "+table+" {" {
+			skipping = true
+		}
+		if !skipping {
+			keep = append(keep, line)
+		}
+		if skipping && line == "}" {
+			skipping = false
+		}
+	}
+	return strings.Join(keep, "\n")
+}
+
+// LegacySave is iptables-legacy-save without its "# Generated … on DATE"
+// lines: the legacy tables, to compare before and after.
+func (ns *NS) LegacySave() string {
+	ns.t.Helper()
+	var keep []string
+	for _, l := range strings.Split(ns.Run("iptables-legacy-save"), "\n") {
+		if !strings.HasPrefix(l, "#") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
+}
+
 // NFT loads a ruleset given in nft syntax into the namespace.
 func (ns *NS) NFT(ruleset string) {
 	ns.t.Helper()

@@ -1,0 +1,155 @@
+package managed
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+)
+
+// observed is what the kernel holds of the managed table.
+type observed struct {
+	chains     map[string]*observedChain
+	sets       map[string]*nftables.Set
+	objects    []*nftables.NamedObj
+	flowtables []*nftables.Flowtable
+}
+
+// observedChain is a chain of the managed table and its rules.
+type observedChain struct {
+	chain *nftables.Chain
+	// rules are the rules' fingerprints, in order. A chain whose rules did
+	// not read (an expression google/nftables does not know) has one that
+	// matches no rule of ours.
+	rules []string
+}
+
+// observe reads the managed table: its chains, with their rules when
+// withRules, its sets, objects and flowtables. It returns nil when there is
+// no such table.
+func observe(conn *nftables.Conn, table *nftables.Table, withRules bool) (*observed, error) {
+	tables, err := conn.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return nil, fmt.Errorf("listing tables: %w", err)
+	}
+	if !slices.ContainsFunc(tables, func(t *nftables.Table) bool { return t.Name == table.Name }) {
+		return nil, nil
+	}
+	chains, err := conn.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return nil, fmt.Errorf("listing chains: %w", err)
+	}
+	o := &observed{chains: map[string]*observedChain{}, sets: map[string]*nftables.Set{}}
+	for _, c := range chains {
+		if c.Table.Name != table.Name {
+			continue
+		}
+		c.Table = table
+		oc := &observedChain{chain: c}
+		o.chains[c.Name] = oc
+		if !withRules {
+			continue
+		}
+		rules, err := conn.GetRules(table, c)
+		if err != nil {
+			oc.rules = []string{"unreadable: " + err.Error()}
+			continue
+		}
+		for _, r := range rules {
+			oc.rules = append(oc.rules, fingerprint(r.Exprs, r.UserData))
+		}
+	}
+	sets, err := conn.GetSets(table)
+	if err != nil {
+		return nil, fmt.Errorf("listing the sets of table inet %s: %w", table.Name, err)
+	}
+	for _, s := range sets {
+		s.Table = table
+		o.sets[s.Name] = s
+	}
+	// Objects and flowtables of kinds google/nftables cannot read stay, and
+	// so does the rest of the repair.
+	if objs, err := conn.GetNamedObjects(table); err == nil {
+		for _, obj := range objs {
+			if n, ok := obj.(*nftables.NamedObj); ok {
+				n.Table = table
+				o.objects = append(o.objects, n)
+			}
+		}
+	}
+	if fts, err := conn.ListFlowtables(table); err == nil {
+		o.flowtables = fts
+	}
+	return o, nil
+}
+
+// sameSet reports whether the kernel's set h is the set s asks for. The
+// comment is not compared: google/nftables does not read it, and the name
+// holds its hash.
+func sameSet(h *nftables.Set, s Set) bool {
+	w := s.nftSet(nil)
+	return h.KeyType.Name == w.KeyType.Name && h.Dynamic == w.Dynamic && h.Size == w.Size &&
+		h.HasTimeout == w.HasTimeout && h.Timeout == w.Timeout &&
+		!h.Constant && !h.Interval && !h.IsMap && !h.Anonymous && !h.Concatenation
+}
+
+// fingerprints are the fingerprints of the chain's rules, as the kernel
+// would list them.
+func (wc wantChain) fingerprints() []string {
+	var list []string
+	for _, r := range wc.rules {
+		exprs := r.Exprs
+		if r.GotoMap != nil {
+			exprs = append(exprs[:len(exprs):len(exprs)], &expr.Lookup{SourceRegister: 1, IsDestRegSet: true})
+		}
+		var ud []byte
+		if r.Comment != "" {
+			ud = userData(r.Comment)
+		}
+		list = append(list, fingerprint(exprs, ud))
+	}
+	return list
+}
+
+// fingerprint is a rule in a form that two rules share exactly when they
+// match and do the same: its expressions in the kernel's encoding, with the
+// counters' values and the names the kernel gives anonymous sets left
+// out, and its user data (the comment).
+func fingerprint(exprs []expr.Any, userData []byte) string {
+	var b []byte
+	for _, e := range exprs {
+		data, err := expr.Marshal(byte(nftables.TableFamilyINet), canonical(e))
+		if err != nil {
+			data = fmt.Appendf(nil, "%T: %v", e, err)
+		}
+		b = binary.AppendUvarint(b, uint64(len(data)))
+		b = append(b, data...)
+	}
+	b = append(b, 0)
+	return string(append(b, userData...))
+}
+
+// canonical is e without what changes while a rule stays the same.
+func canonical(e expr.Any) expr.Any {
+	switch e := e.(type) {
+	case *expr.Counter:
+		return &expr.Counter{}
+	case *expr.Lookup:
+		if strings.HasPrefix(e.SetName, "__") { // anonymous: __set%d, __map%d
+			c := *e
+			c.SetName, c.SetID = "", 0
+			return &c
+		}
+	case *expr.Dynset:
+		c := *e
+		c.Exprs = make([]expr.Any, len(e.Exprs))
+		for i, x := range e.Exprs {
+			c.Exprs[i] = canonical(x)
+		}
+		return &c
+	}
+	return e
+}
