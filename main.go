@@ -108,8 +108,8 @@ func run(args []string) int {
 		// The managed table is read whole, whatever the filter says. Its
 		// name is the one at start: changing it needs a restart.
 		manager.OnApply(func(f *config.File) {
-			if len(filter.Whole) == 0 {
-				filter.Whole = []string{"inet " + f.Table}
+			if len(filter.Managed) == 0 {
+				filter.Managed = []string{"inet " + f.Table}
 			}
 		})
 		if err := manager.Reload(); err != nil {

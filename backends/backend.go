@@ -26,6 +26,9 @@ type Record struct {
 	// Handle is the kernel's handle of the rule or object, 0 when it has
 	// none: a counter that went down under the same handle was zeroed.
 	Handle uint64
+	// MadeAtZero tells that the counter is in the exporter's own table,
+	// where it makes every counter at zero: one with a new handle is new.
+	MadeAtZero bool
 }
 
 // InvalidComment is a comment that opens a tag token that does not parse.
@@ -56,6 +59,8 @@ type AddressSet struct {
 	// Handle is the set's kernel handle, 0 when it has none: an element
 	// that went down in the same set was zeroed.
 	Handle uint64
+	// MadeAtZero: the set is in the exporter's own table (see Record).
+	MadeAtZero bool
 	// Capacity is the set's size limit; 0 when it has none.
 	Capacity uint32
 	Elements []AddressCount
@@ -80,19 +85,18 @@ type Backend interface {
 	Read(ctx context.Context) (Reading, error)
 }
 
-// Add parses a rule's comment and appends what it finds to r: a Record for a
-// tag, an InvalidComment for a broken tag, nothing for a comment without one.
-// id and handle are the Record's ID and Handle.
-func (r *Reading) Add(where, comment, family string, packets, bytes uint64, id string, handle uint64) {
+// Add parses a rule's comment and appends what it finds to r: rec, with the
+// tag, direction and description filled in, for a tag; an InvalidComment
+// for a broken tag; nothing for a comment without one. where names the
+// rule in the log.
+func (r *Reading) Add(where, comment string, rec Record) {
 	t, err := tag.Parse(comment)
 	switch {
 	case err == tag.ErrNoTag:
 	case err != nil:
 		r.Invalid = append(r.Invalid, InvalidComment{Where: where, Comment: comment, Err: err})
 	default:
-		r.Records = append(r.Records, Record{
-			Tag: t.Name, Direction: t.Direction, Family: family, Description: t.Description,
-			Packets: packets, Bytes: bytes, ID: id, Handle: handle,
-		})
+		rec.Tag, rec.Direction, rec.Description = t.Name, t.Direction, t.Description
+		r.Records = append(r.Records, rec)
 	}
 }

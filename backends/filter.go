@@ -16,9 +16,10 @@ type Filter struct {
 	Tables []string
 	// Chains are globs of chain names; empty: every chain.
 	Chains []string
-	// Whole are tables read whole, whatever Tables and Chains say: the
-	// exporter's own managed table.
-	Whole []string
+	// Managed are the exporter's own tables ("inet ipacct"): read whole,
+	// whatever Tables and Chains say, and every counter in them was made
+	// at zero by the exporter.
+	Managed []string
 }
 
 // Check reports a malformed glob.
@@ -34,17 +35,18 @@ func (f Filter) Check() error {
 // Table tells whether the table is read at all.
 func (f Filter) Table(family, name string) bool {
 	t := family + " " + name
-	return f.whole(t) || matchAny(f.Tables, t)
+	return f.IsManaged(family, name) || matchAny(f.Tables, t)
 }
 
 // Chain tells whether the chain's rules are read; its table is read.
 func (f Filter) Chain(family, table, chain string) bool {
-	return f.whole(family+" "+table) || matchAny(f.Chains, chain)
+	return f.IsManaged(family, table) || matchAny(f.Chains, chain)
 }
 
-func (f Filter) whole(table string) bool {
-	for _, w := range f.Whole {
-		if w == table {
+// IsManaged tells whether the table is one of the exporter's own.
+func (f Filter) IsManaged(family, table string) bool {
+	for _, m := range f.Managed {
+		if m == family+" "+table {
 			return true
 		}
 	}

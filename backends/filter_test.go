@@ -3,7 +3,7 @@ package backends
 import "testing"
 
 func TestFilter(t *testing.T) {
-	f := Filter{Tables: []string{"ip filter", "ip6 *"}, Chains: []string{"ACCT*"}, Whole: []string{"inet ipacct"}}
+	f := Filter{Tables: []string{"ip filter", "ip6 *"}, Chains: []string{"ACCT*"}, Managed: []string{"inet ipacct"}}
 	for _, c := range []struct {
 		family, table, chain string
 		wantTable, wantChain bool

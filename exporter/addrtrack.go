@@ -81,7 +81,7 @@ func (a *addrTracks) setIndex(id string, src int) uint32 {
 
 // observe applies one element's value read now, at once when it is the
 // series' one part, or through a full track otherwise.
-func (a *addrTracks) observe(k addrKey, born int64, set uint32, handle uint64, v backends.Counter) {
+func (a *addrTracks) observe(k addrKey, born int64, set uint32, handle uint64, madeAtZero bool, v backends.Counter) {
 	t, ok := a.m[k]
 	switch {
 	case !ok:
@@ -91,22 +91,14 @@ func (a *addrTracks) observe(k addrKey, born int64, set uint32, handle uint64, v
 		}
 	case t.multi == nil && t.set == set && t.flags&addrSeen == 0:
 		t.flags = t.flags&^addrWithheld | addrSeen
-		switch {
-		case v.Bytes >= t.last.Bytes && v.Packets >= t.last.Packets:
-		case handle != 0 && handle == t.handle, v.Bytes < t.last.Bytes/restoreDivisor:
-			// Zeroed, and the one part: the series starts again.
-			t.carried = backends.Counter{}
-		default:
-			// Restored from a save: hold the served value.
-			t.carried = add(t.carried, backends.Counter{Packets: sub(t.last.Packets, v.Packets), Bytes: sub(t.last.Bytes, v.Bytes)})
-		}
+		t.carried = add(t.carried, judge(t.last, v, t.handle, handle, madeAtZero))
 		t.last, t.handle = v, handle
 	default:
 		if t.multi == nil {
 			t.multi = a.full(t)
 		}
 		p := a.setList[set]
-		t.multi.observe(p.id, handle, p.src, v)
+		t.multi.observe(p.id, handle, madeAtZero, p.src, v)
 	}
 	a.m[k] = t
 }

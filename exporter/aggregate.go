@@ -87,7 +87,7 @@ func (e *Exporter) aggregate(sources []Source, results []result, now time.Time) 
 				continue
 			}
 			k := seriesKey{s.NetNS, rec.Tag, rec.Direction, rec.Family}
-			trackOf(e.tags, k, born).observe(rec.ID, rec.Handle, src, backends.Counter{Packets: rec.Packets, Bytes: rec.Bytes})
+			trackOf(e.tags, k, born).observe(rec.ID, rec.Handle, rec.MadeAtZero, src, backends.Counter{Packets: rec.Packets, Bytes: rec.Bytes})
 			a.rules[k]++
 			a.describe(tagKey{s.NetNS, rec.Tag}, rec.Description)
 		}
@@ -99,12 +99,12 @@ func (e *Exporter) aggregate(sources []Source, results []result, now time.Time) 
 			a.describe(tagKey{s.NetNS, set.Tag}, set.Description)
 			if set.Overflow != nil {
 				g := setGroup{s.NetNS, set.Tag, set.Family, set.Direction}
-				trackOf(e.overflows, g, born).observe(set.Where, 0, src, *set.Overflow)
+				trackOf(e.overflows, g, born).observe(set.Where, 0, set.MadeAtZero, src, *set.Overflow)
 			}
 			idx := e.addrs.setIndex(set.Where, src)
 			g := e.addrs.group(s.NetNS, set.Tag, set.Direction)
 			for _, el := range set.Elements {
-				e.addrs.observe(addrKey{g, el.Addr}, born, idx, set.Handle, backends.Counter{Packets: el.Packets, Bytes: el.Bytes})
+				e.addrs.observe(addrKey{g, el.Addr}, born, idx, set.Handle, set.MadeAtZero, backends.Counter{Packets: el.Packets, Bytes: el.Bytes})
 			}
 		}
 	}

@@ -20,15 +20,14 @@ import (
 //     counted after the last read is lost.
 //   - a part found below its last value was zeroed (iptables -Z, nft reset,
 //     a rule reloaded without counters) or recreated from a save (nft -f of
-//     a listing, iptables-restore -c). It was zeroed when it is still the
-//     same kernel object (same handle), or when its value is below half
-//     its last one: all of its value is new. Otherwise it was restored:
-//     the served value holds and only its growth from now on counts.
-//   - a series none of whose old parts carried on (each vanished or was
-//     zeroed) starts again from the kernel's sum: carried is dropped.
-//     Prometheus sees the drop and counts it as the reset it is. So the
-//     served value equals the kernel's sum unless a series lost only some
-//     of its parts.
+//     a listing, iptables-restore -c): see judge.
+//
+// So the served value is the kernel's sum until a counter of the series
+// vanishes or is zeroed, and from then on that sum plus what such counters
+// had counted. Dropping what is carried when every part of a series was
+// reset at once would serve the kernel's sum again, but Prometheus would
+// then miss the new traffic whenever it passed the old total by the next
+// scrape: carrying on is exact.
 
 // restoreDivisor: a recreated counter found below its last value is taken
 // as restored from a save when it holds at least 1/restoreDivisor of that
@@ -44,9 +43,10 @@ type part struct {
 	last   backends.Counter
 
 	// This read's observation, while a read is applied.
-	seen      bool
-	curHandle uint64
-	cur       backends.Counter
+	seen       bool
+	madeAtZero bool // the exporter made the counter at zero: see judge
+	curHandle  uint64
+	cur        backends.Counter
 }
 
 // track is one served series' state between scrapes.
@@ -97,7 +97,7 @@ func add(a, b backends.Counter) backends.Counter {
 // one id in one series (identical rules in one chain) are told apart by
 // their order, which is the kernel's: the n-th observation of an id is the
 // n-th part with it.
-func (t *track) observe(id string, handle uint64, src int, v backends.Counter) {
+func (t *track) observe(id string, handle uint64, madeAtZero bool, src int, v backends.Counter) {
 	t.observed = true
 	if t.index == nil && len(t.parts) >= indexFrom {
 		t.index = make(map[partID][]int, len(t.parts))
@@ -109,7 +109,7 @@ func (t *track) observe(id string, handle uint64, src int, v backends.Counter) {
 	if t.index != nil {
 		for _, i := range t.index[partID{id, src}] {
 			if p := &t.parts[i]; !p.seen {
-				p.seen, p.curHandle, p.cur = true, handle, v
+				p.seen, p.curHandle, p.cur, p.madeAtZero = true, handle, v, madeAtZero
 				return
 			}
 		}
@@ -117,7 +117,7 @@ func (t *track) observe(id string, handle uint64, src int, v backends.Counter) {
 		for i := range t.parts {
 			p := &t.parts[i]
 			if p.id == id && p.src == src && !p.seen {
-				p.seen, p.curHandle, p.cur = true, handle, v
+				p.seen, p.curHandle, p.cur, p.madeAtZero = true, handle, v, madeAtZero
 				return
 			}
 		}
@@ -126,11 +126,34 @@ func (t *track) observe(id string, handle uint64, src int, v backends.Counter) {
 		k := partID{id, src}
 		t.index[k] = append(t.index[k], len(t.parts))
 	}
-	t.parts = append(t.parts, part{id: id, src: src, seen: true, curHandle: handle, cur: v, handle: newPart})
+	t.parts = append(t.parts, part{id: id, src: src, seen: true, curHandle: handle, cur: v, handle: newPart, madeAtZero: madeAtZero})
 }
 
 // newPart marks, in part.handle, a part that this read found first.
 const newPart = ^uint64(0)
+
+// judge returns what a part read again adds to what its series carries,
+// from its last and current values and handles:
+//
+//   - it grew: nothing; its growth counts.
+//   - zeroed: its last value, and all of its new value counts. A counter
+//     is zeroed when it is still the same kernel object, when it was
+//     recreated in the exporter's own table (whose counters it makes at
+//     zero), or when it holds less than half its last value.
+//   - restored from a save: what it lost, so that the served value holds
+//     and only its growth from now on counts.
+func judge(last, cur backends.Counter, lastHandle, curHandle uint64, madeAtZero bool) backends.Counter {
+	recreated := lastHandle != 0 && curHandle != 0 && lastHandle != curHandle
+	switch {
+	case madeAtZero && recreated:
+		return last
+	case cur.Bytes >= last.Bytes && cur.Packets >= last.Packets:
+		return backends.Counter{}
+	case curHandle != 0 && curHandle == lastHandle, cur.Bytes < last.Bytes/restoreDivisor:
+		return last
+	}
+	return backends.Counter{Packets: sub(last.Packets, cur.Packets), Bytes: sub(last.Bytes, cur.Bytes)}
+}
 
 // apply ends a read for the series: failed tells the sources that failed
 // in it. It returns false when the series is gone: no part is left.
@@ -147,34 +170,17 @@ func (t *track) apply(failed func(src int) bool) bool {
 	}
 	t.withheld = false
 	kept := t.parts[:0]
-	old, carriedOn := 0, 0
 	for _, p := range t.parts {
 		if p.handle == newPart {
 			p.handle, p.last = p.curHandle, p.cur
 			kept = append(kept, p.clear())
 			continue
 		}
-		old++
 		if !p.seen {
 			t.carried = add(t.carried, p.last)
 			continue
 		}
-		switch {
-		case p.cur.Bytes >= p.last.Bytes && p.cur.Packets >= p.last.Packets:
-			carriedOn++
-		case p.curHandle != 0 && p.curHandle == p.handle, p.cur.Bytes < p.last.Bytes/restoreDivisor:
-			// Zeroed: what it had counted stays, all of its value is new.
-			t.carried = add(t.carried, p.last)
-		default:
-			// Restored from a save: hold the served value.
-			carriedOn++
-			if p.cur.Bytes < p.last.Bytes {
-				t.carried.Bytes += p.last.Bytes - p.cur.Bytes
-			}
-			if p.cur.Packets < p.last.Packets {
-				t.carried.Packets += p.last.Packets - p.cur.Packets
-			}
-		}
+		t.carried = add(t.carried, judge(p.last, p.cur, p.handle, p.curHandle, p.madeAtZero))
 		p.handle, p.last = p.curHandle, p.cur
 		kept = append(kept, p.clear())
 	}
@@ -182,9 +188,6 @@ func (t *track) apply(failed func(src int) bool) bool {
 		t.index = nil // positions moved
 	}
 	t.parts = kept
-	if old > 0 && carriedOn == 0 {
-		t.carried = backends.Counter{}
-	}
 	t.observed = false
 	return len(t.parts) > 0
 }

@@ -108,7 +108,7 @@ func decodeRuleDump(msgs []benchMessage) (backends.Reading, error) {
 			continue
 		}
 		where, fam, _ := loc.of(m.family, r.table, r.chain)
-		reading.Add(where, string(r.comment), fam, r.packets, r.bytes, r.id(where), r.handle)
+		reading.Add(where, string(r.comment), backends.Record{Family: fam, Packets: r.packets, Bytes: r.bytes, ID: r.id(where), Handle: r.handle})
 	}
 	return reading, nil
 }

@@ -129,7 +129,8 @@ func (b *Backend) read(ctx context.Context, lastTry bool) (backends.Reading, err
 				return nil
 			}
 		}
-		reading.Add(where, string(r.comment), fam, r.packets, r.bytes, r.id(where), d.objectHandle(family, r.table, r.handle))
+		reading.Add(where, string(r.comment), backends.Record{Family: fam, Packets: r.packets, Bytes: r.bytes,
+			ID: r.id(where), Handle: d.objectHandle(family, r.table, r.handle), MadeAtZero: loc.managed})
 		return nil
 	})
 	if err != nil {
@@ -150,7 +151,8 @@ func (b *Backend) read(ctx context.Context, lastTry bool) (backends.Reading, err
 			return nil
 		}
 		where := fam + " " + string(o.table) + " counter " + string(o.name)
-		reading.Add(where, string(o.comment), fam, o.packets, o.bytes, where, d.objectHandle(family, o.table, o.handle))
+		reading.Add(where, string(o.comment), backends.Record{Family: fam, Packets: o.packets, Bytes: o.bytes,
+			ID: where, Handle: d.objectHandle(family, o.table, o.handle), MadeAtZero: b.opts.Filter.IsManaged(fam, string(o.table))})
 		return nil
 	})
 	if err != nil {
@@ -174,6 +176,7 @@ type location struct {
 	table, chain string
 	where, fam   string
 	read         bool
+	managed      bool // the exporter's own table
 }
 
 func (l *location) of(family uint8, table, chain []byte) (where, fam string, read bool) {
@@ -182,6 +185,7 @@ func (l *location) of(family uint8, table, chain []byte) (where, fam string, rea
 		l.fam = FamilyName(nftables.TableFamily(family))
 		l.where = l.fam + " " + l.table + " " + l.chain
 		l.read = l.filter.Chain(l.fam, l.table, l.chain)
+		l.managed = l.filter.IsManaged(l.fam, l.table)
 	}
 	return l.where, l.fam, l.read
 }

@@ -215,6 +215,7 @@ func readSets(d *dumper, r *backends.Reading, overflow map[setKey]*backends.Coun
 		tag            tag.Tag
 		family         string
 		handle         uint64
+		managed        bool
 	}
 	var sets []tagged
 	err := d.dump(unix.NFT_MSG_GETSET, unix.AF_UNSPEC, nil, func(family uint8, attrs []byte) error {
@@ -234,7 +235,8 @@ func readSets(d *dumper, r *backends.Reading, overflow map[setKey]*backends.Coun
 			var fam string
 			if fam, err = s.addressFamily(); err == nil {
 				key := setKey{family, string(s.table), string(s.name)}
-				sets = append(sets, tagged{key, where, string(s.comment), s.size, s.keyLen, t, fam, d.objectHandle(family, s.table, s.handle)})
+				sets = append(sets, tagged{key, where, string(s.comment), s.size, s.keyLen, t, fam, d.objectHandle(family, s.table, s.handle),
+					d.filter.IsManaged(FamilyName(nftables.TableFamily(family)), string(s.table))})
 				return nil
 			}
 		}
@@ -249,7 +251,7 @@ func readSets(d *dumper, r *backends.Reading, overflow map[setKey]*backends.Coun
 		where := ts.where
 		as := backends.AddressSet{
 			Tag: ts.tag.Name, Direction: ts.tag.Direction, Description: ts.tag.Description,
-			Family: ts.family, Where: where, Handle: ts.handle, Capacity: ts.size, Overflow: overflow[ts.key],
+			Family: ts.family, Where: where, Handle: ts.handle, MadeAtZero: ts.managed, Capacity: ts.size, Overflow: overflow[ts.key],
 		}
 		keyLen := int(ts.keyLen)
 		uncounted := 0
