@@ -254,7 +254,11 @@ func (e *Exporter) collect(ch chan<- prometheus.Metric) []*dto.MetricFamily {
 	}
 	for _, t := range tags {
 		if shown[t] {
-			ch <- prometheus.MustNewConstMetric(e.d.tagInfo, prometheus.GaugeValue, 1, e.labels(t.netns, t.tag, descriptions[t])...)
+			d := descriptions[t]
+			if d == "" {
+				d = t.tag // as munin labels a graph whose rules have none
+			}
+			ch <- prometheus.MustNewConstMetric(e.d.tagInfo, prometheus.GaugeValue, 1, e.labels(t.netns, t.tag, d)...)
 		}
 	}
 	return addresses
