@@ -7,7 +7,9 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /ipacct_exporter .
+# The release build: the version from the VERSION file, the revision and
+# branch from git when the context holds .git (see Makefile).
+RUN make build BIN=/ipacct_exporter
 
 FROM debian:bookworm-slim
 # iptables-legacy for the iptables collector; nothing else is needed for

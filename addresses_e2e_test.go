@@ -88,16 +88,19 @@ func TestNATGatewayTenants(t *testing.T) {
 		t.Errorf("%d per-address series, want %d: the upstream or gateway addresses must not be counted", n, len(want))
 	}
 	for _, g := range []struct {
-		tag, family, dir string
-		addresses        float64
-	}{{"rent31", "ipv4", "out", 2}, {"rent31", "ipv6", "in", 1}, {"rent32", "ipv4", "in", 1}} {
+		tag, family, dir    string
+		addresses, capacity float64
+	}{
+		// The sets are sized from the networks: a /25 holds 128 addresses;
+		// a /64 gets 65535, 4 shards of 16384 and an eighth.
+		{"rent31", "ipv4", "out", 2, 128}, {"rent31", "ipv6", "in", 1, 4 * 18432}, {"rent32", "ipv4", "in", 1, 128},
+	} {
 		labels := map[string]string{"tag": g.tag, "family": g.family, "direction": g.dir}
 		if v, _ := value(fams, "ipacct_ip_addresses", labels); v != g.addresses {
 			t.Errorf("ipacct_ip_addresses%v = %v, want %v", labels, v, g.addresses)
 		}
-		// The default size 65535 is 4 shards of 16384 and an eighth.
-		if v, _ := value(fams, "ipacct_ip_capacity", labels); v != 4*18432 {
-			t.Errorf("ipacct_ip_capacity%v = %v, want 73728", labels, v)
+		if v, _ := value(fams, "ipacct_ip_capacity", labels); v != g.capacity {
+			t.Errorf("ipacct_ip_capacity%v = %v, want %v", labels, v, g.capacity)
 		}
 		if v, ok := value(fams, "ipacct_ip_overflow_packets_total", labels); !ok || v != 0 {
 			t.Errorf("ipacct_ip_overflow_packets_total%v = %v (present %v), want 0", labels, v, ok)

@@ -28,6 +28,7 @@ import (
 	"github.com/ipacct/ipacct_exporter/backends"
 	"github.com/ipacct/ipacct_exporter/config"
 	"github.com/ipacct/ipacct_exporter/exporter"
+	"github.com/ipacct/ipacct_exporter/internal/buildinfo"
 	"github.com/ipacct/ipacct_exporter/internal/netns"
 	"github.com/ipacct/ipacct_exporter/managed"
 )
@@ -43,6 +44,7 @@ func main() {
 }
 
 func run(args []string) int {
+	buildinfo.Fill()
 	app := kingpin.New(name, "Serves netfilter (nftables and iptables) accounting counters, tagged by rule comments, as Prometheus metrics.")
 	var (
 		metricsPath = app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()

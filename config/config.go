@@ -83,9 +83,9 @@ type AddressEntry struct {
 	// that it works on a server and on a gateway. Out is counted at output
 	// and forward, in at input and forward. Nil for a flows entry.
 	Hooks []string `yaml:"hooks"`
-	// Size is the most addresses each set holds (default 65535). When a
-	// set is full, new addresses are not counted per address; the overflow
-	// is counted per tag instead.
+	// Size is the most addresses each set holds; 0 (not given): see
+	// SetSize. When a set is full, new addresses are not counted per
+	// address; the overflow is counted per tag instead.
 	Size uint32 `yaml:"size"`
 	// Timeout, when set, drops an address that has seen no traffic for
 	// that long, which frees its place in the set. If it comes back, its

@@ -114,18 +114,22 @@ func TestInvalid(t *testing.T) {
 			`11: accounting[2].tag: "mail_out" ends in _out, a direction suffix, which the exporter adds; use direction: out instead` + "\n" +
 			"13: accounting[2].local[0]: 192.0.2.25 is an IPv4 address, but family is ipv6\n" +
 			"14: unknown: unknown key",
-		"syntax":               "3: syntax error: did not find expected ',' or ']'",
-		"syntax-indent":        "3: syntax error: did not find expected '-' indicator",
-		"table":                `1: table: "my table" is not a table name: 1 to 32 letters, digits, '_' and '-', starting with a letter or '_'`,
-		"table-digit":          `1: table: "1st" is not a table name: 1 to 32 letters, digits, '_' and '-', starting with a letter or '_'`,
-		"tag-characters":       `2: accounting[0].tag: "web 4" has the character ' '; a tag is letters, digits, '_', '.' and '-'`,
-		"tag-direction-suffix": `2: accounting[0].tag: "web4_down" ends in _down, a direction suffix, which the exporter adds; use direction: in instead`,
-		"tag-missing":          "2: accounting[0].tag: missing; every entry needs a tag",
-		"tag-too-long":         `2: accounting[0].tag: "a123456789b123456789c123456789d123456789e123456789f123456789x" is 61 characters long, at most 60 are allowed (the exporter adds _in or _out)`,
-		"too-many-rules":       "2: accounting[0]: expands to 1100 rules per direction and hook (11 local × 10 remote × 1 protocols × 10 ports), at most 1000 are allowed; split it",
-		"unknown-anchor":       "3: syntax error: unknown anchor 'servers' referenced",
-		"unknown-key":          "1: tables: unknown key; did you mean table?",
-		"unknown-nested-key":   "4: accounting[0].port: unknown key; did you mean ports?",
+		"syntax":         "3: syntax error: did not find expected ',' or ']'",
+		"syntax-indent":  "3: syntax error: did not find expected '-' indicator",
+		"table":          `1: table: "my table" is not a table name: 1 to 32 letters, digits, '_' and '-', starting with a letter or '_'`,
+		"table-digit":    `1: table: "1st" is not a table name: 1 to 32 letters, digits, '_' and '-', starting with a letter or '_'`,
+		"tag-characters": `2: accounting[0].tag: "web 4" has the character ' '; a tag is letters, digits, '_', '.' and '-'`,
+		"tag-direction-suffix": `2: accounting[0].tag: "web4_down" ends in _down, a direction suffix, which the exporter adds; use direction: in instead` + "\n" +
+			`3: accounting[1].tag: "WEB_Up" ends in _Up, a direction suffix, which the exporter adds; use direction: out instead`,
+		"tag-missing":    "2: accounting[0].tag: missing; every entry needs a tag",
+		"tag-too-long":   `2: accounting[0].tag: "a123456789b123456789c123456789d123456789e123456789f123456789x" is 61 characters long, at most 60 are allowed (the exporter adds _in or _out)`,
+		"too-many-rules": "2: accounting[0]: expands to 1100 rules per direction and hook (11 local × 10 remote × 1 protocols × 10 ports), at most 1000 are allowed; split it",
+		"unknown-anchor": "3: syntax error: unknown anchor 'servers' referenced",
+		"unknown-key":    "1: tables: unknown key; did you mean table?",
+		// The typo first, then what it leaves missing.
+		"unknown-key-addresses": "1: adresses: unknown key; did you mean addresses?\n" +
+			" no accounting or addresses entries",
+		"unknown-nested-key": "4: accounting[0].port: unknown key; did you mean ports?",
 	}
 	files, err := filepath.Glob("testdata/invalid-*.yaml")
 	if err != nil {
@@ -239,6 +243,8 @@ accounting:
   - tag: ping6
     family: ipv6
     protocol: [icmpv6]
+  - tag: ping
+    protocol: [icmp, icmpv6]
   - tag: 2024
     description:
     hooks:
@@ -299,12 +305,21 @@ accounting:
 		Protocol:  []string{"icmpv6"},
 		Line:      28,
 	}, {
+		// Each ICMP in its family.
+		Tag:       "ping",
+		Source:    "kernel",
+		Direction: "both",
+		Family:    "both",
+		Hooks:     []string{"input", "output"},
+		Protocol:  []string{"icmp", "icmpv6"},
+		Line:      31,
+	}, {
 		Tag:       "2024",
 		Source:    "kernel",
 		Direction: "both",
 		Family:    "both",
 		Hooks:     []string{"input", "output"},
-		Line:      31,
+		Line:      33,
 	}}
 	if f.Table != "acct_2" || f.Count != "all" {
 		t.Errorf("table %q, count %q", f.Table, f.Count)
@@ -420,9 +435,10 @@ func TestMessages(t *testing.T) {
 		"entry twice", "accounting:\n  - &a {tag: a}\n  - *a\n",
 		"m.yaml:2: accounting[1].tag: a already counts directions in and out at line 2",
 	}, {
-		"icmp and icmpv6", "accounting:\n  - tag: a\n    protocol: [icmp, icmpv6]\n",
-		"m.yaml:3: accounting[0].protocol[0]: icmp is IPv4 only, but the entry counts IPv4 and IPv6; set family: ipv4\n" +
-			"m.yaml:3: accounting[0].protocol[1]: icmpv6 is IPv6 only, but the entry counts IPv4 and IPv6; set family: ipv6",
+		// Both ICMPs count each in its family; icmpv6 still does not fit
+		// IPv4 addresses.
+		"icmp and icmpv6, IPv4 addresses", "accounting:\n  - tag: a\n    local: [192.0.2.1]\n    protocol: [icmp, icmpv6]\n",
+		"m.yaml:4: accounting[0].protocol[1]: icmpv6 is IPv6 only, but the addresses are IPv4",
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("m.yaml", []byte(tc.doc))
@@ -634,8 +650,13 @@ addresses:
 		t.Fatalf("addresses: %+v", f.Addresses)
 	}
 	a, b := f.Addresses[0], f.Addresses[1]
-	if a.Direction != "both" || !slices.Equal(a.Hooks, []string{"input", "output", "forward"}) || a.Size != DefaultSetSize || a.Timeout != 0 || a.Line != 3 {
+	if a.Direction != "both" || !slices.Equal(a.Hooks, []string{"input", "output", "forward"}) || a.Size != 0 || a.Timeout != 0 || a.Line != 3 {
 		t.Errorf("defaults: %+v", a)
+	}
+	// Sized from the networks: a /24 holds 256 addresses, a /64 more than
+	// the default.
+	if a.SetSize("ipv4") != 256 || a.SetSize("ipv6") != DefaultSetSize || b.SetSize("ipv4") != 16 {
+		t.Errorf("set sizes: rent31 %d and %d, servers %d; want 256, %d, 16", a.SetSize("ipv4"), a.SetSize("ipv6"), b.SetSize("ipv4"), DefaultSetSize)
 	}
 	if !slices.Equal(a.Families(), []string{"ipv4", "ipv6"}) || a.NetworksOf("ipv6")[0].String() != "2001:db8:31::/64" {
 		t.Errorf("families: %v %v", a.Families(), a.NetworksOf("ipv6"))
@@ -645,6 +666,37 @@ addresses:
 	}
 	if len(f.Accounting) != 0 {
 		t.Errorf("accounting: %+v", f.Accounting)
+	}
+}
+
+// TestSetSize: without a size, a set holds what its family's networks
+// hold, rounded up to a power of two, at most DefaultSetSize.
+func TestSetSize(t *testing.T) {
+	for _, tc := range []struct {
+		networks string
+		v4, v6   uint32
+	}{
+		{"[10.0.0.4, 10.0.0.5, 10.0.0.6]", 4, 0}, // seed 000's three addresses
+		{"[10.0.0.4]", 1, 0},
+		{"[10.0.0.0/30, 10.0.1.0/30]", 8, 0},
+		{"[10.0.0.0/17]", 32768, 0},
+		{"[10.0.0.0/17, 10.1.0.0/32]", DefaultSetSize, 0},
+		{"[10.0.0.0/16]", DefaultSetSize, 0},
+		{"[10.0.0.0/8, 2001:db8::1, 2001:db8::2]", DefaultSetSize, 2},
+		{"[2001:db8::/112]", 0, DefaultSetSize},
+		{"[2001:db8::/64]", 0, DefaultSetSize},
+	} {
+		f := mustParse(t, "addresses:\n  - tag: a\n    networks: "+tc.networks+"\n")
+		e := f.Addresses[0]
+		for fam, want := range map[string]uint32{"ipv4": tc.v4, "ipv6": tc.v6} {
+			if got := e.SetSize(fam); want > 0 && got != want {
+				t.Errorf("%s: %s set size %d, want %d", tc.networks, fam, got, want)
+			}
+		}
+	}
+	f := mustParse(t, "addresses:\n  - tag: a\n    networks: [10.0.0.4]\n    size: 100\n")
+	if got := f.Addresses[0].SetSize("ipv4"); got != 100 {
+		t.Errorf("size given: %d, want 100", got)
 	}
 }
 

@@ -67,3 +67,28 @@ func (e AddressEntry) NetworksOf(family string) []netip.Prefix {
 	}
 	return out
 }
+
+// SetSize is the most addresses each set of the family ("ipv4" or "ipv6")
+// holds: Size when the file gives one, else what the family's networks
+// hold, rounded up to a power of two, at most DefaultSetSize. A set never
+// needs more than its networks hold (three addresses need no 65535), and
+// the rounding lets a reload that adds an address or two keep the set and
+// its counts: a set of another size is another set.
+func (e AddressEntry) SetSize(family string) uint32 {
+	if e.Size > 0 {
+		return e.Size
+	}
+	var n uint64
+	for _, p := range e.NetworksOf(family) {
+		host := p.Addr().BitLen() - p.Bits()
+		if host >= 16 {
+			return DefaultSetSize
+		}
+		n += 1 << host
+	}
+	size := uint64(1)
+	for size < n {
+		size *= 2
+	}
+	return uint32(min(size, DefaultSetSize))
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"net/netip"
 	"os"
 	"sort"
@@ -179,12 +180,21 @@ func (l *errList) add(line int, field, format string, args ...any) {
 	l.errs = append(l.errs, lineError{line, msg})
 }
 
-// err returns the problems in file order, joined by newlines, or nil.
+// err returns the problems in file order, then those of the file as a
+// whole, joined by newlines, or nil. The whole-file ones come last: they
+// are the least specific ("no accounting or addresses entries" after
+// "adresses: unknown key; did you mean addresses?").
 func (l *errList) err() error {
 	if len(l.errs) == 0 {
 		return nil
 	}
-	sort.SliceStable(l.errs, func(i, j int) bool { return l.errs[i].line < l.errs[j].line })
+	order := func(line int) int {
+		if line == 0 {
+			return math.MaxInt
+		}
+		return line
+	}
+	sort.SliceStable(l.errs, func(i, j int) bool { return order(l.errs[i].line) < order(l.errs[j].line) })
 	var errs []error
 	for i, e := range l.errs {
 		switch {

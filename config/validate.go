@@ -52,9 +52,6 @@ func (f *File) setDefaults() {
 		if a.Hooks == nil && a.Source != SourceFlows {
 			a.Hooks = slices.Clone(hooks)
 		}
-		if a.Size == 0 {
-			a.Size = DefaultSetSize
-		}
 	}
 }
 
@@ -335,9 +332,10 @@ func checkTag(t string) string {
 		}
 		i += size
 	}
+	// Suffixes count in any case, as tag.Parse reads them.
 	for _, s := range []struct{ suffix, dir string }{{"_in", "in"}, {"_down", "in"}, {"_out", "out"}, {"_up", "out"}} {
-		if strings.HasSuffix(t, s.suffix) {
-			return fmt.Sprintf("%s ends in %s, a direction suffix, which the exporter adds; use direction: %s instead", quote(t), s.suffix, s.dir)
+		if n := len(t) - len(s.suffix); n >= 0 && strings.EqualFold(t[n:], s.suffix) {
+			return fmt.Sprintf("%s ends in %s, a direction suffix, which the exporter adds; use direction: %s instead", quote(t), t[n:], s.dir)
 		}
 	}
 	if len(t) > maxTagLen {
@@ -481,7 +479,9 @@ func (r entryRef) checkProtocols(errs *errList) bool {
 	return ok
 }
 
-// checkICMP: each ICMP has its family.
+// checkICMP: each ICMP has its family. An entry of both families may list
+// icmp and icmpv6 (or icmp and tcp): each counts in its own family, the
+// rule builder leaves it out of the other.
 func (r entryRef) checkICMP(errs *errList) {
 	e := r.e
 	for i, p := range e.Protocol {
@@ -494,7 +494,7 @@ func (r entryRef) checkICMP(errs *errList) {
 		default:
 			continue
 		}
-		if e.Family == want {
+		if e.Family == want || e.Family == "both" && r.otherFamilyCounted(p) {
 			continue
 		}
 		line, field, _ := r.item("protocol", i)
@@ -509,6 +509,14 @@ func (r entryRef) checkICMP(errs *errList) {
 			errs.add(line, field, "%s is %s only, but the addresses are %s", p, ipv, familyWord(e.Family))
 		}
 	}
+}
+
+// otherFamilyCounted tells whether the protocol list counts something in
+// the family that the ICMP p is not of, so that an entry of both families
+// has rules in each.
+func (r entryRef) otherFamilyCounted(p string) bool {
+	// Any other protocol (tcp, udp, the other ICMP) is of that family.
+	return slices.ContainsFunc(r.e.Protocol, func(q string) bool { return q != p })
 }
 
 func familyWord(f string) string {

@@ -232,6 +232,7 @@ func (p *prom) waitForAlert(name string, labels map[string]string, timeout time.
 // promtool unit tests cover the rules' windows), nor the alerts' "for".
 func TestDashboardsAgainstPrometheus(t *testing.T) {
 	netnstest.RequireRoot(t, "nft", "prometheus", "promtool")
+	t.Parallel()
 	dashboards := loadDashboards(t)
 	bin := exetest.Binary(t)
 	dir := t.TempDir()

@@ -58,9 +58,9 @@ ipacct_ip_packets_total{direction="in",ip="198.51.100.2",tag="srv"} 6
 ipacct_ip_packets_total{direction="out",ip="192.0.2.1",tag="rent31"} 1
 ipacct_ip_packets_total{direction="out",ip="192.0.2.2",tag="rent31"} 2
 ipacct_ip_packets_total{direction="out",ip="2001:db8::1",tag="rent31"} 4
-# HELP ipacct_tag_info The tag's description: the first non-empty one of its rules, counters and sets, in ruleset order. Always 1.
+# HELP ipacct_tag_info The tag's description: the first non-empty one of its rules, counters and sets, in ruleset order, else the tag. Always 1.
 # TYPE ipacct_tag_info gauge
-ipacct_tag_info{description="",tag="empty"} 1
+ipacct_tag_info{description="empty",tag="empty"} 1
 ipacct_tag_info{description="Servers",tag="srv"} 1
 ipacct_tag_info{description="Tenant 31",tag="rent31"} 1
 `

@@ -31,7 +31,11 @@ func (e *Exporter) emit(ch chan<- prometheus.Metric, a *aggregation) []*dto.Metr
 	}
 	for _, tk := range a.tagOrder {
 		if shown[tk] {
-			ch <- prometheus.MustNewConstMetric(e.d.tagInfo, prometheus.GaugeValue, 1, e.labels(tk.netns, tk.tag, a.descriptions[tk])...)
+			d := a.descriptions[tk]
+			if d == "" {
+				d = tk.tag // as munin labels a graph whose rules have none
+			}
+			ch <- prometheus.MustNewConstMetric(e.d.tagInfo, prometheus.GaugeValue, 1, e.labels(tk.netns, tk.tag, d)...)
 		}
 	}
 	e.emitSetGauges(ch, a.sets)

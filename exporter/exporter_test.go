@@ -64,9 +64,9 @@ ipacct_tag_bytes_total{direction="in",family="inet",tag="web4"} 400
 ipacct_tag_bytes_total{direction="in",family="ip",tag="web4"} 1300
 ipacct_tag_bytes_total{direction="none",family="ip6",tag="ssh"} 500
 ipacct_tag_bytes_total{direction="out",family="ip",tag="web4"} 300
-# HELP ipacct_tag_info The tag's description: the first non-empty one of its rules, counters and sets, in ruleset order. Always 1.
+# HELP ipacct_tag_info The tag's description: the first non-empty one of its rules, counters and sets, in ruleset order, else the tag. Always 1.
 # TYPE ipacct_tag_info gauge
-ipacct_tag_info{description="",tag="ssh"} 1
+ipacct_tag_info{description="ssh",tag="ssh"} 1
 ipacct_tag_info{description="Combined web traffic",tag="web4"} 1
 # HELP ipacct_tag_packets_total Packets counted by the kernel in the netfilter rules and named counters whose comment carries the tag, summed per tag, direction and family.
 # TYPE ipacct_tag_packets_total counter

@@ -47,7 +47,7 @@ func newDescs(withNetNS bool) *descs {
 			"Number of kernel counters (rules and named counters) summed into the tag's series.",
 			"tag", "direction", "family"),
 		tagInfo: desc("tag", "info",
-			"The tag's description: the first non-empty one of its rules, counters and sets, in ruleset order. Always 1.",
+			"The tag's description: the first non-empty one of its rules, counters and sets, in ruleset order, else the tag. Always 1.",
 			"tag", "description"),
 		invalidComments: desc("", "invalid_tag_comments",
 			"Rules, counters and sets whose comment opens a tag token that does not parse, or that cannot count (a tagged rule without a counter, a tagged set that is not of addresses); they are not counted.",

@@ -46,12 +46,12 @@ ipacct_ip_capacity{direction="out",family="ipv4",netns="b",tag="tenants"} 10
 # TYPE ipacct_tag_bytes_total counter
 ipacct_tag_bytes_total{direction="in",family="ip",netns="a",tag="web"} 100
 ipacct_tag_bytes_total{direction="in",family="ip",netns="b",tag="web"} 200
-# HELP ipacct_tag_info The tag's description: the first non-empty one of its rules, counters and sets, in ruleset order. Always 1.
+# HELP ipacct_tag_info The tag's description: the first non-empty one of its rules, counters and sets, in ruleset order, else the tag. Always 1.
 # TYPE ipacct_tag_info gauge
 ipacct_tag_info{description="Web 1",netns="a",tag="web"} 1
 ipacct_tag_info{description="Web 2",netns="b",tag="web"} 1
-ipacct_tag_info{description="",netns="a",tag="tenants"} 1
-ipacct_tag_info{description="",netns="b",tag="tenants"} 1
+ipacct_tag_info{description="tenants",netns="a",tag="tenants"} 1
+ipacct_tag_info{description="tenants",netns="b",tag="tenants"} 1
 `
 	names := []string{"ipacct_collector_success", "ipacct_ip_bytes_total", "ipacct_ip_capacity", "ipacct_tag_bytes_total", "ipacct_tag_info"}
 	if err := testutil.GatherAndCompare(e, strings.NewReader(want), names...); err != nil {

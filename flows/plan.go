@@ -232,7 +232,7 @@ func newPlan(f *config.File, old *plan, now time.Time) *plan {
 				if s == nil {
 					s = &addrSet{tag: e.Tag, family: fam, direction: d, elems: make(map[netip.Addr]*element)}
 				}
-				s.description, s.networks, s.capacity, s.timeout = e.Description, nets, int(e.Size), e.Timeout
+				s.description, s.networks, s.capacity, s.timeout = e.Description, nets, int(e.SetSize(fam)), e.Timeout
 				for a := range s.elems {
 					if !anyContains(nets, a) {
 						delete(s.elems, a)

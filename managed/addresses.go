@@ -38,7 +38,8 @@ import (
 //
 // A set's name changes only with its definition (size, timeout,
 // description), so a reload that changes the networks keeps every set,
-// with its counts, and swaps only the base chains.
+// with its counts, and swaps only the base chains; unless the size comes
+// from the networks (config.AddressEntry.SetSize) and they grow past it.
 //
 // A set larger than shardSize is split into a power of two of shards, each
 // with its own set and chain, and the set's chain sends an address to one of
@@ -134,8 +135,8 @@ func addressSet(e config.AddressEntry, fam string, dir tag.Direction) Set {
 	if e.Description != "" {
 		comment += " " + e.Description
 	}
-	s := Set{Comment: comment, Family: fam, Size: e.Size, Timeout: e.Timeout}
-	h := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%d\x00%d", fam, comment, e.Size, e.Timeout.Milliseconds()))
+	s := Set{Comment: comment, Family: fam, Size: e.SetSize(fam), Timeout: e.Timeout}
+	h := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%d\x00%d", fam, comment, s.Size, e.Timeout.Milliseconds()))
 	s.Name = fmt.Sprintf("%s_%s_%s-%s", e.Tag, fam, dir, hex.EncodeToString(h[:])[:8])
 	return s
 }

@@ -47,11 +47,14 @@ func compareCounters(t *testing.T, what string, got, want map[string]netnstest.C
 	}
 }
 
+// serversYAML: servers in the shards of the default size, other in sets of
+// one address, sized from its networks.
 const serversYAML = `
 addresses:
   - tag: servers
     description: Our three addresses
     networks: [192.0.2.1, 192.0.2.2, 2001:db8::1]
+    size: 65535
   - tag: other
     networks: [192.0.2.3/32, 2001:db8::2]
     timeout: 1h
@@ -64,8 +67,8 @@ func TestAddressesCountTraffic(t *testing.T) {
 	netnstest.RequireRoot(t, "nft")
 	ns := netnstest.New(t, "192.0.2.1/24", "192.0.2.2/24", "192.0.2.3/24", "2001:db8::1/64", "2001:db8::2/64")
 	ch := apply(t, ns, mustBuild(t, serversYAML))
-	if len(ch.SetsAdded) != 32 {
-		t.Errorf("sets added: %v, want 2 entries × 2 families × 2 directions × 4 shards (default size 65535)", ch.SetsAdded)
+	if len(ch.SetsAdded) != 20 {
+		t.Errorf("sets added: %v, want servers' 2 families × 2 directions × 4 shards (size 65535), and other's 2 × 2 sets", ch.SetsAdded)
 	}
 	a := ns.SendUDP("192.0.2.1:4001", "192.0.2.2:5001", 100, 3)
 	b := ns.SendUDP("192.0.2.2:4002", "192.0.2.3:5002", 200, 2)
@@ -84,9 +87,18 @@ func TestAddressesCountTraffic(t *testing.T) {
 	compareCounters(t, "against traffic sent", got, want)
 	compareCounters(t, "against nft -j list ruleset", got, ns.NFTSetCounters())
 	for _, s := range sets {
+		if s.Overflow == nil || *s.Overflow != (backends.Counter{}) {
+			t.Errorf("%s: overflow %+v", s.Where, s.Overflow)
+		}
+		if s.Tag == "other" {
+			if s.Capacity != 1 {
+				t.Errorf("%s: capacity %d, want the one address of its networks", s.Where, s.Capacity)
+			}
+			continue
+		}
 		// 65535 in 4 shards: 16384 each, and an eighth to spare.
-		if s.Capacity != 18432 || s.Overflow == nil || *s.Overflow != (backends.Counter{}) {
-			t.Errorf("%s: capacity %d, overflow %+v", s.Where, s.Capacity, s.Overflow)
+		if s.Capacity != 18432 {
+			t.Errorf("%s: capacity %d", s.Where, s.Capacity)
 		}
 		// Each address is in the shard its two lowest bits number.
 		for _, e := range s.Elements {
@@ -96,11 +108,24 @@ func TestAddressesCountTraffic(t *testing.T) {
 			}
 		}
 	}
-	if ch := apply(t, ns, mustBuild(t, serversYAML)); !ch.Empty() || ch.SetsKept != 32 {
+	if ch := apply(t, ns, mustBuild(t, serversYAML)); !ch.Empty() || ch.SetsKept != 20 {
 		t.Errorf("re-applying the same file changed %+v", ch)
 	}
 	again, _ := readAddresses(t, ns)
 	compareCounters(t, "after re-applying", again, want)
+}
+
+// TestSetsSizedFromNetworks: seed 000's three addresses make a set of 4 per
+// direction, not 4 shards of 16,384: the dry run is 56 lines, not 136.
+func TestSetsSizedFromNetworks(t *testing.T) {
+	rs := mustBuild(t, "addresses:\n  - tag: ips\n    networks: [10.0.0.4, 10.0.0.5, 10.0.0.6]\n")
+	if len(rs.Sets) != 2 || rs.Sets[0].Size != 4 || rs.Sets[1].Size != 4 {
+		t.Errorf("sets %+v, want one of size 4 per direction", rs.Sets)
+	}
+	text := rs.Text()
+	if n := strings.Count(text, "\n"); n > 60 || strings.Contains(text, "vmap") {
+		t.Errorf("dry run of %d lines, with shards: %t\n%s", n, strings.Contains(text, "vmap"), text)
+	}
 }
 
 // TestAddressesReload changes the networks: the sets stay, the counts of
@@ -111,8 +136,9 @@ func TestAddressesReload(t *testing.T) {
 	ns := netnstest.New(t, "192.0.2.1/24", "192.0.2.2/24", "192.0.2.3/24")
 	apply(t, ns, mustBuild(t, "addresses:\n  - tag: srv\n    networks: [192.0.2.1, 192.0.2.2]\n"))
 	a := ns.SendUDP("192.0.2.1:4001", "192.0.2.2:5001", 100, 3)
+	// Two addresses for two: the size from the networks stays 2.
 	ch := apply(t, ns, mustBuild(t, "addresses:\n  - tag: srv\n    networks: [192.0.2.1, 192.0.2.3]\n"))
-	if len(ch.SetsAdded)+len(ch.SetsRemoved) != 0 || ch.SetsKept != 8 || ch.ElementsRemoved != 1 || len(ch.Added) != 4 || len(ch.Removed) != 4 {
+	if len(ch.SetsAdded)+len(ch.SetsRemoved) != 0 || ch.SetsKept != 2 || ch.ElementsRemoved != 1 || len(ch.Added) != 4 || len(ch.Removed) != 4 {
 		t.Errorf("changing the networks: %+v; want the sets kept, 192.0.2.2 dropped, the four base chains (in and out at their hooks and forward) swapped", ch)
 	}
 	b := ns.SendUDP("192.0.2.1:4002", "192.0.2.3:5002", 50, 2)
@@ -124,7 +150,7 @@ func TestAddressesReload(t *testing.T) {
 	})
 	// A new size is a new set: its counts start again.
 	ch = apply(t, ns, mustBuild(t, "addresses:\n  - tag: srv\n    networks: [192.0.2.1, 192.0.2.3]\n    size: 100\n"))
-	if len(ch.SetsAdded) != 2 || len(ch.SetsRemoved) != 8 {
+	if len(ch.SetsAdded) != 2 || len(ch.SetsRemoved) != 2 {
 		t.Errorf("changing the size: %+v", ch)
 	}
 	if got, _ := readAddresses(t, ns); len(got) != 0 {

@@ -53,22 +53,37 @@ accounting:
     interface: eth0
 `)
 	got := rs.Text()
-	for _, want := range []string{
+	checkDryRun(t, got, 8, "2 locals × 2 port ranges × 2 directions",
 		"table inet ipacct {\n\tchain managed-by-ipacct_exporter {\n\t}\n",
 		"\t\tmeta nfproto ipv4 iifname \"eth0\" ip daddr 192.0.2.1 ip saddr != 10.2.3.0/24 meta l4proto tcp th dport 80 counter comment \"=web4_in= web\"\n",
 		"\t\tmeta nfproto ipv4 oifname \"eth0\" ip saddr 198.51.100.0/24 ip daddr != 10.2.3.0/24 meta l4proto tcp th sport 8000-8080 counter comment \"=web4_out= web\"\n",
 		"\tchain input {\n\t\ttype filter hook input priority filter -10; policy accept;\n\t\tjump web4_in-",
-		"\tchain output {\n\t\ttype filter hook output priority filter -10; policy accept;\n\t\tjump web4_out-",
-	} {
-		if !strings.Contains(got, want) {
-			t.Errorf("dry run lacks\n%s\nin\n%s", want, got)
-		}
-	}
-	if n := strings.Count(got, "counter comment"); n != 8 {
-		t.Errorf("%d rules, want 2 locals × 2 port ranges × 2 directions = 8:\n%s", n, got)
-	}
+		"\tchain output {\n\t\ttype filter hook output priority filter -10; policy accept;\n\t\tjump web4_out-")
 	if strings.Contains(got, "forward") {
 		t.Errorf("no entry asked for forward:\n%s", got)
+	}
+}
+
+// TestICMPEachFamily: protocol [icmp, icmpv6] counts ICMP in IPv4 and
+// ICMPv6 in IPv6, with no rule for the pairs that cannot match.
+func TestICMPEachFamily(t *testing.T) {
+	got := mustBuild(t, "accounting:\n  - tag: ping\n    protocol: [icmp, icmpv6]\n").Text()
+	checkDryRun(t, got, 4, "2 families × 2 directions",
+		"\t\tmeta nfproto ipv4 meta l4proto icmp counter comment \"=ping_in=\"\n",
+		"\t\tmeta nfproto ipv6 meta l4proto icmpv6 counter comment \"=ping_in=\"\n")
+}
+
+// checkDryRun checks that the dry run text got holds each of want, and
+// rules counting rules (why says how they add up).
+func checkDryRun(t *testing.T, got string, rules int, why string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(got, w) {
+			t.Errorf("dry run lacks\n%s\nin\n%s", w, got)
+		}
+	}
+	if n := strings.Count(got, "counter comment"); n != rules {
+		t.Errorf("%d rules, want %s = %d:\n%s", n, why, rules, got)
 	}
 }
 
@@ -261,6 +276,8 @@ func TestDryRunMatchesKernel(t *testing.T) {
   - tag: ping
     protocol: icmp
     family: ipv4
+  - tag: ping46
+    protocol: [icmp, icmpv6]
 `)
 	a := dryRunListing(t, rs)
 	if !strings.Contains(a, `iifname "eth*"`) || !strings.Contains(a, "ip6 saddr 2001:db8:beef::/48") {

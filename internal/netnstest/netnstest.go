@@ -38,7 +38,14 @@ func RequireRoot(t testing.TB, tools ...string) {
 	if os.Geteuid() != 0 {
 		Skip(t, "needs root for network namespaces and netfilter")
 	}
-	for _, tool := range append([]string{"ip"}, tools...) {
+	RequireTools(t, append([]string{"ip"}, tools...)...)
+}
+
+// RequireTools skips (or fails, see RequireEnv) unless every named tool is
+// installed.
+func RequireTools(t testing.TB, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
 			Skip(t, "needs %s: %v", tool, err)
 		}
