@@ -41,7 +41,7 @@ func (d *decoder) addressEntry(n *yaml.Node, name string) (AddressEntry, entryPo
 		case "hooks":
 			e.Hooks = decodeItems(d, val, key, field, p, false, 0, "", func(s string) (string, error) { return s, nil })
 		case "networks":
-			e.Networks = decodeItems(d, val, key, field, p, false, maxNetworks, "empty list; an address entry counts the addresses of its networks", parsePrefix)
+			e.Networks = decodeItems(d, val, key, field, p, false, maxNetworks, "an address entry counts the addresses of its networks", parsePrefix)
 		case "size":
 			if s, _, ok := d.str(val, field, false); ok {
 				v, err := parseSize(s)
@@ -103,7 +103,9 @@ func validateAddresses(f *File, pos *filePos, claims map[string]map[tag.Directio
 		tagLine, tagField := r.field("tag")
 		switch {
 		case e.Tag == "":
-			errs.add(tagLine, tagField, "missing; every entry needs a tag")
+			if r.missing("tag") {
+				errs.add(tagLine, tagField, "missing; every entry needs a tag")
+			}
 		case checkTag(e.Tag) != "":
 			errs.add(tagLine, tagField, "%s", checkTag(e.Tag))
 		case seen[e.Tag] > 0:

@@ -450,11 +450,22 @@ func editDistance(a, b string) int {
 	return prev[len(b)]
 }
 
-// str decodes a string value. ok is false when the value is null (as if
-// the key were left out) or not a string; the latter is reported.
+// noValue reports a key written without a value (or with null): never a
+// default, nor "any", but a mistake, such as a list left behind after its
+// items were deleted. advice says what to write instead.
+func (d *decoder) noValue(n *yaml.Node, field, advice string) {
+	d.errs.add(n.Line, field, "no value; %s", advice)
+}
+
+// str decodes a string value. ok is false when the value is null or not a
+// string, both reported.
 func (d *decoder) str(n *yaml.Node, field string, emptyOK bool) (s string, line int, ok bool) {
-	if n = d.visit(n, field); n == nil || isNull(n) {
+	if n = d.visit(n, field); n == nil {
 		return "", 0, false
+	}
+	if isNull(n) {
+		d.noValue(n, field, "write one")
+		return "", n.Line, false
 	}
 	if n.Kind != yaml.ScalarNode {
 		d.errs.add(n.Line, field, "expected a string, got %s", describe(n))
@@ -469,10 +480,18 @@ func (d *decoder) str(n *yaml.Node, field string, emptyOK bool) (s string, line 
 
 // list decodes a list value into its (unresolved) items. With scalarOK a
 // single value stands for a list of one. ok is false when the value is
-// null or not a list; the latter is reported.
-func (d *decoder) list(n *yaml.Node, field string, scalarOK bool) (items []*yaml.Node, line int, scalar, ok bool) {
-	if n = d.visit(n, field); n == nil || isNull(n) {
+// null or not a list, both reported; advice, when set, says what to write
+// instead of null.
+func (d *decoder) list(n *yaml.Node, field string, scalarOK bool, advice string) (items []*yaml.Node, line int, scalar, ok bool) {
+	if n = d.visit(n, field); n == nil {
 		return nil, 0, false, false
+	}
+	if isNull(n) {
+		if advice == "" {
+			advice = "write a list, or leave the key out"
+		}
+		d.noValue(n, field, advice)
+		return nil, n.Line, false, false
 	}
 	switch n.Kind {
 	case yaml.SequenceNode:
@@ -544,7 +563,7 @@ func (d *decoder) file(root *yaml.Node, f *File, pos *filePos) {
 // recording in lp where the list and its entries were written. entry
 // decodes one mapping, adds it to the File, and returns its positions.
 func (d *decoder) entryList(val *yaml.Node, field, want string, lp *listPos, entry func(n *yaml.Node, name string) entryPos) {
-	items, line, _, ok := d.list(val, field, false)
+	items, line, _, ok := d.list(val, field, false, "")
 	if !ok {
 		lp.line, lp.broken = val.Line, line > 0
 		return
@@ -619,13 +638,13 @@ func (d *decoder) entry(n *yaml.Node, name string) (Entry, entryPos) {
 			e.Hooks = decodeItems(d, val, key, field, p, false, 0, "", func(s string) (string, error) { return s, nil })
 		case "protocol":
 			e.Protocol = decodeItems(d, val, key, field, p, true, maxRules,
-				"empty list; leave protocol out, or write any", func(s string) (string, error) { return s, nil })
+				"leave protocol out, or write any", func(s string) (string, error) { return s, nil })
 		case "local", "remote", "remote_except":
-			max, empty := maxRules, "empty list; leave "+key+" out to match any address"
+			max, advice := maxRules, "leave "+key+" out to match any address"
 			if key == "remote_except" {
-				max, empty = 0, ""
+				max, advice = 0, ""
 			}
-			list := decodeItems(d, val, key, field, p, false, max, empty, parsePrefix)
+			list := decodeItems(d, val, key, field, p, false, max, advice, parsePrefix)
 			switch key {
 			case "local":
 				e.Local = list
@@ -635,26 +654,27 @@ func (d *decoder) entry(n *yaml.Node, name string) (Entry, entryPos) {
 				e.RemoteExcept = list
 			}
 		case "ports":
-			e.Ports = decodeItems(d, val, key, field, p, false, maxRules, "empty list; leave ports out to count every port", parsePort)
+			e.Ports = decodeItems(d, val, key, field, p, false, maxRules, "leave ports out to count every port", parsePort)
 		}
 	})
 	return e, p
 }
 
-// items decodes a list of strings, each through parse, recording where each
-// was written. An item that does not parse is reported and left out. max
-// bounds the length (0: no bound); emptyMsg, when set, rejects an empty
-// list. Hooks come back as an empty, not nil, list when written empty, so
-// that they are not defaulted.
-func decodeItems[T any](d *decoder, val *yaml.Node, key, field string, p *entryPos, scalarOK bool, max int, emptyMsg string, parse func(string) (T, error)) []T {
-	nodes, line, scalar, ok := d.list(val, field, scalarOK)
+// decodeItems decodes a list of strings, each through parse, recording
+// where each was written. An item that does not parse is reported and left
+// out. max bounds the length (0: no bound). advice, when set, rejects an
+// empty list, and says what to write instead of it or of null. Hooks come
+// back as an empty, not nil, list when written empty, so that they are not
+// defaulted.
+func decodeItems[T any](d *decoder, val *yaml.Node, key, field string, p *entryPos, scalarOK bool, max int, advice string, parse func(string) (T, error)) []T {
+	nodes, line, scalar, ok := d.list(val, field, scalarOK, advice)
 	if !ok {
 		return nil
 	}
 	p.values[key], p.scalar[key] = line, scalar
 	switch {
-	case len(nodes) == 0 && emptyMsg != "":
-		d.errs.add(line, field, "%s", emptyMsg)
+	case len(nodes) == 0 && advice != "":
+		d.errs.add(line, field, "empty list; %s", advice)
 		return nil
 	case max > 0 && len(nodes) > max:
 		d.errs.add(line, field, "%d items, but an entry may expand to at most %d rules per direction and hook", len(nodes), max)

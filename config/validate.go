@@ -216,11 +216,17 @@ func (r ref) short(key string, i int) string {
 // counts as setting everything).
 func (r ref) explicit(key string) bool { return r.p == nil || r.p.values[key] > 0 }
 
+// missing reports whether the file left out a key: a key written with an
+// empty value or none is the decoder's to report.
+func (r ref) missing(key string) bool { return r.p == nil || r.p.values[key] == 0 }
+
 func (r entryRef) validate(errs *errList) {
 	e := r.e
 	if e.Tag == "" {
-		line, field := r.field("tag")
-		errs.add(line, field, "missing; every entry needs a tag")
+		if r.missing("tag") {
+			line, field := r.field("tag")
+			errs.add(line, field, "missing; every entry needs a tag")
+		}
 	} else if msg := checkTag(e.Tag); msg != "" {
 		line, field := r.field("tag")
 		errs.add(line, field, "%s", msg)
