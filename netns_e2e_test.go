@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/http"
 	"os/exec"
 	"strings"
 	"testing"
@@ -28,19 +29,24 @@ table inet acct {
 // nsTraffic is what one namespace of the test sent and its kernel counted.
 type nsTraffic struct {
 	ns        *netnstest.NS
+	label     string // its netns label value
 	packets   uint64
 	ipBytes   uint64
 	rule, set netnstest.Counter
 }
 
-// newCountingNS creates a namespace of the group with multiNSRules, sends
-// count datagrams of payload bytes from 192.0.2.1 to its port 9000, and
-// reads the kernel's counters.
+// newCountingNS creates a namespace of the group and counts in it.
 func newCountingNS(t *testing.T, group string, payload, count int) *nsTraffic {
-	ns := netnstest.NewInGroup(t, group, "192.0.2.1/24")
+	return countIn(netnstest.NewInGroup(t, group, "192.0.2.1/24"), payload, count)
+}
+
+// countIn loads multiNSRules into a namespace with 192.0.2.1, sends count
+// datagrams of payload bytes from 192.0.2.1 to its port 9000, and reads
+// the kernel's counters.
+func countIn(ns *netnstest.NS, payload, count int) *nsTraffic {
 	ns.NFT(multiNSRules)
 	ipBytes := ns.SendUDP("192.0.2.1:40000", "192.0.2.1:9000", payload, count)
-	return &nsTraffic{ns: ns, packets: uint64(count), ipBytes: ipBytes,
+	return &nsTraffic{ns: ns, label: ns.Name, packets: uint64(count), ipBytes: ipBytes,
 		rule: ns.NFTCounters()["=web_in="], set: ns.NFTSetCounters()["=clients_in= 192.0.2.1"]}
 }
 
@@ -52,8 +58,8 @@ func (n *nsTraffic) check(t *testing.T, fams map[string]*dto.MetricFamily) {
 	if n.rule != want || n.set != want {
 		t.Fatalf("%s: kernel rule %+v, set element %+v; sent %+v", n.ns.Name, n.rule, n.set, want)
 	}
-	tagLabels := map[string]string{"netns": n.ns.Name, "tag": "web", "direction": "in", "family": "inet"}
-	ipLabels := map[string]string{"netns": n.ns.Name, "tag": "clients", "direction": "in", "ip": "192.0.2.1"}
+	tagLabels := map[string]string{"netns": n.label, "tag": "web", "direction": "in", "family": "inet"}
+	ipLabels := map[string]string{"netns": n.label, "tag": "clients", "direction": "in", "ip": "192.0.2.1"}
 	for _, c := range []struct {
 		name   string
 		labels map[string]string
@@ -63,8 +69,8 @@ func (n *nsTraffic) check(t *testing.T, fams map[string]*dto.MetricFamily) {
 		{"ipacct_tag_packets_total", tagLabels, want.Packets},
 		{"ipacct_ip_bytes_total", ipLabels, want.Bytes},
 		{"ipacct_ip_packets_total", ipLabels, want.Packets},
-		{"ipacct_collector_success", map[string]string{"netns": n.ns.Name, "collector": "nftables"}, 1},
-		{"ipacct_collector_success", map[string]string{"netns": n.ns.Name, "collector": "iptables"}, 1},
+		{"ipacct_collector_success", map[string]string{"netns": n.label, "collector": "nftables"}, 1},
+		{"ipacct_collector_success", map[string]string{"netns": n.label, "collector": "iptables"}, 1},
 	} {
 		got, ok := value(fams, c.name, c.labels)
 		if !ok || got != float64(c.want) {
@@ -123,6 +129,39 @@ func TestSeveralNamespaces(t *testing.T) {
 	}
 	if logs := e.logs.String(); strings.Contains(logs, "level=ERROR") {
 		t.Errorf("a namespace that went away was logged as an error:\n%s", logs)
+	}
+}
+
+// TestNamespaceNamesNotUTF8 reads, through a glob, namespaces whose names
+// are not UTF-8 or hold control characters, which a label value cannot:
+// every scrape answers, each namespace's series carry its name escaped, and
+// names that differ keep apart, a backslash written in a name among them.
+func TestNamespaceNamesNotUTF8(t *testing.T) {
+	netnstest.RequireRoot(t, "nft")
+	prefix := "ipacct-bad" + netnstest.Group(t) + "-"
+	var spaces []*nsTraffic
+	for name, label := range map[string]string{
+		"\xff":     `\xff`,
+		"\xfe\x01": `\xfe\x01`,
+		`\xff`:     `\\xff`,
+		"ok":       "ok",
+	} {
+		n := countIn(netnstest.NewNamed(t, prefix+name, "192.0.2.1/24"), 100, 3)
+		n.label = prefix + label
+		spaces = append(spaces, n)
+	}
+	e := startExporter(t, nil, "--netns="+prefix+"*")
+	// A scrape that panicked on a label value once left a lock held, and
+	// every later scrape hung: bound the wait.
+	client := &http.Client{Timeout: 30 * time.Second}
+	for range 3 {
+		_, fams := scrapeWith(t, client, e.url) // fails the test unless it is a 200
+		for _, n := range spaces {
+			n.check(t, fams)
+		}
+		if got := netnsValues(fams, "ipacct_tag_bytes_total"); len(got) != len(spaces) {
+			t.Errorf("netns values %v, want one for each of %d namespaces", got, len(spaces))
+		}
 	}
 }
 
