@@ -47,6 +47,7 @@ func run(args []string) int {
 		metricsPath = app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
 		webConfig   = kingpinflag.AddFlags(app, defaultAddress)
 		netnsFlag   = app.Flag("netns", "Network namespace to read counters from: a name under /run/netns, a path such as /proc/PID/ns/net, or a glob of either (quote it). Repeatable; with several, or a glob, every series gets a netns label. Entering a namespace needs CAP_SYS_ADMIN. Default: the exporter's own.").Strings()
+		netnsUserNS = app.Flag("netns.allow-user-namespaces", "Also read network namespaces that a user namespace other than the exporter's owns. Any local user can make one (unshare -rn) with tagged counters of their choosing; without this flag a glob skips them and a named one fails its collectors.").Bool()
 		timeout     = app.Flag("scrape.timeout", "Longest time a scrape may spend reading the kernel (0: no limit).").Default("10s").Duration()
 		useNftables = app.Flag("collector.nftables", "Read tagged rules and named counters of every nftables table over netlink (also the tables iptables-nft writes).").Default("true").Bool()
 		useIptables = app.Flag("collector.iptables", "Read tagged rules of iptables-legacy and ip6tables-legacy tables, when the kernel has any.").Default("true").Bool()
@@ -99,7 +100,7 @@ func run(args []string) int {
 			return 1
 		}
 	}
-	enabled := collectorSet{nftables: *useNftables, iptables: *useIptables, lockTimeout: *lockTimeout}
+	enabled := collectorSet{nftables: *useNftables, iptables: *useIptables, lockTimeout: *lockTimeout, allowUserNamespaces: *netnsUserNS}
 	if code := netflow.start(logger); code != 0 {
 		return code
 	}
@@ -116,7 +117,7 @@ func run(args []string) int {
 		counters = exporter.New(logger, *timeout, sources...)
 	} else {
 		logger.Info("reading several network namespaces, each series labelled netns", "netns", strings.Join(patterns, ","), "nftables", enabled.nftables, "iptables", enabled.iptables)
-		ns := &namespaceSources{patterns: patterns, collectors: enabled}
+		ns := &namespaceSources{patterns: patterns, collectors: enabled, logger: logger}
 		counters = exporter.NewForNamespaces(logger, *timeout, ns.list)
 	}
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -205,5 +206,68 @@ func TestNamedNamespaceMissing(t *testing.T) {
 	}
 	if !strings.Contains(e.logs.WaitFor("collector recovered", 5*time.Second), "collector recovered") {
 		t.Errorf("no recovery logged:\n%s", e.logs.String())
+	}
+}
+
+// TestUserNamespaceRefused: an unprivileged user makes a network namespace
+// in a user namespace of their own (unshare -rn) and fills it with a tagged
+// set whose counters they chose. A glob over every process's namespace
+// skips it, with one log line; named, it fails its collector; read only
+// with --netns.allow-user-namespaces.
+func TestUserNamespaceRefused(t *testing.T) {
+	tag := "inj" + netnstest.Group(t)
+	const packets, bytes = 7000000000, 11000000000000 // 11 TB billed
+	path := netnstest.NewUserNS(t, nobody, fmt.Sprintf(`table inet inj {
+	set clients {
+		type ipv4_addr; flags dynamic; counter; size 100; comment "=%s_in= Tenant"
+		elements = { 192.0.2.7 counter packets %d bytes %d }
+	}
+}`, tag, packets, bytes))
+	labels := map[string]string{"netns": path, "tag": tag, "direction": "in", "ip": "192.0.2.7"}
+
+	e := startExporter(t, nil, "--netns=/proc/[0-9]*/ns/net", "--no-collector.iptables")
+	for range 3 {
+		_, fams := e.scrape(t)
+		for _, m := range fams["ipacct_ip_bytes_total"].GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "tag" && lp.GetValue() == tag {
+					t.Fatalf("the glob read the user's set: %v", m)
+				}
+			}
+		}
+		if got := netnsValues(fams, "ipacct_collector_success")[path]; got != 0 {
+			t.Errorf("the glob read %s: %d collector series", path, got)
+		}
+	}
+	logs := e.logs.WaitFor(path, 5*time.Second)
+	skipped := 0
+	for l := range strings.SplitSeq(logs, "\n") {
+		if strings.Contains(l, "network namespace skipped") && strings.Contains(l, path) {
+			skipped++
+		}
+	}
+	if skipped != 1 || !strings.Contains(logs, "made by uid "+nobody) {
+		t.Errorf("%d log lines skipping %s, want one naming uid %s:\n%s", skipped, path, nobody, logs)
+	}
+
+	named := startExporter(t, nil, "--netns="+path, "--netns=/proc/self/ns/net", "--no-collector.iptables")
+	_, fams := named.scrape(t)
+	if got, ok := value(fams, "ipacct_collector_success", map[string]string{"netns": path}); !ok || got != 0 {
+		t.Errorf("named, success = %v (present %v), want 0", got, ok)
+	}
+	if _, ok := value(fams, "ipacct_ip_bytes_total", labels); ok {
+		t.Errorf("named, the user's set was read")
+	}
+	if logs := named.logs.WaitFor("allow-user-namespaces", 5*time.Second); !strings.Contains(logs, "owned by a user namespace other than the exporter's") {
+		t.Errorf("named: no failure naming the reason:\n%s", logs)
+	}
+
+	allowed := startExporter(t, nil, "--netns=/proc/[0-9]*/ns/net", "--no-collector.iptables", "--netns.allow-user-namespaces")
+	_, fams = allowed.scrape(t)
+	if got, ok := value(fams, "ipacct_ip_bytes_total", labels); !ok || got != bytes {
+		t.Errorf("allowed: bytes %v (present %v), want %d", got, ok, uint64(bytes))
+	}
+	if got, ok := value(fams, "ipacct_ip_packets_total", labels); !ok || got != packets {
+		t.Errorf("allowed: packets %v (present %v), want %d", got, ok, uint64(packets))
 	}
 }
