@@ -51,6 +51,7 @@ func run(args []string) int {
 		webConfig   = kingpinflag.AddFlags(app, defaultAddress)
 		lifecycle   = app.Flag("web.enable-lifecycle", "Reload rules.yaml on POST /-/reload. Off: anyone who can reach the port could make the exporter reload; SIGHUP always reloads.").Bool()
 		netnsFlag   = app.Flag("netns", "Network namespace to read counters from: a name under /run/netns, a path such as /proc/PID/ns/net, or a glob of either (quote it). Repeatable; with several, or a glob, every series gets a netns label. Entering a namespace needs CAP_SYS_ADMIN. Default: the exporter's own.").Strings()
+		netnsUserNS = app.Flag("netns.allow-user-namespaces", "Also read network namespaces that a user namespace other than the exporter's owns. Any local user can make one (unshare -rn) with tagged counters of their choosing; without this flag a glob skips them and a named one fails its collectors.").Bool()
 		timeout     = app.Flag("scrape.timeout", "Longest time a scrape may spend reading the kernel (0: no limit).").Default("10s").Duration()
 		useNftables = app.Flag("collector.nftables", "Read tagged rules and named counters of every nftables table over netlink (also the tables iptables-nft writes).").Default("true").Bool()
 		useIptables = app.Flag("collector.iptables", "Read tagged rules of iptables-legacy and ip6tables-legacy tables, when the kernel has any.").Default("true").Bool()
@@ -122,7 +123,7 @@ func run(args []string) int {
 		defer stopWatching()
 		go manager.Watch(ctx)
 	}
-	enabled := collectorSet{nftables: *useNftables, iptables: *useIptables, lockTimeout: *lockTimeout, filter: filter}
+	enabled := collectorSet{nftables: *useNftables, iptables: *useIptables, lockTimeout: *lockTimeout, filter: filter, allowUserNamespaces: *netnsUserNS}
 	if code := netflow.start(logger); code != 0 {
 		return code
 	}
@@ -139,7 +140,7 @@ func run(args []string) int {
 		counters = exporter.New(logger, *timeout, sources...)
 	} else {
 		logger.Info("reading several network namespaces, each series labelled netns", "netns", strings.Join(patterns, ","), "nftables", enabled.nftables, "iptables", enabled.iptables)
-		ns := &namespaceSources{patterns: patterns, collectors: enabled}
+		ns := &namespaceSources{patterns: patterns, collectors: enabled, logger: logger}
 		counters = exporter.NewForNamespaces(logger, *timeout, ns.list)
 	}
 

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -18,6 +20,10 @@ type collectorSet struct {
 	nftables, iptables bool
 	lockTimeout        time.Duration
 	filter             backends.Filter
+	// allowUserNamespaces reads namespaces that a user namespace other
+	// than the exporter's owns, which any local user can make (see
+	// netns.CheckOwner); without it the exporter refuses them.
+	allowUserNamespaces bool
 }
 
 // sources returns the enabled collectors' backends for the namespace at
@@ -31,8 +37,11 @@ func (c collectorSet) sources(ns netns.Namespace) []exporter.Source {
 		list = append(list, exporter.Source{Name: "iptables", NetNS: ns.Name, Backend: iptables.New(iptables.Options{NetNS: ns.Path, LockTimeout: c.lockTimeout, Filter: c.filter}),
 			Feeds: exporter.Feeds{TagFamilies: []string{"ip", "ip6"}, NoSets: true}})
 	}
-	if ns.Globbed {
-		for i := range list {
+	for i := range list {
+		if ns.Path != "" && !c.allowUserNamespaces {
+			list[i].Backend = ownerChecked{list[i].Backend, ns.Path}
+		}
+		if ns.Globbed {
 			list[i].Backend = vanishing{list[i].Backend, ns.Path}
 		}
 	}
@@ -44,20 +53,34 @@ func (c collectorSet) sources(ns netns.Namespace) []exporter.Source {
 type namespaceSources struct {
 	patterns   netns.Patterns
 	collectors collectorSet
+	logger     *slog.Logger
 
 	mu sync.Mutex
 	// byPath keeps a namespace's backends from scrape to scrape (the
 	// iptables one keeps its tool handles); a namespace no longer listed is
 	// dropped, so that churn does not grow it.
 	byPath map[string][]exporter.Source
+	// skipped are the namespaces found by a glob and left out because
+	// another user namespace owns them, logged when first found.
+	skipped map[string]bool
 }
 
 func (n *namespaceSources) list() []exporter.Source {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	current := make(map[string][]exporter.Source)
+	skipped := make(map[string]bool)
 	var list []exporter.Source
 	for _, ns := range n.patterns.Resolve() {
+		if ns.Globbed && !n.collectors.allowUserNamespaces {
+			if err := netns.CheckOwner(ns.Path); errors.Is(err, netns.ErrOtherUserNamespace) {
+				if !n.skipped[ns.Path] {
+					n.logger.Warn("network namespace skipped: a user namespace other than the exporter's owns it, so any local user could have made it; --netns.allow-user-namespaces reads it", "netns", ns.Name, "err", err)
+				}
+				skipped[ns.Path] = true
+				continue
+			}
+		}
 		s, ok := n.byPath[ns.Path]
 		if !ok {
 			s = n.collectors.sources(ns)
@@ -65,8 +88,26 @@ func (n *namespaceSources) list() []exporter.Source {
 		current[ns.Path] = s
 		list = append(list, s...)
 	}
-	n.byPath = current
+	n.byPath, n.skipped = current, skipped
 	return list
+}
+
+// ownerChecked reads a namespace only while the exporter's user namespace
+// owns it: a path such as /proc/PID/ns/net names another namespace once the
+// process is gone and its PID reused.
+type ownerChecked struct {
+	backends.Backend
+	path string
+}
+
+func (o ownerChecked) Read(ctx context.Context) (backends.Reading, error) {
+	if err := netns.CheckOwner(o.path); err != nil {
+		if errors.Is(err, netns.ErrOtherUserNamespace) {
+			err = fmt.Errorf("%w; not read, since any local user can make such a namespace (--netns.allow-user-namespaces reads it)", err)
+		}
+		return backends.Reading{}, err
+	}
+	return o.Backend.Read(ctx)
 }
 
 // vanishing reads a namespace that a glob found: if it is gone by the time

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"net/http"
 	"os/exec"
 	"strings"
 	"testing"
@@ -28,19 +30,24 @@ table inet acct {
 // nsTraffic is what one namespace of the test sent and its kernel counted.
 type nsTraffic struct {
 	ns        *netnstest.NS
+	label     string // its netns label value
 	packets   uint64
 	ipBytes   uint64
 	rule, set netnstest.Counter
 }
 
-// newCountingNS creates a namespace of the group with multiNSRules, sends
-// count datagrams of payload bytes from 192.0.2.1 to its port 9000, and
-// reads the kernel's counters.
+// newCountingNS creates a namespace of the group and counts in it.
 func newCountingNS(t *testing.T, group string, payload, count int) *nsTraffic {
-	ns := netnstest.NewInGroup(t, group, "192.0.2.1/24")
+	return countIn(netnstest.NewInGroup(t, group, "192.0.2.1/24"), payload, count)
+}
+
+// countIn loads multiNSRules into a namespace with 192.0.2.1, sends count
+// datagrams of payload bytes from 192.0.2.1 to its port 9000, and reads
+// the kernel's counters.
+func countIn(ns *netnstest.NS, payload, count int) *nsTraffic {
 	ns.NFT(multiNSRules)
 	ipBytes := ns.SendUDP("192.0.2.1:40000", "192.0.2.1:9000", payload, count)
-	return &nsTraffic{ns: ns, packets: uint64(count), ipBytes: ipBytes,
+	return &nsTraffic{ns: ns, label: ns.Name, packets: uint64(count), ipBytes: ipBytes,
 		rule: ns.NFTCounters()["=web_in="], set: ns.NFTSetCounters()["=clients_in= 192.0.2.1"]}
 }
 
@@ -52,8 +59,8 @@ func (n *nsTraffic) check(t *testing.T, fams map[string]*dto.MetricFamily) {
 	if n.rule != want || n.set != want {
 		t.Fatalf("%s: kernel rule %+v, set element %+v; sent %+v", n.ns.Name, n.rule, n.set, want)
 	}
-	tagLabels := map[string]string{"netns": n.ns.Name, "tag": "web", "direction": "in", "family": "inet"}
-	ipLabels := map[string]string{"netns": n.ns.Name, "tag": "clients", "direction": "in", "ip": "192.0.2.1"}
+	tagLabels := map[string]string{"netns": n.label, "tag": "web", "direction": "in", "family": "inet"}
+	ipLabels := map[string]string{"netns": n.label, "tag": "clients", "direction": "in", "ip": "192.0.2.1"}
 	for _, c := range []struct {
 		name   string
 		labels map[string]string
@@ -63,8 +70,8 @@ func (n *nsTraffic) check(t *testing.T, fams map[string]*dto.MetricFamily) {
 		{"ipacct_tag_packets_total", tagLabels, want.Packets},
 		{"ipacct_ip_bytes_total", ipLabels, want.Bytes},
 		{"ipacct_ip_packets_total", ipLabels, want.Packets},
-		{"ipacct_collector_success", map[string]string{"netns": n.ns.Name, "collector": "nftables"}, 1},
-		{"ipacct_collector_success", map[string]string{"netns": n.ns.Name, "collector": "iptables"}, 1},
+		{"ipacct_collector_success", map[string]string{"netns": n.label, "collector": "nftables"}, 1},
+		{"ipacct_collector_success", map[string]string{"netns": n.label, "collector": "iptables"}, 1},
 	} {
 		got, ok := value(fams, c.name, c.labels)
 		if !ok || got != float64(c.want) {
@@ -126,6 +133,39 @@ func TestSeveralNamespaces(t *testing.T) {
 	}
 }
 
+// TestNamespaceNamesNotUTF8 reads, through a glob, namespaces whose names
+// are not UTF-8 or hold control characters, which a label value cannot:
+// every scrape answers, each namespace's series carry its name escaped, and
+// names that differ keep apart, a backslash written in a name among them.
+func TestNamespaceNamesNotUTF8(t *testing.T) {
+	netnstest.RequireRoot(t, "nft")
+	prefix := "ipacct-bad" + netnstest.Group(t) + "-"
+	var spaces []*nsTraffic
+	for name, label := range map[string]string{
+		"\xff":     `\xff`,
+		"\xfe\x01": `\xfe\x01`,
+		`\xff`:     `\\xff`,
+		"ok":       "ok",
+	} {
+		n := countIn(netnstest.NewNamed(t, prefix+name, "192.0.2.1/24"), 100, 3)
+		n.label = prefix + label
+		spaces = append(spaces, n)
+	}
+	e := startExporter(t, nil, "--netns="+prefix+"*")
+	// A scrape that panicked on a label value once left a lock held, and
+	// every later scrape hung: bound the wait.
+	client := &http.Client{Timeout: 30 * time.Second}
+	for range 3 {
+		_, fams := scrapeWith(t, client, e.url) // fails the test unless it is a 200
+		for _, n := range spaces {
+			n.check(t, fams)
+		}
+		if got := netnsValues(fams, "ipacct_tag_bytes_total"); len(got) != len(spaces) {
+			t.Errorf("netns values %v, want one for each of %d namespaces", got, len(spaces))
+		}
+	}
+}
+
 // TestNamedNamespaceMissing names a namespace that does not exist beside one
 // that does: the missing one's collectors fail with one logged line each,
 // not one per scrape, the other's are read, and once the namespace is
@@ -166,5 +206,68 @@ func TestNamedNamespaceMissing(t *testing.T) {
 	}
 	if !strings.Contains(e.logs.WaitFor("collector recovered", 5*time.Second), "collector recovered") {
 		t.Errorf("no recovery logged:\n%s", e.logs.String())
+	}
+}
+
+// TestUserNamespaceRefused: an unprivileged user makes a network namespace
+// in a user namespace of their own (unshare -rn) and fills it with a tagged
+// set whose counters they chose. A glob over every process's namespace
+// skips it, with one log line; named, it fails its collector; read only
+// with --netns.allow-user-namespaces.
+func TestUserNamespaceRefused(t *testing.T) {
+	tag := "inj" + netnstest.Group(t)
+	const packets, bytes = 7000000000, 11000000000000 // 11 TB billed
+	path := netnstest.NewUserNS(t, nobody, fmt.Sprintf(`table inet inj {
+	set clients {
+		type ipv4_addr; flags dynamic; counter; size 100; comment "=%s_in= Tenant"
+		elements = { 192.0.2.7 counter packets %d bytes %d }
+	}
+}`, tag, packets, bytes))
+	labels := map[string]string{"netns": path, "tag": tag, "direction": "in", "ip": "192.0.2.7"}
+
+	e := startExporter(t, nil, "--netns=/proc/[0-9]*/ns/net", "--no-collector.iptables")
+	for range 3 {
+		_, fams := e.scrape(t)
+		for _, m := range fams["ipacct_ip_bytes_total"].GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "tag" && lp.GetValue() == tag {
+					t.Fatalf("the glob read the user's set: %v", m)
+				}
+			}
+		}
+		if got := netnsValues(fams, "ipacct_collector_success")[path]; got != 0 {
+			t.Errorf("the glob read %s: %d collector series", path, got)
+		}
+	}
+	logs := e.logs.WaitFor(path, 5*time.Second)
+	skipped := 0
+	for l := range strings.SplitSeq(logs, "\n") {
+		if strings.Contains(l, "network namespace skipped") && strings.Contains(l, path) {
+			skipped++
+		}
+	}
+	if skipped != 1 || !strings.Contains(logs, "made by uid "+nobody) {
+		t.Errorf("%d log lines skipping %s, want one naming uid %s:\n%s", skipped, path, nobody, logs)
+	}
+
+	named := startExporter(t, nil, "--netns="+path, "--netns=/proc/self/ns/net", "--no-collector.iptables")
+	_, fams := named.scrape(t)
+	if got, ok := value(fams, "ipacct_collector_success", map[string]string{"netns": path}); !ok || got != 0 {
+		t.Errorf("named, success = %v (present %v), want 0", got, ok)
+	}
+	if _, ok := value(fams, "ipacct_ip_bytes_total", labels); ok {
+		t.Errorf("named, the user's set was read")
+	}
+	if logs := named.logs.WaitFor("allow-user-namespaces", 5*time.Second); !strings.Contains(logs, "owned by a user namespace other than the exporter's") {
+		t.Errorf("named: no failure naming the reason:\n%s", logs)
+	}
+
+	allowed := startExporter(t, nil, "--netns=/proc/[0-9]*/ns/net", "--no-collector.iptables", "--netns.allow-user-namespaces")
+	_, fams = allowed.scrape(t)
+	if got, ok := value(fams, "ipacct_ip_bytes_total", labels); !ok || got != bytes {
+		t.Errorf("allowed: bytes %v (present %v), want %d", got, ok, uint64(bytes))
+	}
+	if got, ok := value(fams, "ipacct_ip_packets_total", labels); !ok || got != packets {
+		t.Errorf("allowed: packets %v (present %v), want %d", got, ok, uint64(packets))
 	}
 }

@@ -41,7 +41,7 @@ func (d *decoder) addressEntry(n *yaml.Node, name string) (AddressEntry, entryPo
 		case "hooks":
 			e.Hooks = decodeItems(d, val, key, field, p, false, 0, "", func(s string) (string, error) { return s, nil })
 		case "networks":
-			e.Networks = decodeItems(d, val, key, field, p, false, maxNetworks, "empty list; an address entry counts the addresses of its networks", parsePrefix)
+			e.Networks = decodeItems(d, val, key, field, p, false, maxNetworks, "an address entry counts the addresses of its networks", parsePrefix)
 		case "size":
 			if s, _, ok := d.str(val, field, false); ok {
 				v, err := parseSize(s)
@@ -85,8 +85,9 @@ func parseTimeout(s string) (time.Duration, error) {
 }
 
 // validateAddresses checks the address entries. claims are the tags of the
-// accounting entries: a tag counts by rules or per address, not both.
-func validateAddresses(f *File, pos *filePos, claims map[string]map[tag.Direction]int, errs *errList) {
+// accounting entries: a tag counts by rules or per address, not both; rules
+// are the rules they expand to.
+func validateAddresses(f *File, pos *filePos, claims map[string]map[tag.Direction]int, rules int, errs *errList) {
 	seen := map[string]int{}
 	type where struct{ entry, item int }
 	var spans []span[netip.Addr]
@@ -103,7 +104,9 @@ func validateAddresses(f *File, pos *filePos, claims map[string]map[tag.Directio
 		tagLine, tagField := r.field("tag")
 		switch {
 		case e.Tag == "":
-			errs.add(tagLine, tagField, "missing; every entry needs a tag")
+			if r.missing("tag") {
+				errs.add(tagLine, tagField, "missing; every entry needs a tag")
+			}
 		case checkTag(e.Tag) != "":
 			errs.add(tagLine, tagField, "%s", checkTag(e.Tag))
 		case seen[e.Tag] > 0:
@@ -151,6 +154,7 @@ func validateAddresses(f *File, pos *filePos, claims map[string]map[tag.Directio
 			}
 		}
 		if hooksOK && directionOK && !flows && (r.p == nil || !r.p.broken) {
+			n := 0
 			for _, d := range e.Directions() {
 				// Out is counted at output and forward, in at input and
 				// forward.
@@ -162,7 +166,15 @@ func validateAddresses(f *File, pos *filePos, claims map[string]map[tag.Directio
 					line, field := r.field("hooks")
 					errs.add(line, field, "direction %s is counted at %s or forward, and hooks has neither", d, need)
 				}
+				// A rule per network sends its packets to the set, at
+				// each hook that sees the direction.
+				for _, h := range e.Hooks {
+					if h == need || h == "forward" {
+						n += len(e.Networks)
+					}
+				}
 			}
+			rules = r.countRules(rules, n, errs)
 		}
 	}
 	// Across entries: an address in two entries would be counted in both.

@@ -22,10 +22,14 @@ var sources = []string{SourceKernel, SourceFlows}
 // flows decodes the top-level flows mapping.
 func (d *decoder) flows(val *yaml.Node, f *File, pos *filePos) {
 	n := d.visit(val, "flows")
-	if n == nil || isNull(n) {
+	if n == nil {
 		return
 	}
 	pos.flows = n.Line
+	if isNull(n) {
+		d.noValue(n, "flows", "write exporters, or leave flows out")
+		return
+	}
 	if n.Kind != yaml.MappingNode {
 		d.errs.add(n.Line, "flows", "expected a mapping with the key exporters, got %s", describe(n))
 		return
@@ -52,9 +56,9 @@ func (d *decoder) exporter(n *yaml.Node, name string) (Exporter, entryPos) {
 				e.Address = a
 			}
 		case "input_interfaces":
-			e.InputInterfaces = decodeItems(d, val, key, field, p, false, maxInterfaces, "empty list; leave input_interfaces out to count flows of any input interface", parseIfIndex)
+			e.InputInterfaces = decodeItems(d, val, key, field, p, false, maxInterfaces, "leave input_interfaces out to count flows of any input interface", parseIfIndex)
 		case "output_interfaces":
-			e.OutputInterfaces = decodeItems(d, val, key, field, p, false, maxInterfaces, "empty list; leave output_interfaces out to count flows of any output interface", parseIfIndex)
+			e.OutputInterfaces = decodeItems(d, val, key, field, p, false, maxInterfaces, "leave output_interfaces out to count flows of any output interface", parseIfIndex)
 		}
 	})
 	return e, p
@@ -100,7 +104,7 @@ func validateFlows(f *File, pos *filePos, errs *errList) {
 		line, field := r.field("address")
 		switch {
 		case !e.Address.IsValid():
-			if r.p == nil || r.p.values["address"] == 0 {
+			if r.missing("address") {
 				errs.add(line, field, "missing; an exporter is the source address of its datagrams")
 			}
 		case seen[e.Address] != "":
@@ -152,7 +156,7 @@ func (r entryRef) checkFlowsEntry(errs *errList) {
 		line, field := r.field("match")
 		errs.add(line, field, "an nft match reads packets in the kernel; a flows entry matches local, remote, protocol and ports only")
 	}
-	if len(e.Local) == 0 && (r.p == nil || r.p.values["local"] == 0) {
+	if len(e.Local) == 0 && r.missing("local") {
 		line, field := r.field("local")
 		errs.add(line, field, "missing; a flows entry needs local to tell traffic in (to it) from traffic out (from it)")
 	}

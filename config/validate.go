@@ -131,16 +131,18 @@ func validate(f *File, pos *filePos, errs *errList) {
 	}
 	claims := make(map[string]map[tag.Direction]int)
 	tagSources := make(map[string]sourceClaim)
+	rules := 0
 	for i := range f.Accounting {
 		r := entryRef{ref{line: f.Accounting[i].Line, name: fmt.Sprintf("accounting[%d]", i)}, &f.Accounting[i]}
 		if i < len(pos.accounting.entries) {
 			r.p = &pos.accounting.entries[i]
 			r.name = fmt.Sprintf("accounting[%d]", r.p.index)
 		}
-		r.validate(errs)
+		n := r.validate(errs)
 		r.claim(claims, tagSources, errs)
+		rules = r.countRules(rules, n, errs)
 	}
-	validateAddresses(f, pos, claims, errs)
+	validateAddresses(f, pos, claims, rules, errs)
 	validateFlows(f, pos, errs)
 }
 
@@ -209,15 +211,32 @@ func (r ref) short(key string, i int) string {
 	return short
 }
 
+// countRules adds an entry's rules to those of the entries before it, and
+// reports the entry that takes the table past maxFileRules.
+func (r ref) countRules(before, rules int, errs *errList) int {
+	if before <= maxFileRules && before+rules > maxFileRules {
+		errs.add(r.line, r.name, "with this entry the table has %d rules, at most %d are allowed", before+rules, maxFileRules)
+	}
+	return before + rules
+}
+
 // explicit reports whether the file set key (a File without positions
 // counts as setting everything).
 func (r ref) explicit(key string) bool { return r.p == nil || r.p.values[key] > 0 }
 
-func (r entryRef) validate(errs *errList) {
+// missing reports whether the file left out a key: a key written with an
+// empty value or none is the decoder's to report.
+func (r ref) missing(key string) bool { return r.p == nil || r.p.values[key] == 0 }
+
+// validate checks an entry, and returns the rules it expands to: 0 when
+// it is not valid or counted from flows.
+func (r entryRef) validate(errs *errList) (rules int) {
 	e := r.e
 	if e.Tag == "" {
-		line, field := r.field("tag")
-		errs.add(line, field, "missing; every entry needs a tag")
+		if r.missing("tag") {
+			line, field := r.field("tag")
+			errs.add(line, field, "missing; every entry needs a tag")
+		}
 	} else if msg := checkTag(e.Tag); msg != "" {
 		line, field := r.field("tag")
 		errs.add(line, field, "%s", msg)
@@ -279,7 +298,7 @@ func (r entryRef) validate(errs *errList) {
 
 	// The checks across fields would only repeat a broken value's error.
 	if r.p != nil && r.p.broken {
-		return
+		return 0
 	}
 	if hooksOK && directionOK && !flows {
 		r.checkHookDirections(errs)
@@ -296,10 +315,10 @@ func (r entryRef) validate(errs *errList) {
 	if familyOK && matchOK && e.Match != "" && !flows {
 		r.checkMatchFamily(errs)
 	}
-	if !flows {
-		// A flows entry makes no rules: its lists are matched as they are.
-		r.checkSize(errs)
+	if flows {
+		return 0 // a flows entry makes no rules: its lists are matched as they are
 	}
+	return r.checkSize(errs) * len(e.Directions())
 }
 
 // checkMatchFamily: a match with IPv4 or IPv6 selectors only (ip dscp,
@@ -678,8 +697,9 @@ func (r entryRef) checkFamily(errs *errList) {
 }
 
 // checkSize bounds the rules an entry expands to: the rule builder writes
-// one for each combination of the items of its lists.
-func (r entryRef) checkSize(errs *errList) {
+// one for each combination of the items of its lists. It returns how many
+// that is per direction, or 0 when it is too many.
+func (r entryRef) checkSize(errs *errList) int {
 	e := r.e
 	counts := []int{max(1, len(e.Local)), max(1, len(e.Remote)), max(1, len(e.Protocol)), max(1, len(e.Ports)), 1}
 	if m, err := nftmatch.Parse(e.Match); e.Match != "" && err == nil {
@@ -699,7 +719,7 @@ func (r entryRef) checkSize(errs *errList) {
 		}
 	}
 	if n <= maxRules && exact {
-		return
+		return n
 	}
 	total := "more than " + strconv.Itoa(maxRules)
 	if exact {
@@ -711,6 +731,7 @@ func (r entryRef) checkSize(errs *errList) {
 	}
 	errs.add(e.Line, r.name, "expands to %s rules per direction and hook (%d local × %d remote × %d protocols × %d ports%s), at most %d are allowed; split it",
 		total, counts[0], counts[1], counts[2], counts[3], alts, maxRules)
+	return 0
 }
 
 // claim rejects a tag that an earlier entry counts in the same direction:

@@ -70,17 +70,19 @@ var (
 )
 
 // exporterDecoder is what the collector remembers of one exporter: its
-// templates and the sampling rates its options records announced.
+// templates, the sampling rates its options records announced, and what
+// scaling by those rates left over.
 type exporterDecoder struct {
 	templates templates
 	sampling  map[uint32]*domainSampling // by samplingKey
+	carries   carries
 }
 
 // domainSampling is the sampling announced in an observation domain's
 // options records: per sampler id, and the last one announced.
 type domainSampling struct {
-	last      uint64
-	bySampler map[uint64]uint64
+	last      rate
+	bySampler map[uint64]rate
 }
 
 // decoded is the outcome of one datagram.
@@ -281,7 +283,7 @@ func samplingKey(version uint16, domain uint32) uint32 {
 // or samplerRandomInterval (one packet in N), or samplingPacketInterval and
 // samplingPacketSpace (N packets taken, M skipped), per sampler id.
 func (d *exporterDecoder) learnSampling(key uint32, r netflow.OptionsDataRecord) {
-	var rate, interval, space, sampler uint64
+	var interval, taken, skipped, sampler uint64
 	var haveSampler bool
 	for _, list := range [][]netflow.DataField{r.ScopesValues, r.OptionsValues} {
 		for _, f := range list {
@@ -294,20 +296,18 @@ func (d *exporterDecoder) learnSampling(key uint32, r netflow.OptionsDataRecord)
 			}
 			switch f.Type {
 			case fieldSamplingIntv, fieldSamplerIntv:
-				rate = v
-			case fieldSamplingPkts:
 				interval = v
+			case fieldSamplingPkts:
+				taken = v
 			case fieldSamplingSpace:
-				space = v
+				skipped = v
 			case fieldSamplerID, fieldSelectorID:
 				sampler, haveSampler = v, true
 			}
 		}
 	}
-	if rate == 0 && interval > 0 {
-		rate = satAdd(interval, space) / interval
-	}
-	if rate == 0 {
+	announced, ok := announcedRate(interval, taken, skipped)
+	if !ok {
 		return
 	}
 	if d.sampling == nil {
@@ -321,13 +321,13 @@ func (d *exporterDecoder) learnSampling(key uint32, r netflow.OptionsDataRecord)
 		ds = &domainSampling{}
 		d.sampling[key] = ds
 	}
-	ds.last = rate
+	ds.last = announced
 	if haveSampler {
 		if ds.bySampler == nil {
-			ds.bySampler = make(map[uint64]uint64)
+			ds.bySampler = make(map[uint64]rate)
 		}
 		if _, ok := ds.bySampler[sampler]; ok || len(ds.bySampler) < maxSamplers {
-			ds.bySampler[sampler] = rate
+			ds.bySampler[sampler] = announced
 		}
 	}
 }
@@ -336,7 +336,7 @@ func (d *exporterDecoder) learnSampling(key uint32, r netflow.OptionsDataRecord)
 // biflow (RFC 5103), whose reverse counters go the other way.
 func (d *exporterDecoder) appendRecord(key uint32, values []netflow.DataField, out *decoded) {
 	var f Flow
-	var rate, interval, space, sampler, revBytes, revPackets uint64
+	var interval, taken, skipped, sampler, revBytes, revPackets uint64
 	var haveSampler bool
 	for _, v := range values {
 		b, _ := v.Value.([]byte)
@@ -377,38 +377,37 @@ func (d *exporterDecoder) appendRecord(key uint32, values []netflow.DataField, o
 				f.Dst = a
 			}
 		case fieldSamplingIntv, fieldSamplerIntv:
-			rate, _ = uintValue(b)
-		case fieldSamplingPkts:
 			interval, _ = uintValue(b)
+		case fieldSamplingPkts:
+			taken, _ = uintValue(b)
 		case fieldSamplingSpace:
-			space, _ = uintValue(b)
+			skipped, _ = uintValue(b)
 		case fieldSamplerID, fieldSelectorID:
 			sampler, haveSampler = uintOf(b, 8), true
 		}
 	}
-	if rate == 0 && interval > 0 {
-		rate = satAdd(interval, space) / interval
-	}
 	// The record's own rate, else its sampler's, else the domain's last.
-	if ds := d.sampling[key]; rate == 0 && ds != nil {
-		if r, ok := ds.bySampler[sampler]; ok && haveSampler {
-			rate = r
+	r, ok := announcedRate(interval, taken, skipped)
+	if ds := d.sampling[key]; !ok && ds != nil {
+		if byID, ok := ds.bySampler[sampler]; ok && haveSampler {
+			r = byID
 		} else {
-			rate = ds.last
+			r = ds.last
 		}
 	}
-	if rate == 0 {
-		rate = 1
+	if r.num == 0 {
+		r = unsampled
 	}
-	f.Bytes, f.Packets = satMul(f.Bytes, rate), satMul(f.Packets, rate)
+	c := d.carries.of(r)
+	f.Packets, f.Bytes = c.scale(f.Packets, f.Bytes, r)
 	out.flows = append(out.flows, f)
 	if revBytes > 0 || revPackets > 0 {
-		r := Flow{
+		rev := Flow{
 			Src: f.Dst, Dst: f.Src, SrcPort: f.DstPort, DstPort: f.SrcPort, Proto: f.Proto,
 			In: f.Out, Out: f.In,
-			Packets: satMul(revPackets, rate), Bytes: satMul(revBytes, rate),
 		}
-		out.flows = append(out.flows, r)
+		rev.Packets, rev.Bytes = c.scale(revPackets, revBytes, r)
+		out.flows = append(out.flows, rev)
 	}
 }
 

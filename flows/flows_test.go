@@ -206,6 +206,50 @@ func TestSampling(t *testing.T) {
 	})
 }
 
+// TestSamplingPacketSpace: RFC 5476's rate, samplingPacketInterval packets
+// taken and samplingPacketSpace skipped, is (taken+skipped)/taken, rarely
+// a whole number. The totals must be the exact products: the fraction one
+// flow leaves over carries into the next.
+func TestSamplingPacketSpace(t *testing.T) {
+	const doc = "addresses:\n  - tag: rent31\n    source: flows\n    networks: [192.168.31.0/24]\n"
+	scopes := []field{{149, 4, 0}} // observationDomainId
+	options := []field{{305, 4, 0}, {306, 4, 0}}
+	perRecord := append(slices.Clone(ipv4Fields), field{305, 2, 0}, field{306, 2, 0})
+	for _, tc := range []struct {
+		taken, skipped uint64
+		flows          int    // of one packet and 101 bytes each, sampled
+		want           uint64 // packets: flows × (taken+skipped) / taken
+	}{
+		{taken: 2, skipped: 3, flows: 4, want: 10},   // 5/2; 2 each, 20 % low, before
+		{taken: 3, skipped: 1, flows: 3, want: 4},    // 4/3; 1 each, 25 % low, before
+		{taken: 1, skipped: 99, flows: 3, want: 300}, // 100
+	} {
+		want := backends.Counter{Packets: tc.want, Bytes: 101 * tc.want}
+		t.Run(fmt.Sprintf("%d/%d options", tc.taken, tc.skipped), func(t *testing.T) {
+			c := newCollector(t, doc)
+			c.Datagram(router, message(10, 3,
+				optionsTemplateSet(10, 400, scopes, options),
+				dataSet(400, append(slices.Clone(scopes), options...), flowRecord{149: uint64(3), 305: tc.taken, 306: tc.skipped}),
+				templateSet(10, 401, ipv4Fields)))
+			for range tc.flows {
+				c.Datagram(router, message(10, 3, dataSet(401, ipv4Fields, rec4("192.168.31.1", "203.0.113.1", 1, 2, 17, 1, 101))))
+			}
+			checkCounts(t, c, map[string]backends.Counter{"rent31 192.168.31.1 out": want})
+		})
+		t.Run(fmt.Sprintf("%d/%d records", tc.taken, tc.skipped), func(t *testing.T) {
+			c := newCollector(t, doc)
+			r := rec4("192.168.31.1", "203.0.113.1", 1, 2, 17, 1, 101)
+			r[305], r[306] = tc.taken, tc.skipped
+			recs := make([]flowRecord, tc.flows)
+			for i := range recs {
+				recs[i] = r
+			}
+			c.Datagram(router, message(10, 3, templateSet(10, 402, perRecord), dataSet(402, perRecord, recs...)))
+			checkCounts(t, c, map[string]backends.Counter{"rent31 192.168.31.1 out": want})
+		})
+	}
+}
+
 // TestTemplateRefresh: a template sent again with another layout replaces
 // the old one, for the data that follows; an IPFIX withdrawal forgets it.
 func TestTemplateRefresh(t *testing.T) {

@@ -28,6 +28,11 @@ func FuzzDatagram(f *testing.F) {
 	f.Add(message(10, 3, templateSet(10, 300, fields), dataSet(300, fields, r, r), templateSet(10, 301, nil)))
 	f.Add(message(10, 3, optionsTemplateSet(10, 400, []field{{149, 4, 0}}, []field{{305, 4, 0}, {306, 4, 0}}),
 		dataSet(400, []field{{149, 4, 0}, {305, 4, 0}, {306, 4, 0}}, flowRecord{149: uint64(3), 305: uint64(1), 306: uint64(9)})))
+	// A fractional rate, 5/2: counts carry fractions from flow to flow.
+	packetSpace := []field{{149, 4, 0}, {305, 4, 0}, {306, 4, 0}}
+	f.Add(message(10, 3, optionsTemplateSet(10, 400, packetSpace[:1], packetSpace[1:]),
+		dataSet(400, packetSpace, flowRecord{149: uint64(3), 305: uint64(2), 306: uint64(3)}),
+		templateSet(10, 300, fields), dataSet(300, fields, r, r, r)))
 	f.Add(v5Packet(0x4000|10, v5Record{src: "192.168.31.200", dst: "192.168.32.1", packets: 1, bytes: 1 << 31}))
 
 	f.Fuzz(func(t *testing.T, data []byte) {

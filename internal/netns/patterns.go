@@ -5,15 +5,19 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 )
 
 // Namespace is one network namespace to read.
 type Namespace struct {
-	// Name is its netns label: the name under /run/netns, else the path.
+	// Name is its netns label: the name under /run/netns, else the path,
+	// escaped as a label value must be (see label).
 	Name string
 	// Path opens it; empty for the exporter's own namespace.
 	Path string
@@ -107,11 +111,26 @@ func Gone(path string) bool {
 	return errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ESRCH)
 }
 
+// label is the netns label value of the namespace at path: its name under
+// /run/netns, else the path, escaped.
 func label(path string) string {
 	if name, ok := strings.CutPrefix(path, "/run/netns/"); ok && !strings.Contains(name, "/") {
+		return escape(name)
+	}
+	return escape(path)
+}
+
+// escape makes a file name, which may hold any byte but NUL, a label value,
+// which must be UTF-8. A name that is UTF-8 without control characters or
+// backslashes stays as it is; any other is written as the inside of a Go
+// string literal (\xff, \n, \\): a backslash in every such value and in
+// none of the others keeps two names from sharing a value.
+func escape(name string) string {
+	if !strings.ContainsRune(name, '\\') && utf8.ValidString(name) && strings.IndexFunc(name, unicode.IsControl) < 0 {
 		return name
 	}
-	return path
+	q := strconv.Quote(name)
+	return q[1 : len(q)-1]
 }
 
 // isNetNS tells a namespace file from whatever else a glob may match, such

@@ -4,7 +4,10 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 )
 
 func TestParsePatterns(t *testing.T) {
@@ -62,5 +65,35 @@ func TestResolve(t *testing.T) {
 	}
 	if got := (Patterns{"/proc/self/ns/ne[t]"}).Resolve(); len(got) != 1 || !got[0].Globbed {
 		t.Errorf("glob of the own namespace: %+v", got)
+	}
+}
+
+// TestEscape: every label value is UTF-8 without control characters, names
+// that are already such stay, and no two names share a value.
+func TestEscape(t *testing.T) {
+	for name, want := range map[string]string{
+		"blue":         "blue",
+		"tenant-ü":     "tenant-ü",
+		`say "hi"`:     `say "hi"`,
+		"bad-\xff":     `bad-\xff`,
+		`bad-\xff`:     `bad-\\xff`,
+		"bad-\xfe\x01": `bad-\xfe\x01`,
+		"line\nbreak":  `line\nbreak`,
+		"nel-\u0085":   `nel-\u0085`,
+		`a\b`:          `a\\b`,
+	} {
+		got := escape(name)
+		if got != want {
+			t.Errorf("escape(%q) = %s, want %s", name, got, want)
+		}
+		if !utf8.ValidString(got) || strings.IndexFunc(got, unicode.IsControl) >= 0 {
+			t.Errorf("escape(%q) = %q, not a clean label value", name, got)
+		}
+	}
+	if got := label("/run/netns/bad-\xff"); got != `bad-\xff` {
+		t.Errorf("label of a name under /run/netns: %s", got)
+	}
+	if got := label("/var/run/other/bad-\xff"); got != `/var/run/other/bad-\xff` {
+		t.Errorf("label of a path: %s", got)
 	}
 }

@@ -80,8 +80,15 @@ func Group(t testing.TB) string {
 // NewInGroup is New with the namespace named ipacct-GROUP-RANDOM.
 func NewInGroup(t testing.TB, group string, addrs ...string) *NS {
 	t.Helper()
+	return NewNamed(t, "ipacct-"+group+"-"+Group(t), addrs...)
+}
+
+// NewNamed is New with the namespace named name, which may be any file
+// name: not UTF-8, with control characters.
+func NewNamed(t testing.TB, name string, addrs ...string) *NS {
+	t.Helper()
 	RequireRoot(t)
-	ns := &NS{t: t, Name: "ipacct-" + group + "-" + Group(t)}
+	ns := &NS{t: t, Name: name}
 	if out, err := exec.Command("ip", "netns", "add", ns.Name).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add: %v: %s", err, out)
 	}
