@@ -42,25 +42,30 @@ func main() {
 }
 
 func run(args []string) int {
-	app := kingpin.New(name, "Serves netfilter (nftables and iptables) accounting counters, tagged by rule comments, as Prometheus metrics.")
+	app := kingpin.New(name, "Serves netfilter (nftables and iptables) accounting counters, tagged by rule comments, as Prometheus metrics. Each command has its own flags: see \"ipacct_exporter serve --help\" for the daemon's, which it takes without the word serve too.")
+	// Each command has its own flags, so that "report --help" shows no
+	// daemon flag. serve is the default: its flags work without the word.
+	serve := app.Command("serve", "Serve metrics (the default).").Default()
+	cleanupCmd := app.Command("cleanup", "Delete the exporter's nftables table (the one --config.file names, default inet ipacct) and nothing else, then exit.")
 	var (
-		metricsPath = app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
-		webConfig   = kingpinflag.AddFlags(app, defaultAddress)
-		netnsFlag   = app.Flag("netns", "Network namespace to read counters from: a name under /run/netns, a path such as /proc/PID/ns/net, or a glob of either (quote it). Repeatable; with several, or a glob, every series gets a netns label. Entering a namespace needs CAP_SYS_ADMIN. Default: the exporter's own.").Strings()
-		timeout     = app.Flag("scrape.timeout", "Longest time a scrape may spend reading the kernel (0: no limit).").Default("10s").Duration()
-		useNftables = app.Flag("collector.nftables", "Read tagged rules and named counters of every nftables table over netlink (also the tables iptables-nft writes).").Default("true").Bool()
-		useIptables = app.Flag("collector.iptables", "Read tagged rules of iptables-legacy and ip6tables-legacy tables, when the kernel has any.").Default("true").Bool()
-		lockTimeout = app.Flag("collector.iptables.lock-timeout", "How long iptables-legacy waits for the xtables lock.").Default("5s").Duration()
-		configFile  = app.Flag("config.file", "rules.yaml: accounting rules to install in the exporter's own nftables table and keep in step with the file. Without it, the exporter only reads existing tagged rules.").String()
-		configCheck = app.Flag("config.check", "Validate --config.file and exit.").Bool()
-		dryRun      = app.Flag("config.dry-run", "Print the nftables table that --config.file would install, in nft syntax, and exit without touching the kernel.").Bool()
-		cleanupCmd  = app.Command("cleanup", "Delete the exporter's nftables table (the one --config.file names, default inet ipacct) and nothing else, then exit.")
+		metricsPath = serve.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
+		webConfig   = kingpinflag.AddFlags(serve, defaultAddress)
+		netnsFlag   = serve.Flag("netns", "Network namespace to read counters from: a name under /run/netns, a path such as /proc/PID/ns/net, or a glob of either (quote it). Repeatable; with several, or a glob, every series gets a netns label. Entering a namespace needs CAP_SYS_ADMIN. Default: the exporter's own.").Strings()
+		timeout     = serve.Flag("scrape.timeout", "Longest time a scrape may spend reading the kernel (0: no limit).").Default("10s").Duration()
+		useNftables = serve.Flag("collector.nftables", "Read tagged rules and named counters of every nftables table over netlink (also the tables iptables-nft writes).").Default("true").Bool()
+		useIptables = serve.Flag("collector.iptables", "Read tagged rules of iptables-legacy and ip6tables-legacy tables, when the kernel has any.").Default("true").Bool()
+		lockTimeout = serve.Flag("collector.iptables.lock-timeout", "How long iptables-legacy waits for the xtables lock.").Default("5s").Duration()
+		configFile  = serve.Flag("config.file", "rules.yaml: accounting rules to install in the exporter's own nftables table and keep in step with the file. Without it, the exporter only reads existing tagged rules.").String()
+		configCheck = serve.Flag("config.check", "Validate --config.file and exit.").Bool()
+		dryRun      = serve.Flag("config.dry-run", "Print the nftables table that --config.file would install, in nft syntax, and exit without touching the kernel.").Bool()
 	)
-	app.Command("serve", "Serve metrics (the default).").Default()
-	netflow := addNetflowFlags(app)
+	cleanupCmd.Flag("config.file", "rules.yaml whose table to delete. Default: inet ipacct.").StringVar(configFile)
+	cleanupCmd.Flag("netns", "Network namespace to delete the table in: a name under /run/netns or a path such as /proc/PID/ns/net. Default: the exporter's own.").StringsVar(netnsFlag)
+	netflow := addNetflowFlags(serve)
 	addReportCommand(app)
-	logConfig := &promslog.Config{}
-	promslogflag.AddFlags(app, logConfig)
+	logConfig := &promslog.Config{Level: promslog.NewLevel(), Format: promslog.NewFormat()}
+	serve.Flag(promslogflag.LevelFlagName, promslogflag.LevelFlagHelp).Default("info").HintOptions(promslog.LevelFlagOptions...).SetValue(logConfig.Level)
+	serve.Flag(promslogflag.FormatFlagName, promslogflag.FormatFlagHelp).Default("logfmt").HintOptions(promslog.FormatFlagOptions...).SetValue(logConfig.Format)
 	app.Version(version.Print(name))
 	app.HelpFlag.Short('h')
 	command, err := app.Parse(args)
