@@ -77,17 +77,17 @@ type sample struct {
 }
 
 type engine struct {
-	q                Querier
-	from, end        int64 // milliseconds: the period, up to now
-	now              int64
-	maxGap, chunk    int64
-	tags             map[string]bool // nil: all
-	series           map[string]*series
-	accumulators     map[key]*accumulator
-	buckets          map[key]*buckets
-	steps            []int64 // step boundaries, from to end; nil: no steps
-	warnings         warnings
-	unlabelled       map[string]bool // series already warned about
+	q             Querier
+	from, end     int64 // milliseconds: the period, up to now
+	now           int64
+	maxGap, chunk int64
+	tags          map[string]bool // nil: all
+	series        map[string]*series
+	accumulators  map[key]*accumulator
+	buckets       map[key]*buckets
+	steps         []int64 // step boundaries, from to end; nil: no steps
+	warnings      warnings
+	unlabelled    map[string]bool // series already warned about
 }
 
 // Build reads the period's samples from Prometheus and works out the report.
