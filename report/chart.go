@@ -55,6 +55,9 @@ func Chart(r *Report, t *Tag, rates bool) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// headroom is the space above the highest value, for the legend.
+const headroom = 1.3
+
 // siScale returns the factor and prefix that show values up to max with at
 // most three digits before the point.
 func siScale(max float64) (float64, string) {
@@ -85,7 +88,7 @@ func stepsPlot(r *Report, t *Tag) *plot.Plot {
 	p := plot.New()
 	p.Title.Text = "Traffic per day"
 	p.Y.Label.Text = prefix + "B"
-	p.Y.Min, p.Y.Max = 0, 1 // a period without traffic still gets an axis
+	p.Y.Min, p.Y.Max = 0, math.Max(most/factor*headroom, 1) // 1: a period without traffic still gets an axis
 	p.Legend.Top = true
 	n := len(t.Steps)
 	width := vg.Points(math.Min(10, 470/(2.6*float64(n))))
@@ -95,7 +98,8 @@ func stepsPlot(r *Report, t *Tag) *plot.Plot {
 	barOut, _ := plotter.NewBarChart(out, width)
 	barOut.Color, barOut.LineStyle.Width = colorOut, 0
 	barOut.Offset = width / 2
-	p.Add(barIn, barOut, plotter.NewGrid())
+	p.Add(plotter.NewGrid(), barIn, barOut)
+	p.X.Min, p.X.Max = -0.7, float64(n)-0.3 // room for the outer bars
 	p.Legend.Add("in", barIn)
 	p.Legend.Add("out", barOut)
 	// Day numbers, as many as fit.
@@ -125,9 +129,13 @@ func ratesPlot(r *Report, t *Tag) *plot.Plot {
 	p := plot.New()
 	p.Title.Text = "5-minute rates and their 95th percentile"
 	p.Y.Label.Text = prefix + "bit/s"
-	p.Y.Min, p.Y.Max = 0, 1
+	p.Y.Min, p.Y.Max = 0, math.Max(most/factor*headroom*headroom, 1) // four lines of legend
 	p.Legend.Top = true
-	p.X.Tick.Marker = plot.TimeTicks{Format: "Jan 2", Time: func(t float64) time.Time { return time.Unix(int64(t), 0).In(loc) }}
+	format := "Jan 2"
+	if r.End.Sub(r.Period.From) < 72*time.Hour {
+		format = "Jan 2 15:04"
+	}
+	p.X.Tick.Marker = plot.TimeTicks{Format: format, Time: func(t float64) time.Time { return time.Unix(int64(t), 0).In(loc) }}
 	p.X.Min = float64(r.Period.From.Unix())
 	p.X.Max = float64(r.End.Unix())
 	p.Add(plotter.NewGrid())

@@ -26,10 +26,14 @@ type rawSeries struct {
 // their text, each with its created timestamps. It skips, with a warning
 // naming the series and the time:
 //   - series without a tag label, or an ipacct_ip_* series without an ip;
-//   - samples that are not counter values: NaN, infinite, negative, or
-//     above what a 64-bit counter holds; created timestamps that are not a
+//   - samples that are not counter values: infinite, negative, or above
+//     what a 64-bit counter holds; created timestamps that are not a
 //     positive number;
 //   - samples of one series with one timestamp and different values.
+//
+// NaN samples are skipped without a warning: a NaN is how a staleness marker
+// (the end of a series) comes through the HTTP API of stores that return
+// them, such as VictoriaMetrics, and no counter is NaN.
 //
 // Samples out of time order are put in order, with a warning: a total must
 // not depend on the order of an answer.
@@ -71,7 +75,9 @@ func (e *engine) checkAnswer(m model.Matrix) map[string]*rawSeries {
 		createdID := createdName(string(rs.metric[model.MetricNameLabel])) + strings.TrimPrefix(id, string(rs.metric[model.MetricNameLabel]))
 		createdAt := map[int64]float64{}
 		for _, p := range e.inOrder(createdID, created[id]) {
-			if c := float64(p.Value); math.IsNaN(c) || math.IsInf(c, 0) || c <= 0 {
+			if c := float64(p.Value); math.IsNaN(c) {
+				continue // a staleness marker
+			} else if math.IsInf(c, 0) || c <= 0 {
 				e.warnings.add("%s at %s: skipped created timestamp %v: not a time", createdID, formatMilli(int64(p.Timestamp)), c)
 				continue
 			}
@@ -79,7 +85,10 @@ func (e *engine) checkAnswer(m model.Matrix) map[string]*rawSeries {
 		}
 		for _, p := range e.inOrder(id, rs.pairs) {
 			v := float64(p.Value)
-			if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 || v >= maxCounter {
+			if math.IsNaN(v) {
+				continue // a staleness marker
+			}
+			if math.IsInf(v, 0) || v < 0 || v >= maxCounter {
 				e.warnings.add("%s at %s: skipped sample %v: not a counter value", id, formatMilli(int64(p.Timestamp)), v)
 				continue
 			}

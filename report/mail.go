@@ -107,9 +107,10 @@ func defaultSubject(r *Report, t *Tag) string {
 // mailView is what the HTML of a mailed report shows.
 type mailView struct {
 	Tag, Period, Incomplete string
-	Totals                  [][]string // a head row, then rows of a label and a value per direction
-	Addresses               [][]string // a head row, then one per address
-	Chart, ChartAlt         string
+	Totals                  [][]string   // a head row, then rows of a label and a value per direction
+	Addresses               [][]string   // a head row, then one per address
+	Chart                   template.URL // cid:, which html/template would not trust
+	ChartAlt                string
 	Notes                   []string
 }
 
@@ -117,7 +118,7 @@ func newMailView(r *Report, t *Tag, withPercentile bool) mailView {
 	v := mailView{
 		Tag:    printable(t.Name),
 		Period: fmt.Sprintf("%s to %s%s", r.Period.From.Format(timeLayout), formatEnd(r), zoneName(r.Period)),
-		Chart:  "cid:" + chartName,
+		Chart:  template.URL("cid:" + chartName),
 	}
 	v.ChartAlt = "Chart: traffic per day, in and out"
 	if withPercentile {
