@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image/color"
 	"math"
+	"strconv"
 	"time"
 
 	"gonum.org/v1/plot"
@@ -55,6 +56,20 @@ func Chart(r *Report, t *Tag, rates bool) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// plainTicks are the default ticks, with labels such as 25 rather than
+// 25.00.
+type plainTicks struct{}
+
+func (plainTicks) Ticks(min, max float64) []plot.Tick {
+	ticks := plot.DefaultTicks{}.Ticks(min, max)
+	for i := range ticks {
+		if ticks[i].Label != "" {
+			ticks[i].Label = strconv.FormatFloat(ticks[i].Value, 'f', -1, 64)
+		}
+	}
+	return ticks
+}
+
 // headroom is the space above the highest value, for the legend.
 const headroom = 1.3
 
@@ -88,6 +103,7 @@ func stepsPlot(r *Report, t *Tag) *plot.Plot {
 	p := plot.New()
 	p.Title.Text = "Traffic per day"
 	p.Y.Label.Text = prefix + "B"
+	p.Y.Tick.Marker = plainTicks{}
 	p.Y.Min, p.Y.Max = 0, math.Max(most/factor*headroom, 1) // 1: a period without traffic still gets an axis
 	p.Legend.Top = true
 	n := len(t.Steps)
@@ -129,6 +145,7 @@ func ratesPlot(r *Report, t *Tag) *plot.Plot {
 	p := plot.New()
 	p.Title.Text = "5-minute rates and their 95th percentile"
 	p.Y.Label.Text = prefix + "bit/s"
+	p.Y.Tick.Marker = plainTicks{}
 	p.Y.Min, p.Y.Max = 0, math.Max(most/factor*headroom*headroom, 1) // four lines of legend
 	p.Legend.Top = true
 	format := "Jan 2"
