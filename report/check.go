@@ -73,15 +73,15 @@ func (e *engine) checkAnswer(m model.Matrix) map[string]*rawSeries {
 	}
 	for id, rs := range counters {
 		createdID := createdName(string(rs.metric[model.MetricNameLabel])) + strings.TrimPrefix(id, string(rs.metric[model.MetricNameLabel]))
-		createdAt := map[int64]float64{}
+		createdAt := map[int64]int64{}
 		for _, p := range e.inOrder(createdID, created[id]) {
 			if c := float64(p.Value); math.IsNaN(c) {
 				continue // a staleness marker
-			} else if math.IsInf(c, 0) || c <= 0 {
+			} else if math.IsInf(c, 0) || c <= 0 || c > math.MaxInt64/1000 {
 				e.warnings.add("%s at %s: skipped created timestamp %v: not a time", createdID, formatMilli(int64(p.Timestamp)), c)
 				continue
 			}
-			createdAt[int64(p.Timestamp)] = float64(p.Value)
+			createdAt[int64(p.Timestamp)] = int64(math.Round(float64(p.Value) * 1000))
 		}
 		for _, p := range e.inOrder(id, rs.pairs) {
 			v := float64(p.Value)

@@ -1,7 +1,6 @@
 package report
 
 import (
-	"math"
 	"slices"
 	"time"
 )
@@ -15,21 +14,26 @@ const Percentile = 95
 // increment is the traffic that the scrape of cur saw, and the time since
 // which: prev is the series' sample before it (hasPrev false: none known).
 //
-//   - When cur has a created timestamp that prev did not have, the counter
-//     was born (or born again) at that time, at zero, after prev: all of cur.
+//   - When cur has a created timestamp and the counter was born (or born
+//     again) after prev, at zero: all of cur. Born after prev: there is no
+//     prev; or prev has another created timestamp; or prev has none and the
+//     created timestamp is after it (a store may lack a created sample).
 //   - Otherwise, over prev: the difference, or all of cur after a reset
 //     (cur below prev).
 //   - Not ok: no prev and no birth (what a counter held when first seen is
 //     history, not traffic of the period), or prev or the birth more than
 //     maxGap before cur.
 func increment(prev sample, hasPrev bool, cur sample, maxGap int64) (d float64, since int64, ok bool) {
-	if cur.created > 0 && (!hasPrev || prev.created != cur.created) {
-		born := int64(math.Round(cur.created * 1000))
-		if hasPrev {
-			born = max(born, prev.t)
+	if cur.created > 0 {
+		born := cur.created
+		newLife := !hasPrev || (prev.created > 0 && prev.created != cur.created) || (prev.created == 0 && born > prev.t)
+		if newLife {
+			if hasPrev {
+				born = max(born, prev.t)
+			}
+			born = min(born, cur.t) // the exporter's clock may be ahead of the store's
+			return cur.v, born, cur.t-born <= maxGap
 		}
-		born = min(born, cur.t) // the exporter's clock may be ahead of the store's
-		return cur.v, born, cur.t-born <= maxGap
 	}
 	if !hasPrev || cur.t-prev.t > maxGap {
 		return 0, 0, false

@@ -9,7 +9,7 @@ import (
 func TestIncrement(t *testing.T) {
 	const gap = 60_000 // MaxGap, ms
 	at := func(ms int64, v float64) sample { return sample{t: ms, v: v} }
-	born := func(ms int64, v, created float64) sample { return sample{t: ms, v: v, created: created} }
+	born := func(ms int64, v, created float64) sample { return sample{t: ms, v: v, created: int64(created * 1000)} }
 	none := sample{}
 	for _, tc := range []struct {
 		name      string
@@ -34,7 +34,7 @@ func TestIncrement(t *testing.T) {
 		{"born again after the previous sample", born(5000, 100, 4.5), true, born(10_000, 300, 7), 300, 7000, true},
 		{"born again, below the previous value", born(5000, 900, 4.5), true, born(10_000, 300, 7), 300, 7000, true},
 		{"born after a sample without a birth", at(5000, 900), true, born(10_000, 900, 7), 900, 7000, true},
-		{"birth before the previous sample: from it", at(5000, 100), true, born(10_000, 300, 2), 300, 5000, true},
+		{"birth before the previous sample, which lacks it: growth", at(5000, 100), true, born(10_000, 300, 2), 200, 5000, true},
 		{"birth after the sample (clock ahead)", none, false, born(10_000, 300, 11), 300, 10_000, true},
 		{"birth gone (the exporter restarted): growth", born(5000, 100, 4.5), true, at(10_000, 300), 200, 5000, true},
 	} {

@@ -69,11 +69,14 @@ type series struct {
 }
 
 // sample is one raw sample: milliseconds since the epoch, the value, and the
-// created timestamp the store kept beside it (seconds, 0: none).
+// created timestamp the store kept beside it, in milliseconds (0: none). A
+// store may keep the created timestamp (a float of seconds) less exactly than
+// to the millisecond: VictoriaMetrics answers 1796557222.8739998 for
+// 1796557222.874, so they are compared as milliseconds.
 type sample struct {
 	t       int64
 	v       float64
-	created float64
+	created int64
 }
 
 type engine struct {
