@@ -362,9 +362,7 @@ func (e *engine) countPeriod(m map[string]*rawSeries) {
 
 // readBefore finds, for each series, its last sample before the period, no
 // further back than MaxGap, and counts the increment of the series' first
-// sample in the period over it, or over nothing. It reads back in windows
-// that grow from firstWindow to the chunk, and stops when every series has
-// found one.
+// sample in the period over it, or over nothing.
 func (e *engine) readBefore(ctx context.Context, sel string) error {
 	need := map[string]*series{}
 	for id, s := range e.series {
@@ -372,22 +370,11 @@ func (e *engine) readBefore(ctx context.Context, sel string) error {
 			need[id] = s
 		}
 	}
-	end, stop := e.from, e.from-e.maxGap
-	for w := min(firstWindow.Milliseconds(), e.chunk); len(need) > 0 && end > stop; w = min(2*w, e.chunk) {
-		start := max(end-w, stop)
-		m, err := e.window(ctx, sel, start, end)
-		if err != nil {
-			return err
-		}
-		for id, rs := range m {
-			s, ok := need[id]
-			if !ok || len(rs.samples) == 0 {
-				continue
-			}
-			delete(need, id)
-			e.count(s, rs.samples[len(rs.samples)-1], true, s.first, true)
-		}
-		end = start
+	err := e.nearest(ctx, sel, need, e.from, e.from-e.maxGap, func(s *series, samples []sample) {
+		e.count(s, samples[len(samples)-1], true, s.first, true)
+	})
+	if err != nil {
+		return err
 	}
 	for _, s := range need { // nothing before: counted only when born
 		e.count(s, sample{}, false, s.first, true)
@@ -396,7 +383,7 @@ func (e *engine) readBefore(ctx context.Context, sel string) error {
 }
 
 // readAfter finds, for each bytes series, its first sample after the period,
-// no further than MaxGap from its last in the period, and spreads that
+// no further than MaxGap from its end (nor than now), and spreads that
 // increment's share in the period into the buckets.
 func (e *engine) readAfter(ctx context.Context, sel string) error {
 	need := map[string]*series{}
@@ -405,22 +392,37 @@ func (e *engine) readAfter(ctx context.Context, sel string) error {
 			need[id] = s
 		}
 	}
-	start, stop := e.end, min(e.end+e.maxGap, e.now)
-	for w := min(firstWindow.Milliseconds(), e.chunk); len(need) > 0 && start < stop; w = min(2*w, e.chunk) {
-		end := min(start+w, stop)
-		m, err := e.window(ctx, sel, start, end)
+	return e.nearest(ctx, sel, need, e.end, min(e.end+e.maxGap, e.now), func(s *series, samples []sample) {
+		e.count(s, s.last, true, samples[0], false)
+	})
+}
+
+// nearest reads from at towards stop (back in time when stop is before at)
+// in windows that grow from firstWindow to the chunk, and hands each series
+// of need the samples of the first window that has any of it, taking it out
+// of need. It stops when need is empty.
+func (e *engine) nearest(ctx context.Context, sel string, need map[string]*series, at, stop int64, found func(*series, []sample)) error {
+	back := stop < at
+	for w := min(firstWindow.Milliseconds(), e.chunk); len(need) > 0 && at != stop; w = min(2*w, e.chunk) {
+		a, b := at, min(at+w, stop)
+		if back {
+			a, b = max(at-w, stop), at
+		}
+		m, err := e.window(ctx, sel, a, b)
 		if err != nil {
 			return err
 		}
 		for id, rs := range m {
-			s, ok := need[id]
-			if !ok || len(rs.samples) == 0 {
-				continue
+			if s, ok := need[id]; ok && len(rs.samples) > 0 {
+				delete(need, id)
+				found(s, rs.samples)
 			}
-			delete(need, id)
-			e.count(s, s.last, true, rs.samples[0], false)
 		}
-		start = end
+		if back {
+			at = a
+		} else {
+			at = b
+		}
 	}
 	return nil
 }

@@ -143,46 +143,21 @@ func parseDirection(s string) direction {
 	return dirNone
 }
 
-// traffic returns the counts of direction d.
-func (t *Traffic) counts(d direction) *Counts {
+// pick returns the one of in, out and none that is direction d's.
+func pick[T any](d direction, in, out, none *T) *T {
 	switch d {
 	case dirIn:
-		return &t.In
+		return in
 	case dirOut:
-		return &t.Out
+		return out
 	}
-	return &t.None
+	return none
 }
 
-func (t *Tag) usage(d direction) *Usage {
-	switch d {
-	case dirIn:
-		return &t.In
-	case dirOut:
-		return &t.Out
-	}
-	return &t.None
-}
-
-func (r *Rates) of(d direction) *[]float64 {
-	switch d {
-	case dirIn:
-		return &r.In
-	case dirOut:
-		return &r.Out
-	}
-	return &r.None
-}
-
-func (a *Address) counts(d direction) *Counts {
-	switch d {
-	case dirIn:
-		return &a.In
-	case dirOut:
-		return &a.Out
-	}
-	return &a.None
-}
+func (t *Traffic) counts(d direction) *Counts { return pick(d, &t.In, &t.Out, &t.None) }
+func (t *Tag) usage(d direction) *Usage       { return pick(d, &t.In, &t.Out, &t.None) }
+func (r *Rates) of(d direction) *[]float64    { return pick(d, &r.In, &r.Out, &r.None) }
+func (a *Address) counts(d direction) *Counts { return pick(d, &a.In, &a.Out, &a.None) }
 
 // errOverflow is the error of a total that no 64-bit counter holds: the
 // samples were no counters'.
