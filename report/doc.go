@@ -72,7 +72,7 @@
 // divide 5 minutes makes no spike. The bucket's rate is its bytes × 8 ÷ its
 // length in seconds (300, except a shorter last bucket when the period is not
 // a whole number of buckets). Buckets without traffic count, as zero; in a
-// period that has not ended, only the buckets that have. Of the N rates,
+// period that has not ended, only the buckets that have passed. Of the N rates,
 // sorted ascending, the 95th percentile is the one at rank ⌈0.95·N⌉
 // (nearest rank): for a 31-day month, N = 8928 and the rank is 8482, so the
 // 446 highest 5-minute rates (37 hours) are not billed. Whoever bills on the
