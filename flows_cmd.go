@@ -23,9 +23,9 @@ type netflowCmd struct {
 	conn      *net.UDPConn
 }
 
-func addNetflowFlags(app *kingpin.Application) *netflowCmd {
+func addNetflowFlags(serve *kingpin.CmdClause) *netflowCmd {
 	return &netflowCmd{
-		listen: app.Flag("collector.netflow.listen-address",
+		listen: serve.Flag("collector.netflow.listen-address",
 			"UDP address to receive NetFlow v5, v9 and IPFIX on, such as :2055. Flows count for the entries of --config.file with source: flows. Empty: off.").Default("").String(),
 	}
 }

@@ -10,13 +10,15 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/prometheus/common/model"
 )
 
 // Exit codes of Command.Run.
 const (
 	ExitOK     = 0
 	ExitFailed = 1 // Prometheus unreachable, a query failed, no data, timeout
-	ExitUsage  = 2 // invalid flags: period, time zone, URL, format
+	ExitUsage  = 2 // invalid flags: period, time zone, URL, format, step, mail
 )
 
 // Command is "ipacct_exporter report": its flags, as given.
@@ -32,8 +34,40 @@ type Command struct {
 	Timeout        time.Duration
 	MaxGap         time.Duration
 	Chunk          time.Duration
+	// Step is --step: "" or a duration such as 1h or 1d.
+	Step string
+	// MaxAnswer is the most bytes read of one answer; 0: DefaultMaxAnswer.
+	MaxAnswer int64
+	// Mail is where --format=email goes.
+	Mail Mail
 	// Now is the present; zero: time.Now().
 	Now time.Time
+}
+
+// check returns what is wrong with the flags that need no parsing, or "".
+func (c Command) check() string {
+	mailFlags := len(c.Mail.To) > 0 || c.Mail.From != "" || c.Mail.Subject != "" || c.Mail.Percentile
+	switch {
+	case !slices.Contains(Formats, c.Format):
+		return fmt.Sprintf("unknown --format %q: want one of %s", c.Format, strings.Join(Formats, ", "))
+	case c.MaxGap <= 0:
+		return "--max-gap must be positive"
+	case c.Chunk < time.Second:
+		return "--chunk must be at least 1s"
+	case c.Timeout < 0:
+		return "--timeout must not be negative"
+	case c.MaxAnswer < 0:
+		return "--max-answer-size must not be negative"
+	case c.Step != "" && c.Format != "csv" && c.Format != "json":
+		return "--step gives rows per step in --format=csv or json"
+	case c.Format != "email" && mailFlags:
+		return "--mail.* flags go with --format=email"
+	case c.Format == "email" && len(c.Tags) != 1:
+		return "--format=email reports one tenant: give --tag once"
+	case c.Format == "email" && (len(c.Mail.To) == 0 || c.Mail.From == ""):
+		return "--format=email needs --mail.to and --mail.from"
+	}
+	return ""
 }
 
 // Run makes the report and writes it to stdout, or a message to stderr, and
@@ -48,17 +82,8 @@ func (c Command) Run(ctx context.Context, stdout, stderr io.Writer) int {
 	if now.IsZero() {
 		now = time.Now()
 	}
-	if !slices.Contains(Formats, c.Format) {
-		return fail(ExitUsage, "unknown --format %q: want one of %s", c.Format, strings.Join(Formats, ", "))
-	}
-	if c.MaxGap <= 0 {
-		return fail(ExitUsage, "--max-gap must be positive")
-	}
-	if c.Chunk < time.Second {
-		return fail(ExitUsage, "--chunk must be at least 1s")
-	}
-	if c.Timeout < 0 {
-		return fail(ExitUsage, "--timeout must not be negative")
+	if msg := c.check(); msg != "" {
+		return fail(ExitUsage, "%s", msg)
 	}
 	loc, err := time.LoadLocation(c.TimeZone)
 	if err != nil {
@@ -68,9 +93,30 @@ func (c Command) Run(ctx context.Context, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(ExitUsage, "%v", err)
 	}
+	end, err := period.End(now)
+	if err != nil {
+		return fail(ExitUsage, "%v", err)
+	}
+	var step time.Duration
+	if c.Format == "email" {
+		step = 24 * time.Hour // the chart's days
+	}
+	if c.Step != "" {
+		d, err := model.ParseDuration(c.Step)
+		if err == nil {
+			_, err = StepBounds(period.From, end, time.Duration(d))
+		}
+		if err != nil {
+			return fail(ExitUsage, "--step: %v", err)
+		}
+		step = time.Duration(d)
+	}
 	client, err := NewClient(c.URL, c.HTTPConfigFile)
 	if err != nil {
 		return fail(ExitUsage, "%v", err)
+	}
+	if c.MaxAnswer > 0 {
+		client.MaxAnswer = c.MaxAnswer
 	}
 	if c.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -83,13 +129,22 @@ func (c Command) Run(ctx context.Context, stdout, stderr io.Writer) int {
 		Matchers: c.Matchers,
 		MaxGap:   c.MaxGap,
 		Chunk:    c.Chunk,
+		Step:     step,
+		Rates:    c.Format == "email",
 		Now:      now,
 	})
 	if err != nil {
 		return fail(ExitFailed, "%s", explain(err, client.String(), c.Timeout))
 	}
 	var out bytes.Buffer
-	if err := Write(&out, c.Format, r); err != nil {
+	if c.Format == "email" {
+		m := c.Mail
+		m.Date = now
+		err = WriteEmail(&out, r, m)
+	} else {
+		err = Write(&out, c.Format, r)
+	}
+	if err != nil {
 		return fail(ExitFailed, "%v", err)
 	}
 	if _, err := stdout.Write(out.Bytes()); err != nil {
@@ -97,7 +152,7 @@ func (c Command) Run(ctx context.Context, stdout, stderr io.Writer) int {
 	}
 	if c.Format != "text" {
 		for _, w := range r.Warnings {
-			fmt.Fprintf(stderr, "ipacct_exporter report: Prometheus warned: %s\n", w)
+			fmt.Fprintf(stderr, "ipacct_exporter report: warning: %s\n", printable(w))
 		}
 	}
 	return ExitOK
@@ -108,7 +163,10 @@ func (c Command) Run(ctx context.Context, stdout, stderr io.Writer) int {
 func explain(err error, server string, timeout time.Duration) string {
 	var apiErr *APIError
 	var urlErr *url.Error
+	var tooLarge *AnswerTooLargeError
 	switch {
+	case errors.As(err, &tooLarge):
+		return fmt.Sprintf("Prometheus at %s: %v", server, tooLarge)
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Sprintf("no complete answer from Prometheus at %s within --timeout=%s (a longer --timeout or a shorter --chunk may help): %v", server, timeout, err)
 	case errors.As(err, &apiErr):

@@ -65,7 +65,7 @@ func TestCommandOverHTTP(t *testing.T) {
 	if code != ExitOK || errOut != "" {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
-	if !strings.Contains(out, ",t1,ipacct_ip,,405,100,0,8,0,0,") {
+	if !strings.Contains(out, ",t1,ipacct_ip,,1265,100,0,12,0,0,") {
 		t.Errorf("stdout:\n%s", out)
 	}
 }
@@ -109,7 +109,7 @@ func TestCommandTLSAndBasicAuth(t *testing.T) {
 			if code != tc.code || !strings.Contains(errOut, tc.stderr) {
 				t.Errorf("exit %d, stderr %q; want exit %d, stderr with %q", code, errOut, tc.code, tc.stderr)
 			}
-			if code == ExitOK && !strings.Contains(out, ",t1,ipacct_ip,,405,") {
+			if code == ExitOK && !strings.Contains(out, ",t1,ipacct_ip,,1265,") {
 				t.Errorf("stdout:\n%s", out)
 			}
 			if code != ExitOK && out != "" {

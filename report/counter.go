@@ -11,19 +11,37 @@ const BucketWidth = 5 * time.Minute
 // Percentile is the percentile of the bucket rates that is billed.
 const Percentile = 95
 
-// sample is one raw sample: milliseconds since the epoch and the value.
-type sample struct {
-	t int64
-	v float64
-}
-
-// increment is the traffic that the scrape of cur saw since the one of prev,
-// a sample of the same series: the difference, or all of cur after a reset.
-func increment(prev, cur sample) float64 {
-	if cur.v >= prev.v {
-		return cur.v - prev.v
+// increment is the traffic that the scrape of cur saw, and the time since
+// which: prev is the series' sample before it (hasPrev false: none known).
+//
+//   - When cur has a created timestamp and the counter was born (or born
+//     again) after prev, at zero: all of cur. Born after prev: there is no
+//     prev; or prev has another created timestamp; or prev has none and the
+//     created timestamp is after it (a store may lack a created sample).
+//   - Otherwise, over prev: the difference, or all of cur after a reset
+//     (cur below prev).
+//   - Not ok: no prev and no birth (what a counter held when first seen is
+//     history, not traffic of the period), or prev or the birth more than
+//     maxGap before cur.
+func increment(prev sample, hasPrev bool, cur sample, maxGap int64) (d float64, since int64, ok bool) {
+	if cur.created > 0 {
+		born := cur.created
+		newLife := !hasPrev || (prev.created > 0 && prev.created != cur.created) || (prev.created == 0 && born > prev.t)
+		if newLife {
+			if hasPrev {
+				born = max(born, prev.t)
+			}
+			born = min(born, cur.t) // the exporter's clock may be ahead of the store's
+			return cur.v, born, cur.t-born <= maxGap
+		}
 	}
-	return cur.v
+	if !hasPrev || cur.t-prev.t > maxGap {
+		return 0, 0, false
+	}
+	if cur.v >= prev.v {
+		return cur.v - prev.v, prev.t, true
+	}
+	return cur.v, prev.t, true
 }
 
 // buckets holds the bytes of consecutive BucketWidth buckets from the start
@@ -36,6 +54,16 @@ type buckets struct {
 // bucketCount is the number of buckets of width w in [from, to).
 func bucketCount(from, to, w int64) int {
 	return int((to - from + w - 1) / w)
+}
+
+// passedBuckets is the number of buckets of width w from from that have
+// passed at to: when the period is complete, all of them, the last one maybe
+// shorter; otherwise those that have ended.
+func passedBuckets(from, to, w int64, complete bool) int {
+	if complete {
+		return bucketCount(from, to, w)
+	}
+	return int((to - from) / w)
 }
 
 func newBuckets(from, to, width int64) *buckets {
@@ -69,8 +97,11 @@ func (b *buckets) rates() []float64 {
 }
 
 // nearestRank is the 1-based rank of the p-th percentile of n values by the
-// nearest-rank definition: ⌈p·n/100⌉, at least 1.
+// nearest-rank definition: ⌈p·n/100⌉, at least 1; 0 for no values.
 func nearestRank(n, p int) int {
+	if n == 0 {
+		return 0
+	}
 	return max((p*n+99)/100, 1)
 }
 

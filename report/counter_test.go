@@ -7,17 +7,40 @@ import (
 )
 
 func TestIncrement(t *testing.T) {
+	const gap = 60_000 // MaxGap, ms
+	at := func(ms int64, v float64) sample { return sample{t: ms, v: v} }
+	born := func(ms int64, v, created float64) sample { return sample{t: ms, v: v, created: int64(created * 1000)} }
+	none := sample{}
 	for _, tc := range []struct {
-		prev, cur, want float64
+		name      string
+		prev      sample
+		hasPrev   bool
+		cur       sample
+		want      float64
+		wantSince int64
+		wantOK    bool
 	}{
-		{100, 150, 50},
-		{150, 150, 0},
-		{400, 30, 30}, // reset: all of the new value
-		{400, 0, 0},   // reset to zero, nothing since
-		{0, 7, 7},
+		{"growth", at(0, 100), true, at(1000, 150), 50, 0, true},
+		{"no traffic", at(0, 150), true, at(1000, 150), 0, 0, true},
+		{"reset: all of the new value", at(0, 400), true, at(1000, 30), 30, 0, true},
+		{"reset to zero, nothing since", at(0, 400), true, at(1000, 0), 0, 0, true},
+		{"previous sample too old", at(0, 100), true, at(gap+1, 150), 0, 0, false},
+		{"previous sample at MaxGap", at(0, 100), true, at(gap, 150), 50, 0, true},
+		{"first sample: history", none, false, at(1000, 5000), 0, 0, false},
+		{"first sample, born since: all of it", none, false, born(10_000, 5000, 4.5), 5000, 4500, true},
+		{"first sample, born at zero", none, false, born(10_000, 0, 4.5), 0, 4500, true},
+		{"first sample, born too long ago", none, false, born(gap+5000, 5000, 4.5), 0, 4500, false},
+		{"same birth as the previous sample: growth", born(5000, 100, 4.5), true, born(10_000, 300, 4.5), 200, 5000, true},
+		{"born again after the previous sample", born(5000, 100, 4.5), true, born(10_000, 300, 7), 300, 7000, true},
+		{"born again, below the previous value", born(5000, 900, 4.5), true, born(10_000, 300, 7), 300, 7000, true},
+		{"born after a sample without a birth", at(5000, 900), true, born(10_000, 900, 7), 900, 7000, true},
+		{"birth before the previous sample, which lacks it: growth", at(5000, 100), true, born(10_000, 300, 2), 200, 5000, true},
+		{"birth after the sample (clock ahead)", none, false, born(10_000, 300, 11), 300, 10_000, true},
+		{"birth gone (the exporter restarted): growth", born(5000, 100, 4.5), true, at(10_000, 300), 200, 5000, true},
 	} {
-		if got := increment(sample{0, tc.prev}, sample{1, tc.cur}); got != tc.want {
-			t.Errorf("increment(%v, %v) = %v, want %v", tc.prev, tc.cur, got, tc.want)
+		d, since, ok := increment(tc.prev, tc.hasPrev, tc.cur, gap)
+		if ok != tc.wantOK || (ok && (d != tc.want || since != tc.wantSince)) {
+			t.Errorf("%s: %v since %d, ok %v; want %v since %d, ok %v", tc.name, d, since, ok, tc.want, tc.wantSince, tc.wantOK)
 		}
 	}
 }

@@ -1,6 +1,8 @@
 // Package report computes a billing period's traffic per tag (tenant) and per
-// address from the raw samples of the ipacct_* counters stored in Prometheus,
-// and writes it as text, CSV or JSON. It backs "ipacct_exporter report".
+// address from the raw samples of the ipacct_* counters stored in Prometheus
+// (or a store that speaks its HTTP API, such as VictoriaMetrics), and writes
+// it as text, CSV, JSON, or a mail with a chart. It backs "ipacct_exporter
+// report".
 //
 // # Input
 //
@@ -25,27 +27,37 @@
 //   - v, when v < p: the counter was reset (a reboot, a reloaded rule, an
 //     address whose set element timed out and came back at zero) and counted
 //     v since;
-//   - none (0) for the first sample of a series, or one whose previous sample
-//     is more than --max-gap older: the traffic the counter held before it was
-//     first scraped belongs to no period that Prometheus saw.
+//   - v, when the store kept a created timestamp (the _created series that
+//     Prometheus makes of OpenMetrics' created samples) saying the counter
+//     was born, at zero, after p, or, for a series' first sample, at all
+//     (within --max-gap);
+//   - none (0) for the first sample of a series without such a timestamp, or
+//     one whose previous sample is more than --max-gap older: the traffic the
+//     counter held before it was first scraped (an exporter restart's
+//     counters, a scraper's first sight of an old counter) belongs to no
+//     period that Prometheus saw.
 //
-// A period [from, to) counts the increments of the samples whose timestamps
-// fall in it. So the total is the exact sum of the increments the scrapes
-// saw, consecutive periods add up, and a series that starts or ends inside
-// the period counts only what was scraped. The previous sample of the
+// A sample at time t holds the traffic up to t: a period (from, to] counts
+// the increments of the samples whose timestamps fall in it, after from, up
+// to and including to. So the total is the exact sum of the increments the
+// scrapes saw, consecutive periods add up, and a series that starts or ends
+// inside the period counts only what was scraped. The previous sample of the
 // period's first one is looked up before the period, as far back as
-// --max-gap.
+// --max-gap. A period that has not ended is counted up to now, and says so.
+//
+// The answers are not trusted: see checkAnswer.
 //
 // What cannot be seen, and is missing from every period:
 //
 //   - the traffic between the last scrape before a reset and the reset (the
 //     counter's last value is never scraped);
-//   - the traffic a series counted before its first scrape (a new rule, an
-//     address set element that came back), or before its first scrape after a
-//     gap longer than --max-gap;
+//   - the traffic a series counted before its first scrape, when the store
+//     has no created timestamp of it, or before its first scrape after a gap
+//     longer than --max-gap;
 //   - when the counter, after a reset, has already passed its value at the
-//     last scrape before the reset, the reset is invisible and the report
-//     undercounts by that old value (Prometheus has the same blind spot).
+//     last scrape before the reset, and no created timestamp says it was
+//     born again, the reset is invisible and the report undercounts by that
+//     old value (Prometheus has the same blind spot).
 //
 // Values are float64 in Prometheus: totals are exact up to 2^53 (9 PB) per
 // counter.
@@ -59,8 +71,9 @@
 // that falls in it, so a missed scrape or a scrape interval that does not
 // divide 5 minutes makes no spike. The bucket's rate is its bytes × 8 ÷ its
 // length in seconds (300, except a shorter last bucket when the period is not
-// a whole number of buckets). Buckets without traffic count, as zero. Of the N
-// rates, sorted ascending, the 95th percentile is the one at rank ⌈0.95·N⌉
+// a whole number of buckets). Buckets without traffic count, as zero; in a
+// period that has not ended, only the buckets that have passed. Of the N rates,
+// sorted ascending, the 95th percentile is the one at rank ⌈0.95·N⌉
 // (nearest rank): for a 31-day month, N = 8928 and the rank is 8482, so the
 // 446 highest 5-minute rates (37 hours) are not billed. Whoever bills on the
 // greater of in and out takes the maximum of the two.

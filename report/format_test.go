@@ -12,6 +12,7 @@ func sampleReport(t *testing.T) *Report {
 	loc := berlin(t)
 	return &Report{
 		Period:  Period{From: time.Date(2026, 10, 1, 0, 0, 0, 0, loc), To: time.Date(2026, 11, 1, 0, 0, 0, 0, loc)},
+		End:     time.Date(2026, 11, 1, 0, 0, 0, 0, loc),
 		Buckets: 8940,
 		Rank:    8493,
 		Tags: []Tag{
@@ -65,11 +66,11 @@ func TestWriteCSV(t *testing.T) {
 	if err := WriteCSV(&b, sampleReport(t)); err != nil {
 		t.Fatal(err)
 	}
-	want := `from,to,tag,source,ip,in_bytes,out_bytes,none_bytes,in_packets,out_packets,none_packets,in_p95_bits_per_second,out_p95_bits_per_second,none_p95_bits_per_second
-2026-10-01T00:00:00+02:00,2026-11-01T00:00:00+01:00,acme,ipacct_ip,,1234567890123,456789012345,0,987654321,345678,0,123456789.5,4560000,0
-2026-10-01T00:00:00+02:00,2026-11-01T00:00:00+01:00,acme,ipacct_ip,192.0.2.1,1000000000000,300000000000,0,900000000,345000,0,,,
-2026-10-01T00:00:00+02:00,2026-11-01T00:00:00+01:00,acme,ipacct_ip,2001:db8::1,234567890123,156789012345,0,87654321,678,0,,,
-2026-10-01T00:00:00+02:00,2026-11-01T00:00:00+01:00,ssh,ipacct_tag,,0,0,999,0,0,12,0,0,0.25
+	want := `from,to,tag,source,ip,in_bytes,out_bytes,none_bytes,in_packets,out_packets,none_packets,in_p95_bits_per_second,out_p95_bits_per_second,none_p95_bits_per_second,complete
+2026-10-01T00:00:00+02:00,2026-11-01T00:00:00+01:00,acme,ipacct_ip,,1234567890123,456789012345,0,987654321,345678,0,123456789.5,4560000,0,true
+2026-10-01T00:00:00+02:00,2026-11-01T00:00:00+01:00,acme,ipacct_ip,192.0.2.1,1000000000000,300000000000,0,900000000,345000,0,,,,true
+2026-10-01T00:00:00+02:00,2026-11-01T00:00:00+01:00,acme,ipacct_ip,2001:db8::1,234567890123,156789012345,0,87654321,678,0,,,,true
+2026-10-01T00:00:00+02:00,2026-11-01T00:00:00+01:00,ssh,ipacct_tag,,0,0,999,0,0,12,0,0,0.25,true
 `
 	if got := b.String(); got != want {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
@@ -85,7 +86,7 @@ func TestWriteJSON(t *testing.T) {
 	if err := json.Compact(&compact, b.Bytes()); err != nil {
 		t.Fatal(err)
 	}
-	want := `{"from":"2026-10-01T00:00:00+02:00","to":"2026-11-01T00:00:00+01:00","time_zone":"Europe/Berlin",` +
+	want := `{"from":"2026-10-01T00:00:00+02:00","to":"2026-11-01T00:00:00+01:00","complete":true,"period_to":"2026-11-01T00:00:00+01:00","time_zone":"Europe/Berlin",` +
 		`"percentile":{"percentile":95,"bucket_seconds":300,"buckets":8940,"rank":8493},"tags":[` +
 		`{"tag":"acme","source":"ipacct_ip",` +
 		`"in":{"bytes":1234567890123,"packets":987654321,"p95_bits_per_second":123456789.5},` +
@@ -101,7 +102,7 @@ func TestWriteJSON(t *testing.T) {
 	}
 	// No tags: a list, not null.
 	b.Reset()
-	if err := WriteJSON(&b, &Report{Period: sampleReport(t).Period}); err != nil {
+	if err := WriteJSON(&b, &Report{Period: sampleReport(t).Period, End: sampleReport(t).End}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(b.String(), `"tags": []`) {

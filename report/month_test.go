@@ -269,7 +269,7 @@ func monthTruth(series []*genSeries, p Period) map[string]*truth {
 	// the period.
 	source := map[string]string{}
 	for _, s := range series {
-		in := slices.ContainsFunc(s.s, func(x genSample) bool { return x.t >= from && x.t < to })
+		in := slices.ContainsFunc(s.s, func(x genSample) bool { return x.t > from && x.t <= to })
 		if !in {
 			continue
 		}
@@ -294,7 +294,7 @@ func monthTruth(series []*genSeries, p Period) map[string]*truth {
 		}
 		var sum float64
 		for _, x := range s.s {
-			if x.t >= from && x.t < to {
+			if x.t > from && x.t <= to {
 				sum += x.seen
 			}
 		}

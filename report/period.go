@@ -4,14 +4,63 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/prometheus/common/model"
 )
 
 // MaxPeriod is the longest period a report covers.
 const MaxPeriod = 366 * 24 * time.Hour
 
-// Period is the half-open interval [From, To).
+// Period is the half-open interval (From, To]: a sample at time t holds the
+// traffic up to t, so a sample at To is the period's, one at From the
+// period's before.
 type Period struct {
 	From, To time.Time
+}
+
+// End returns where a report made at now counts to: To, or now, truncated to
+// the second, when the period has not ended. A period that has not begun is
+// an error.
+func (p Period) End(now time.Time) (time.Time, error) {
+	if !now.After(p.From) {
+		return time.Time{}, fmt.Errorf("the period from %s has not begun: it is %s", p.From.Format(time.RFC3339), now.In(p.From.Location()).Format(time.RFC3339))
+	}
+	if now.Before(p.To) {
+		end := now.Truncate(time.Second).In(p.To.Location())
+		if !end.After(p.From) {
+			end = now.In(p.To.Location())
+		}
+		return end, nil
+	}
+	return p.To, nil
+}
+
+// MinStep is the shortest step Options.Step may be.
+const MinStep = BucketWidth
+
+// StepBounds returns the boundaries of the steps of length step from from to
+// end: from, from+step, …, end; the last step may be shorter. A step that is
+// a whole number of days is that many calendar days in from's time zone
+// (23 or 25 hours when the clocks change); any other step is a length of
+// time, and must divide a day.
+func StepBounds(from, end time.Time, step time.Duration) ([]time.Time, error) {
+	const day = 24 * time.Hour
+	if step < MinStep || (step%day != 0 && day%step != 0) {
+		return nil, fmt.Errorf("invalid step %s: want at least %s, dividing a day (such as 1h) or whole days (1d)", model.Duration(step), model.Duration(MinStep))
+	}
+	bounds := []time.Time{from}
+	for k := 1; ; k++ {
+		var b time.Time
+		if step%day == 0 {
+			b = from.AddDate(0, 0, k*int(step/day))
+		} else {
+			b = from.Add(time.Duration(k) * step)
+		}
+		if !b.Before(end) {
+			return append(bounds, end), nil
+		}
+		bounds = append(bounds, b)
+	}
 }
 
 // Month returns the calendar month that holds t, in t's location.

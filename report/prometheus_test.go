@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -119,6 +120,14 @@ func TestPrometheus(t *testing.T) {
 		}
 	})
 
+	t.Run("steps add up", func(t *testing.T) {
+		checkSteps(t, url, want)
+	})
+
+	t.Run("email", func(t *testing.T) {
+		checkEmail(t, url)
+	})
+
 	t.Run("binary", func(t *testing.T) {
 		bin := exetest.Binary(t)
 		period := []string{"report", "--prometheus.url=" + url, "--period=2026-10", "--timezone=Europe/Berlin"}
@@ -163,7 +172,13 @@ func TestPrometheus(t *testing.T) {
 			{"empty period", []string{"report", "--prometheus.url=" + url, "--period=2026-06", "--timezone=UTC"}, 1,
 				"no data: no ipacct_ip_* or ipacct_tag_* samples from 2026-06-01 00:00 UTC to 2026-07-01 00:00 UTC in Prometheus at " + url},
 			{"unknown tag", append(period, "--tag=nope"), 1, "no data for tag nope from"},
-			{"bad format", append(period, "--format=xml"), 2, "enum value must be one of text,csv,json"},
+			{"bad format", append(period, "--format=xml"), 2, "enum value must be one of text,csv,json,email"},
+			{"step with text", append(period, "--step=1d"), 2, "--step gives rows per step in --format=csv or json"},
+			{"bad step", append(period, "--format=csv", "--step=7m"), 2, "--step: invalid step 7m"},
+			{"email of all tags", append(period, "--format=email", "--mail.to=a@example.net", "--mail.from=b@example.net"), 2, "--format=email reports one tenant: give --tag once"},
+			{"email without a recipient", append(period, "--format=email", "--tag=acme", "--mail.from=b@example.net"), 2, "--format=email needs --mail.to and --mail.from"},
+			{"mail flags without email", append(period, "--mail.to=a@example.net"), 2, "--mail.* flags go with --format=email"},
+			{"from in the future", []string{"report", "--prometheus.url=" + url, "--from=2099-01-01", "--to=2099-02-01"}, 2, "has not begun"},
 		} {
 			out, errOut, code := runBinary(t, bin, tc.args...)
 			if code != tc.code || !strings.Contains(errOut, tc.stderr) || out != "" {
@@ -420,4 +435,153 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	exetest.RemoveBinary()
 	os.Exit(code)
+}
+
+// checkSteps checks --step=1d in CSV and --step=1h in JSON: a row per step,
+// tag and address, the calendar days of Berlin (the 25th has 25 hours), and
+// the rows of each tag and address adding up to the month's truth.
+func checkSteps(t *testing.T, url string, want map[string]*truth) {
+	bin := exetest.Binary(t)
+	period := []string{"report", "--prometheus.url=" + url, "--period=2026-10", "--timezone=Europe/Berlin"}
+	out, errOut, code := runBinary(t, bin, append(period, "--format=csv", "--step=1d")...)
+	if code != 0 {
+		t.Fatalf("csv: exit %d: %s", code, errOut)
+	}
+	rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sums := map[string][4]uint64{} // tag ip → in, out bytes, in, out packets
+	days := map[string]bool{}
+	lines := 0
+	for _, row := range rows[1:] {
+		lines++
+		days[row[0]+" "+row[1]] = true
+		k := row[2] + " " + row[4]
+		s := sums[k]
+		for i, c := range []int{5, 6, 8, 9} {
+			var v uint64
+			fmt.Sscan(row[c], &v)
+			s[i] += v
+		}
+		sums[k] = s
+	}
+	if len(days) != 31 || !days["2026-10-25T00:00:00+02:00 2026-10-26T00:00:00+01:00"] {
+		t.Errorf("%d days, or no 25-hour 25th: %v", len(days), days)
+	}
+	n := 0
+	for tag, w := range want {
+		n += 1 + len(w.addresses)
+		if got := sums[tag+" "]; got != [4]uint64{w.bytes["in"], w.bytes["out"], w.packets["in"], w.packets["out"]} {
+			t.Errorf("%s: the days add up to %v; the month is %d %d %d %d", tag, got, w.bytes["in"], w.bytes["out"], w.packets["in"], w.packets["out"])
+		}
+		for ip, a := range w.addresses {
+			if got := sums[tag+" "+ip]; got != [4]uint64{a["in bytes"], a["out bytes"], a["in packets"], a["out packets"]} {
+				t.Errorf("%s %s: the days add up to %v; the month is %v", tag, ip, got, a)
+			}
+		}
+	}
+	if lines != 31*n {
+		t.Errorf("%d lines, want 31 days × %d tags and addresses", lines, n)
+	}
+
+	out, errOut, code = runBinary(t, bin, append(period, "--format=json", "--step=1h", "--tag=acme")...)
+	if code != 0 {
+		t.Fatalf("json: exit %d: %s", code, errOut)
+	}
+	var r jsonReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	acme := r.Tags[0]
+	var in, out2 uint64
+	for _, s := range acme.Steps {
+		in += s.In.Bytes
+		out2 += s.Out.Bytes
+	}
+	if len(acme.Steps) != 745 || in != acme.In.Bytes || out2 != acme.Out.Bytes {
+		t.Errorf("acme: %d hours adding up to %d in, %d out; the month is %d, %d", len(acme.Steps), in, out2, acme.In.Bytes, acme.Out.Bytes)
+	}
+	for _, a := range acme.Addresses {
+		var sum uint64
+		for _, s := range a.Steps {
+			sum += s.In.Bytes + s.Out.Bytes
+		}
+		if len(a.Steps) != 745 || sum != a.TotalBytes {
+			t.Errorf("acme %s: %d hours adding up to %d bytes; the month is %d", a.IP, len(a.Steps), sum, a.TotalBytes)
+		}
+	}
+}
+
+// checkEmail makes acme's mail with the binary, takes it apart and compares
+// its tables with the CSV; then sends it with a real sendmail -t (msmtp) to
+// a real SMTP server (aiosmtpd) on 127.0.0.1 and takes the delivered
+// message apart too.
+func checkEmail(t *testing.T, url string) {
+	bin := exetest.Binary(t)
+	period := []string{"report", "--prometheus.url=" + url, "--period=2026-10", "--timezone=Europe/Berlin", "--tag=acme"}
+	csvOut, errOut, code := runBinary(t, bin, append(period, "--format=csv")...)
+	if code != 0 {
+		t.Fatalf("csv: exit %d: %s", code, errOut)
+	}
+	message, errOut, code := runBinary(t, bin, append(period, "--format=email", "--mail.percentile",
+		"--mail.to=billing@tenant31.example", "--mail.to=ops@tenant31.example", "--mail.from=Traffic reports <noc@example.net>")...)
+	if code != 0 {
+		t.Fatalf("email: exit %d: %s", code, errOut)
+	}
+	m := checkMail(t, []byte(message), csvOut, "acme", true)
+	if got := m.header.Get("Subject"); got != "Traffic of acme in October 2026" {
+		t.Errorf("subject %q", got)
+	}
+	if dir := os.Getenv("IPACCT_REPORT_CHART_DIR"); dir != "" { // to look at it
+		_ = os.WriteFile(filepath.Join(dir, "acme-2026-10.png"), m.png, 0o644)
+		_ = os.WriteFile(filepath.Join(dir, "acme-2026-10.eml"), []byte(message), 0o644)
+	}
+
+	// sendmail -t: the recipients from the headers.
+	for _, tool := range []string{"msmtp", "/usr/bin/python3"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			netnstest.Skip(t, "needs %s (Debian packages msmtp, python3-aiosmtpd): %v", tool, err)
+		}
+	}
+	maildir := t.TempDir()
+	for _, d := range []string{"tmp", "new", "cur"} {
+		if err := os.Mkdir(filepath.Join(maildir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	smtpAddr := exetest.FreeAddr(t)
+	host, port, _ := net.SplitHostPort(smtpAddr)
+	smtpd := exec.Command("/usr/bin/python3", "-m", "aiosmtpd", "-n", "-l", smtpAddr, "-c", "aiosmtpd.handlers.Mailbox", maildir)
+	exetest.Run(t, "aiosmtpd", smtpd)
+	waitUntil(t, "aiosmtpd listens", 30*time.Second, func() bool {
+		c, err := net.Dial("tcp", smtpAddr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	send := exec.Command("msmtp", "--host="+host, "--port="+port, "--auth=off", "--tls=off", "--from=noc@example.net", "-t")
+	send.Stdin = strings.NewReader(message)
+	if out, err := send.CombinedOutput(); err != nil {
+		t.Fatalf("msmtp -t: %v: %s", err, out)
+	}
+	var delivered []byte
+	waitUntil(t, "the message is in the mailbox", 30*time.Second, func() bool {
+		files, _ := filepath.Glob(filepath.Join(maildir, "new", "*"))
+		if len(files) != 1 {
+			return false
+		}
+		delivered, _ = os.ReadFile(files[0])
+		return len(delivered) > 0
+	})
+	d := checkMail(t, delivered, csvOut, "acme", true)
+	if d.html != m.html || !bytes.Equal(d.png, m.png) || d.text != m.text {
+		t.Error("the delivered message differs from the one written")
+	}
+	for _, h := range []string{"To", "From", "Subject", "Message-Id"} {
+		if d.header.Get(h) != m.header.Get(h) {
+			t.Errorf("%s: delivered %q, written %q", h, d.header.Get(h), m.header.Get(h))
+		}
+	}
 }

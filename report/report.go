@@ -2,26 +2,13 @@ package report
 
 import (
 	"cmp"
-	"context"
 	"errors"
 	"fmt"
-	"math"
+	"math/bits"
 	"net/netip"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
-
-	"github.com/prometheus/common/model"
-)
-
-// The counters the report reads.
-const (
-	ipBytes    = "ipacct_ip_bytes_total"
-	ipPackets  = "ipacct_ip_packets_total"
-	tagBytes   = "ipacct_tag_bytes_total"
-	tagPackets = "ipacct_tag_packets_total"
 )
 
 // Sources: where a tag's numbers come from.
@@ -29,13 +16,6 @@ const (
 	SourceAddresses = "ipacct_ip"  // the sum of its addresses
 	SourceTag       = "ipacct_tag" // the tag's own counters
 )
-
-// firstWindow is the first, short, window read before and after the period to
-// find the samples next to it; the windows then double up to Options.Chunk.
-const firstWindow = 15 * time.Minute
-
-// parallelQueries is how many chunks of the period are fetched at once.
-const parallelQueries = 4
 
 // ErrNoData is returned, wrapped, when the period has no sample of a tag
 // asked for, or no sample at all.
@@ -49,25 +29,41 @@ type Options struct {
 	// Matchers are extra PromQL label matchers, such as job="ipacct", that
 	// every series read must satisfy.
 	Matchers []string
-	// MaxGap is the longest time between two samples of a series for the
-	// second to count an increment over the first.
+	// MaxGap is the longest time between two samples of a series (or its
+	// birth and its sample) for the second to count an increment.
 	MaxGap time.Duration
 	// Chunk is the length of time one query reads.
 	Chunk time.Duration
-	// Now is the present: no data is looked for after it. Zero: time.Now().
+	// Step, when positive, also counts the traffic of each step of this
+	// length from the start of the period (see StepBounds).
+	Step time.Duration
+	// Rates keeps each tag's 5-minute rates in Tag.Rates, for a chart.
+	Rates bool
+	// Now is the present: a period that has not ended is counted up to it,
+	// and no data is looked for after it. Zero: time.Now().
 	Now time.Time
 }
 
 // Report is a period's usage.
 type Report struct {
 	Period Period
-	// Buckets is the number of BucketWidth buckets of the period, and Rank the
-	// nearest rank of the Percentile among them.
+	// End is where counting ended: Period.To, or the time the report was
+	// made when the period had not ended then.
+	End time.Time
+	// Buckets is the number of BucketWidth buckets that have passed, and
+	// Rank the nearest rank of the Percentile among them.
 	Buckets, Rank int
-	Tags          []Tag
-	// Warnings are those Prometheus sent with its answers.
+	// Steps are the boundaries of the steps, from Period.From to End; nil
+	// without Options.Step.
+	Steps []time.Time
+	Tags  []Tag
+	// Warnings are those Prometheus sent with its answers, and what the
+	// report skipped of them.
 	Warnings []string
 }
+
+// Complete reports whether the period had ended when the report was made.
+func (r *Report) Complete() bool { return !r.End.Before(r.Period.To) }
 
 // Tag is the usage of one tag.
 type Tag struct {
@@ -77,6 +73,11 @@ type Tag struct {
 	In, Out, None Usage
 	// Addresses, by total bytes, largest first; nil for SourceTag.
 	Addresses []Address
+	// Steps is the traffic of each step, with Options.Step.
+	Steps []Traffic
+	// Rates are the bits per second of each BucketWidth bucket that has
+	// passed, with Options.Rates.
+	Rates Rates
 }
 
 // Usage is a tag's traffic in one direction.
@@ -86,9 +87,24 @@ type Usage struct {
 	P95 float64
 }
 
+// Counts returns the bytes and packets of u.
+func (u Usage) Counts() Counts { return Counts{Bytes: u.Bytes, Packets: u.Packets} }
+
+// Rates are bits per second, per BucketWidth bucket, in each direction.
+type Rates struct {
+	In, Out, None []float64
+}
+
 // Address is the traffic of one address of a tag.
 type Address struct {
 	IP            string
+	In, Out, None Counts
+	// Steps is the traffic of each step, with Options.Step.
+	Steps []Traffic
+}
+
+// Traffic is bytes and packets in each direction.
+type Traffic struct {
 	In, Out, None Counts
 }
 
@@ -96,6 +112,14 @@ type Address struct {
 type Counts struct {
 	Bytes, Packets uint64
 }
+
+// Traffic is the tag's bytes and packets in each direction.
+func (t Tag) Traffic() Traffic {
+	return Traffic{In: t.In.Counts(), Out: t.Out.Counts(), None: t.None.Counts()}
+}
+
+// Traffic is the address' bytes and packets in each direction.
+func (a Address) Traffic() Traffic { return Traffic{In: a.In, Out: a.Out, None: a.None} }
 
 // TotalBytes is the address' bytes in all directions.
 func (a Address) TotalBytes() uint64 { return a.In.Bytes + a.Out.Bytes + a.None.Bytes }
@@ -119,342 +143,59 @@ func parseDirection(s string) direction {
 	return dirNone
 }
 
-// key is what totals are summed by: every label but these is summed away.
-type key struct {
-	source string
-	tag    string
-	ip     string // "" for SourceTag
-	dir    direction
+// pick returns the one of in, out and none that is direction d's.
+func pick[T any](d direction, in, out, none *T) *T {
+	switch d {
+	case dirIn:
+		return in
+	case dirOut:
+		return out
+	}
+	return none
 }
 
-const (
-	kindBytes = iota
-	kindPackets
-)
+func (t *Traffic) counts(d direction) *Counts { return pick(d, &t.In, &t.Out, &t.None) }
+func (t *Tag) usage(d direction) *Usage       { return pick(d, &t.In, &t.Out, &t.None) }
+func (r *Rates) of(d direction) *[]float64    { return pick(d, &r.In, &r.Out, &r.None) }
+func (a *Address) counts(d direction) *Counts { return pick(d, &a.In, &a.Out, &a.None) }
 
-// series is the state of one raw series.
-type series struct {
-	key    key
-	kind   int
-	total  *[2]float64 // of its key: bytes, packets
-	b      *buckets    // of its tag and direction; nil for packets
-	first  sample      // its first sample in the period
-	last   sample      // its latest sample read so far
-	inside int         // samples in the period
+// errOverflow is the error of a total that no 64-bit counter holds: the
+// samples were no counters'.
+func errOverflow(what string) error {
+	return fmt.Errorf("the total of %s is 2^64 or more: the samples Prometheus answered are not those of counters", what)
 }
 
-type engine struct {
-	q                Querier
-	from, to, maxGap int64 // milliseconds
-	now              int64
-	chunk            int64
-	tags             map[string]bool // nil: all
-	series           map[string]*series
-	totals           map[key]*[2]float64
-	buckets          map[key]*buckets
-	warnings         []string
-}
-
-// Build reads the period's samples from Prometheus and works out the report.
-func Build(ctx context.Context, q Querier, o Options) (*Report, error) {
-	if err := o.Period.Validate(); err != nil {
-		return nil, err
-	}
-	if o.MaxGap <= 0 || o.Chunk < time.Second {
-		return nil, fmt.Errorf("the maximum gap (%s) must be positive and the chunk (%s) at least 1s", o.MaxGap, o.Chunk)
-	}
-	now := o.Now
-	if now.IsZero() {
-		now = time.Now()
-	}
-	e := &engine{
-		q:       q,
-		from:    o.Period.From.UnixMilli(),
-		to:      o.Period.To.UnixMilli(),
-		maxGap:  o.MaxGap.Milliseconds(),
-		now:     now.UnixMilli(),
-		chunk:   o.Chunk.Milliseconds(),
-		series:  map[string]*series{},
-		totals:  map[key]*[2]float64{},
-		buckets: map[key]*buckets{},
-	}
-	if len(o.Tags) > 0 {
-		e.tags = map[string]bool{}
-		for _, t := range o.Tags {
-			e.tags[t] = true
-		}
-	}
-	all := selector(strings.Join([]string{ipBytes, ipPackets, tagBytes, tagPackets}, "|"), o.Tags, o.Matchers)
-	bytesOnly := selector(ipBytes+"|"+tagBytes, o.Tags, o.Matchers)
-	if err := e.readPeriod(ctx, all); err != nil {
-		return nil, err
-	}
-	if len(e.series) == 0 && len(o.Tags) == 0 { // report() names the tags asked for
-		return nil, fmt.Errorf("%w: no ipacct_ip_* or ipacct_tag_* samples from %s", ErrNoData, o.Period)
-	}
-	if err := e.readBefore(ctx, all); err != nil {
-		return nil, err
-	}
-	if err := e.readAfter(ctx, bytesOnly); err != nil {
-		return nil, err
-	}
-	return e.report(o)
-}
-
-// selector is a PromQL series selector for the metric names (a regular
-// expression), the tags and the extra matchers.
-func selector(names string, tags, matchers []string) string {
-	parts := []string{"__name__=~" + strconv.Quote(names)}
-	if len(tags) > 0 {
-		quoted := make([]string, len(tags))
-		for i, t := range tags {
-			quoted[i] = regexp.QuoteMeta(t)
-		}
-		parts = append(parts, "tag=~"+strconv.Quote(strings.Join(quoted, "|")))
-	}
-	parts = append(parts, matchers...)
-	return "{" + strings.Join(parts, ",") + "}"
-}
-
-// window returns every raw sample with a timestamp in [a, b), in
-// milliseconds, and keeps Prometheus' warnings.
-func (e *engine) window(ctx context.Context, sel string, a, b int64) (model.Matrix, error) {
-	m, warnings, err := fetch(ctx, e.q, sel, a, b)
-	e.warn(warnings)
-	return m, err
-}
-
-func (e *engine) warn(warnings []string) {
-	for _, w := range warnings {
-		if !slices.Contains(e.warnings, w) {
-			e.warnings = append(e.warnings, w)
-		}
-	}
-}
-
-// fetch returns every raw sample of the series sel selects with a timestamp
-// in [a, b), in milliseconds. A range selector's range is closed at its start
-// in Prometheus 2 and open in Prometheus 3: the query covers both, and the
-// samples outside are dropped.
-func fetch(ctx context.Context, q Querier, sel string, a, b int64) (model.Matrix, []string, error) {
-	query := fmt.Sprintf("%s[%dms]", sel, b-a)
-	at := time.UnixMilli(b - 1)
-	v, warnings, err := q.Query(ctx, query, at)
-	if err != nil {
-		return nil, warnings, fmt.Errorf("query %s at %s: %w", query, at.UTC().Format(time.RFC3339Nano), err)
-	}
-	m, ok := v.(model.Matrix)
-	if !ok {
-		return nil, warnings, fmt.Errorf("query %s: Prometheus answered a %s, not a range vector", query, v.Type())
-	}
-	for _, s := range m {
-		s.Values = slices.DeleteFunc(s.Values, func(p model.SamplePair) bool {
-			return int64(p.Timestamp) < a || int64(p.Timestamp) >= b
-		})
-	}
-	return m, warnings, nil
-}
-
-// lookup returns the state of the raw series m, made on first sight; nil
-// when the series is none of the report's.
-func (e *engine) lookup(m model.Metric) *series {
-	id := m.String()
-	if s, ok := e.series[id]; ok {
-		return s
-	}
-	tag := string(m["tag"])
-	if e.tags != nil && !e.tags[tag] {
-		return nil
-	}
-	k := key{tag: tag, dir: parseDirection(string(m["direction"]))}
-	kind := kindBytes
-	switch m[model.MetricNameLabel] {
-	case ipBytes:
-		k.source, k.ip = SourceAddresses, string(m["ip"])
-	case ipPackets:
-		k.source, k.ip, kind = SourceAddresses, string(m["ip"]), kindPackets
-	case tagBytes:
-		k.source = SourceTag
-	case tagPackets:
-		k.source, kind = SourceTag, kindPackets
-	default:
-		return nil
-	}
-	s := &series{key: k, kind: kind}
-	if s.total = e.totals[k]; s.total == nil {
-		s.total = new([2]float64)
-		e.totals[k] = s.total
-	}
-	if kind == kindBytes {
-		bk := key{source: k.source, tag: k.tag, dir: k.dir}
-		if s.b = e.buckets[bk]; s.b == nil {
-			s.b = newBuckets(e.from, e.to, BucketWidth.Milliseconds())
-			e.buckets[bk] = s.b
-		}
-	}
-	e.series[id] = s
-	return s
-}
-
-// count adds the increment of cur over prev, samples of s, to the buckets,
-// and to the total when cur is in the period.
-func (e *engine) count(s *series, prev, cur sample, inPeriod bool) {
-	d := increment(prev, cur)
-	if inPeriod {
-		s.total[s.kind] += d
-	}
-	if s.b != nil {
-		s.b.spread(prev.t, cur.t, d)
-	}
-}
-
-// readPeriod reads the period chunk by chunk and counts the increments of
-// every sample but each series' first in the period, whose previous sample
-// readBefore finds. Up to parallelQueries chunks are fetched at once; they
-// are counted in order.
-func (e *engine) readPeriod(ctx context.Context, sel string) error {
-	type answer struct {
-		m        model.Matrix
-		warnings []string
-		err      error
-	}
-	var starts []int64
-	for a := e.from; a < e.to && a <= e.now; a += e.chunk {
-		starts = append(starts, a)
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel() // on an error, the fetches still running give up
-	answers := make([]chan answer, len(starts))
-	for i := range answers {
-		answers[i] = make(chan answer, 1)
-	}
-	slots := make(chan struct{}, parallelQueries) // taken by a fetch until its answer is counted
-	go func() {
-		for i, a := range starts {
-			select {
-			case slots <- struct{}{}:
-			case <-ctx.Done():
-				answers[i] <- answer{err: ctx.Err()}
-				continue
-			}
-			go func() {
-				m, warnings, err := fetch(ctx, e.q, sel, a, min(a+e.chunk, e.to))
-				answers[i] <- answer{m, warnings, err}
-			}()
-		}
-	}()
-	for i := range starts {
-		ans := <-answers[i]
-		<-slots
-		e.warn(ans.warnings)
-		if ans.err != nil {
-			return ans.err
-		}
-		e.countPeriod(ans.m)
+// add adds c to *sum, failing on an overflow.
+func add(sum *Counts, c Counts, what string) error {
+	var carry1, carry2 uint64
+	sum.Bytes, carry1 = bits.Add64(sum.Bytes, c.Bytes, 0)
+	sum.Packets, carry2 = bits.Add64(sum.Packets, c.Packets, 0)
+	if carry1+carry2 > 0 {
+		return errOverflow(what)
 	}
 	return nil
 }
 
-// countPeriod counts the samples of one chunk of the period.
-func (e *engine) countPeriod(m model.Matrix) {
-	for _, ss := range m {
-		if len(ss.Values) == 0 {
-			continue
-		}
-		s := e.lookup(ss.Metric)
-		if s == nil {
-			continue
-		}
-		for _, p := range ss.Values {
-			cur := sample{t: int64(p.Timestamp), v: float64(p.Value)}
-			switch {
-			case s.inside > 0 && cur.t <= s.last.t:
-				continue // not after the last one: already seen
-			case s.inside == 0:
-				s.first = cur
-			case cur.t-s.last.t <= e.maxGap:
-				e.count(s, s.last, cur, true)
-			}
-			s.last = cur
-			s.inside++
-		}
+// toCounts rounds sums of increments, whole numbers unless a counter held a
+// fraction, to counts.
+func toCounts(v [2]float64, what string) (Counts, error) {
+	if v[kindBytes] >= maxCounter || v[kindPackets] >= maxCounter {
+		return Counts{}, errOverflow(what)
 	}
+	round := func(x float64) uint64 {
+		if x <= 0 {
+			return 0
+		}
+		return uint64(x + 0.5)
+	}
+	return Counts{Bytes: round(v[kindBytes]), Packets: round(v[kindPackets])}, nil
 }
 
-// readBefore finds, for each series, its last sample before the period, no
-// further back than MaxGap, and counts the increment of the series' first
-// sample in the period over it. It reads back in windows that grow from
-// firstWindow to the chunk, and stops when every series has found one.
-func (e *engine) readBefore(ctx context.Context, sel string) error {
-	need := map[string]*series{}
-	for id, s := range e.series {
-		need[id] = s
-	}
-	end, stop := e.from, e.from-e.maxGap
-	for w := min(firstWindow.Milliseconds(), e.chunk); len(need) > 0 && end > stop; w = min(2*w, e.chunk) {
-		start := max(end-w, stop)
-		m, err := e.window(ctx, sel, start, end)
-		if err != nil {
-			return err
-		}
-		for _, ss := range m {
-			id := ss.Metric.String()
-			s, ok := need[id]
-			if !ok || len(ss.Values) == 0 {
-				continue
-			}
-			delete(need, id)
-			p := ss.Values[len(ss.Values)-1]
-			prev := sample{t: int64(p.Timestamp), v: float64(p.Value)}
-			if s.first.t-prev.t <= e.maxGap {
-				e.count(s, prev, s.first, true)
-			}
-		}
-		end = start
-	}
-	return nil
-}
-
-// readAfter finds, for each bytes series, its first sample after the period,
-// no further than MaxGap from its last in the period, and spreads that
-// increment's share in the period into the buckets.
-func (e *engine) readAfter(ctx context.Context, sel string) error {
-	need := map[string]*series{}
-	for id, s := range e.series {
-		if s.b != nil {
-			need[id] = s
-		}
-	}
-	start, stop := e.to, e.to+e.maxGap
-	for w := min(firstWindow.Milliseconds(), e.chunk); len(need) > 0 && start < stop && start <= e.now; w = min(2*w, e.chunk) {
-		end := min(start+w, stop)
-		m, err := e.window(ctx, sel, start, end)
-		if err != nil {
-			return err
-		}
-		for _, ss := range m {
-			id := ss.Metric.String()
-			s, ok := need[id]
-			if !ok || len(ss.Values) == 0 {
-				continue
-			}
-			delete(need, id)
-			p := ss.Values[0]
-			next := sample{t: int64(p.Timestamp), v: float64(p.Value)}
-			if next.t-s.last.t <= e.maxGap {
-				e.count(s, s.last, next, false)
-			}
-		}
-		start = end
-	}
-	return nil
-}
-
-func (e *engine) report(o Options) (*Report, error) {
+func (e *engine) report(o Options, end time.Time) (*Report, error) {
 	// A tag is reported from its addresses when it has any in the period.
 	source := map[string]string{}
 	for _, s := range e.series {
-		if s.key.source == SourceAddresses || source[s.key.tag] == "" {
+		if s.inside > 0 && (s.key.source == SourceAddresses || source[s.key.tag] == "") {
 			source[s.key.tag] = s.key.source
 		}
 	}
@@ -468,38 +209,81 @@ func (e *engine) report(o Options) (*Report, error) {
 		return nil, fmt.Errorf("%w for tag %s from %s", ErrNoData, strings.Join(missing, ", "), o.Period)
 	}
 
-	n := bucketCount(e.from, e.to, BucketWidth.Milliseconds())
-	r := &Report{Period: o.Period, Buckets: n, Rank: nearestRank(n, Percentile), Warnings: e.warnings}
+	r := &Report{Period: o.Period, End: end}
+	r.Buckets = passedBuckets(e.from, e.end, BucketWidth.Milliseconds(), r.Complete())
+	r.Rank = nearestRank(r.Buckets, Percentile)
+	for _, b := range e.steps {
+		r.Steps = append(r.Steps, time.UnixMilli(b).In(end.Location()))
+	}
 	tags := map[string]*Tag{}
 	addrs := map[string]map[string]*Address{}
-	for k, total := range e.totals {
-		if source[k.tag] != k.source {
+	for k, acc := range e.accumulators {
+		if !acc.seen || source[k.tag] != k.source {
 			continue
 		}
 		t := tags[k.tag]
 		if t == nil {
 			t = &Tag{Name: k.tag, Source: k.source}
+			if e.steps != nil {
+				t.Steps = make([]Traffic, len(e.steps)-1)
+			}
 			tags[k.tag] = t
 			addrs[k.tag] = map[string]*Address{}
 		}
-		c := Counts{Bytes: toCount(total[kindBytes]), Packets: toCount(total[kindPackets])}
+		what := "tag " + k.tag
+		if k.ip != "" {
+			what += " address " + k.ip
+		}
+		c, err := toCounts(acc.total, what)
+		if err != nil {
+			return nil, err
+		}
 		u := t.usage(k.dir)
-		u.Bytes += c.Bytes
-		u.Packets += c.Packets
-		if k.source != SourceAddresses {
-			continue
+		sum := u.Counts()
+		if err := add(&sum, c, "tag "+k.tag); err != nil {
+			return nil, err
 		}
-		a := addrs[k.tag][k.ip]
-		if a == nil {
-			a = &Address{IP: k.ip}
-			addrs[k.tag][k.ip] = a
+		u.Bytes, u.Packets = sum.Bytes, sum.Packets
+		var a *Address
+		if k.source == SourceAddresses {
+			if a = addrs[k.tag][k.ip]; a == nil {
+				a = &Address{IP: k.ip}
+				if e.steps != nil {
+					a.Steps = make([]Traffic, len(e.steps)-1)
+				}
+				addrs[k.tag][k.ip] = a
+			}
+			*a.counts(k.dir) = c
 		}
-		*a.counts(k.dir) = c
+		for i, st := range acc.steps {
+			c, err := toCounts(st, what)
+			if err != nil {
+				return nil, err
+			}
+			if err := add(t.Steps[i].counts(k.dir), c, "tag "+k.tag); err != nil {
+				return nil, err
+			}
+			if a != nil {
+				*a.Steps[i].counts(k.dir) = c
+			}
+		}
 	}
 	for _, t := range tags {
 		for d := range numDirs {
-			if b := e.buckets[key{source: t.Source, tag: t.Name, dir: d}]; b != nil {
-				t.usage(d).P95 = percentile(b.rates(), Percentile)
+			b := e.buckets[key{source: t.Source, tag: t.Name, dir: d}]
+			if b == nil {
+				continue
+			}
+			rates := b.rates()[:r.Buckets]
+			if o.Rates {
+				*t.Rates.of(d) = slices.Clone(rates)
+			}
+			t.usage(d).P95 = percentile(rates, Percentile)
+		}
+		var all Counts
+		for _, u := range []*Usage{&t.In, &t.Out, &t.None} {
+			if err := add(&all, u.Counts(), "tag "+t.Name); err != nil {
+				return nil, err
 			}
 		}
 		for _, a := range addrs[t.Name] {
@@ -514,36 +298,8 @@ func (e *engine) report(o Options) (*Report, error) {
 		r.Tags = append(r.Tags, *t)
 	}
 	slices.SortFunc(r.Tags, func(a, b Tag) int { return strings.Compare(a.Name, b.Name) })
+	r.Warnings = e.warnings.result()
 	return r, nil
-}
-
-func (t *Tag) usage(d direction) *Usage {
-	switch d {
-	case dirIn:
-		return &t.In
-	case dirOut:
-		return &t.Out
-	}
-	return &t.None
-}
-
-func (a *Address) counts(d direction) *Counts {
-	switch d {
-	case dirIn:
-		return &a.In
-	case dirOut:
-		return &a.Out
-	}
-	return &a.None
-}
-
-// toCount rounds a sum of increments, a whole number unless a counter held a
-// fraction, to a count.
-func toCount(v float64) uint64 {
-	if v <= 0 {
-		return 0
-	}
-	return uint64(math.Round(v))
 }
 
 // compareIP orders addresses numerically, IPv4 first, and anything that does
