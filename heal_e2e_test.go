@@ -422,7 +422,13 @@ func TestRulesFileThatBlocks(t *testing.T) {
 		if resp.StatusCode != http.StatusInternalServerError {
 			t.Errorf("POST /-/reload with %s as rules.yaml: %d", kind, resp.StatusCode)
 		}
-		if n := strings.Count(e.logs.String(), rules+": is "+kind+", not a regular file"); n != 2 {
+		// The log line comes through a pipe, maybe after the answer.
+		line := rules + ": is " + kind + ", not a regular file"
+		deadline := time.Now().Add(5 * time.Second)
+		for strings.Count(e.logs.String(), line) < 2 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if n := strings.Count(e.logs.String(), line); n != 2 {
 			t.Errorf("%d log lines say that rules.yaml is %s, want 2 (SIGHUP and POST):\n%s", n, kind, e.logs.String())
 		}
 	}

@@ -281,11 +281,16 @@ func runConfigCommand(path, nsPath string, check, dryRun, cleanup bool) int {
 	return 0
 }
 
-// stateSaveInterval is how often the state file is written, when it changed.
-const stateSaveInterval = 5 * time.Second
+// stateSaveInterval is how often the state file is written, when it
+// changed; stateSaveSoon is how soon after a counter vanished or was zeroed.
+const (
+	stateSaveInterval = 5 * time.Second
+	stateSaveSoon     = time.Second
+)
 
-// saveStatePeriodically writes the exporter's state every few seconds; the
-// returned function stops it and writes a last time.
+// saveStatePeriodically writes the exporter's state every few seconds, and
+// within a second of a change that only the state keeps; the returned
+// function stops it and writes a last time.
 func saveStatePeriodically(e *exporter.Exporter, path string, logger *slog.Logger) (stop func()) {
 	done := make(chan struct{})
 	finished := make(chan struct{})
@@ -302,6 +307,14 @@ func saveStatePeriodically(e *exporter.Exporter, path string, logger *slog.Logge
 			select {
 			case <-tick.C:
 				save()
+			case <-e.StateChanged():
+				save()
+				// At most one such save a second, whatever the churn.
+				select {
+				case <-time.After(stateSaveSoon):
+				case <-done:
+					return
+				}
 			case <-done:
 				return
 			}

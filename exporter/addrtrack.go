@@ -49,6 +49,8 @@ const (
 type addrTracks struct {
 	m      map[addrKey]addrTrack
 	groups map[addrGroup]*addrGroup
+	// changed tells that what a series carries changed in this read.
+	changed bool
 	// sets numbers the (set, source) pairs that feed addresses.
 	sets    map[partID]uint32
 	setList []partID
@@ -91,7 +93,10 @@ func (a *addrTracks) observe(k addrKey, born int64, set uint32, handle uint64, m
 		}
 	case t.multi == nil && t.set == set && t.flags&addrSeen == 0:
 		t.flags = t.flags&^addrWithheld | addrSeen
-		t.carried = add(t.carried, judge(t.last, v, t.handle, handle, madeAtZero))
+		if c := judge(t.last, v, t.handle, handle, madeAtZero); c != (backends.Counter{}) {
+			t.carried = add(t.carried, c)
+			a.changed = true
+		}
 		t.last, t.handle = v, handle
 	default:
 		if t.multi == nil {
@@ -131,8 +136,9 @@ func sub(a, b uint64) uint64 {
 }
 
 // apply ends a read: series whose parts were not seen vanished, unless
-// their source failed or waits for its first read (withheld).
-func (a *addrTracks) apply(failed func(src int) bool, wait func(addrKey) bool) {
+// their source failed or waits for its first read (withheld). It tells
+// whether what any series carries changed in the read.
+func (a *addrTracks) apply(failed func(src int) bool, wait func(addrKey) bool) bool {
 	for k, t := range a.m {
 		switch {
 		case wait(k):
@@ -141,7 +147,9 @@ func (a *addrTracks) apply(failed func(src int) bool, wait func(addrKey) bool) {
 				t.multi.withheld = true
 			}
 		case t.multi != nil:
-			if !t.multi.apply(failed) {
+			alive, changed := t.multi.applyRead(failed)
+			a.changed = a.changed || changed
+			if !alive {
 				delete(a.m, k)
 				continue
 			}
@@ -155,6 +163,9 @@ func (a *addrTracks) apply(failed func(src int) bool, wait func(addrKey) bool) {
 		}
 		a.m[k] = t
 	}
+	changed := a.changed
+	a.changed = false
+	return changed
 }
 
 // serve returns the value a scrape serves, and false when it is withheld.

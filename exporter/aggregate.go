@@ -110,9 +110,17 @@ func (e *Exporter) aggregate(sources []Source, results []result, now time.Time) 
 	}
 
 	failed := func(src int) bool { return !ok[src] }
-	applyAll(e.tags, failed, func(k seriesKey) bool { return waitTag(k.netns, k.family) })
-	e.addrs.apply(failed, func(k addrKey) bool { return waitSets(k.group.netns) })
-	applyAll(e.overflows, failed, func(k setGroup) bool { return waitSets(k.netns) })
+	changed := applyAll(e.tags, failed, func(k seriesKey) bool { return waitTag(k.netns, k.family) })
+	changed = e.addrs.apply(failed, func(k addrKey) bool { return waitSets(k.group.netns) }) || changed
+	changed = applyAll(e.overflows, failed, func(k setGroup) bool { return waitSets(k.netns) }) || changed
+	if changed {
+		// A counter vanished or was zeroed: what it counted is only in
+		// the state now, which a crash before the next save would lose.
+		select {
+		case e.carriedChanged <- struct{}{}:
+		default:
+		}
+	}
 	for ns := range completeNow {
 		if completeNow[ns] {
 			e.complete[ns] = now
@@ -154,18 +162,22 @@ func trackOf[K comparable](m map[K]*track, k K, born int64) *track {
 }
 
 // applyAll ends a read for every series of m, dropping those that are
-// gone. Series that wait for a source's first read (loaded from the state
-// file) stay as they are, withheld.
-func applyAll[K comparable](m map[K]*track, failed func(src int) bool, wait func(K) bool) {
+// gone, and tells whether what any of them carries changed. Series that
+// wait for a source's first read (loaded from the state file) stay as they
+// are, withheld.
+func applyAll[K comparable](m map[K]*track, failed func(src int) bool, wait func(K) bool) (carriedChanged bool) {
 	for k, t := range m {
 		if wait(k) {
 			t.withheld = true
 			continue
 		}
-		if !t.apply(failed) {
+		alive, changed := t.applyRead(failed)
+		carriedChanged = carriedChanged || changed
+		if !alive {
 			delete(m, k)
 		}
 	}
+	return carriedChanged
 }
 
 func (k seriesKey) namespace() string { return k.netns }

@@ -95,6 +95,8 @@ type Exporter struct {
 	logged    map[string]struct{}
 	// dirty tells that tracked state changed since it was last saved.
 	dirty bool
+	// carriedChanged receives when a read changed what a series carries.
+	carriedChanged chan struct{}
 }
 
 // New returns an Exporter over the sources, in the order that decides which
@@ -127,6 +129,8 @@ func newExporter(logger *slog.Logger, timeout time.Duration, withNS bool, list f
 		overflows: make(map[setGroup]*track),
 		lastErr:   make(map[sourceKey]string),
 		logged:    make(map[string]struct{}),
+
+		carriedChanged: make(chan struct{}, 1),
 	}
 }
 

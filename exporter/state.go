@@ -61,6 +61,11 @@ func (t *track) worthKeeping() bool {
 	return !t.withheld && (t.carried != backends.Counter{} || len(t.parts) > 1)
 }
 
+// StateChanged receives when a scrape found a counter vanished or zeroed:
+// what it had counted is then kept only by the exporter, and the state
+// file should have it soon.
+func (e *Exporter) StateChanged() <-chan struct{} { return e.carriedChanged }
+
 // SaveState writes the state that a restart needs to path, atomically
 // (a temporary file, synced, renamed over it), readable by the owner only.
 // It does nothing when nothing changed since the last save.

@@ -158,6 +158,14 @@ func judge(last, cur backends.Counter, lastHandle, curHandle uint64, madeAtZero 
 // apply ends a read for the series: failed tells the sources that failed
 // in it. It returns false when the series is gone: no part is left.
 func (t *track) apply(failed func(src int) bool) bool {
+	alive, _ := t.applyRead(failed)
+	return alive
+}
+
+// applyRead is apply that also tells whether what the series carries
+// changed, which the state file must then keep soon.
+func (t *track) applyRead(failed func(src int) bool) (alive, carriedChanged bool) {
+	before := t.carried
 	for _, p := range t.parts {
 		if p.handle != newPart && failed(p.src) {
 			// A source that fed the series failed: keep the old state,
@@ -165,7 +173,7 @@ func (t *track) apply(failed func(src int) bool) bool {
 			// read are found again, whole, in the next one.
 			t.withheld = true
 			t.reset()
-			return true
+			return true, false
 		}
 	}
 	t.withheld = false
@@ -189,7 +197,7 @@ func (t *track) apply(failed func(src int) bool) bool {
 	}
 	t.parts = kept
 	t.observed = false
-	return len(t.parts) > 0
+	return len(t.parts) > 0, t.carried != before
 }
 
 // reset forgets a read's observations.

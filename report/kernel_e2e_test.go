@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -70,7 +71,9 @@ func TestReportOfTheKernel(t *testing.T) {
 	bin := exetest.Binary(t)
 	exporterAddr := exetest.FreeAddr(t)
 	startExporter := func() *exec.Cmd {
-		cmd := exec.Command(bin, "--web.listen-address="+exporterAddr, "--netns="+ns.Path(), "--config.file="+rules, "--no-collector.iptables")
+		cmd := exec.Command(bin, "--web.listen-address="+exporterAddr, "--netns="+ns.Path(), "--config.file="+rules, "--no-collector.iptables", "--web.enable-lifecycle",
+			// What the deleted rule counted survives the restart.
+			"--state.file="+filepath.Join(dir, "state.json"))
 		exetest.Start(t, "ipacct_exporter", "http://"+exporterAddr+"/metrics", 30*time.Second, cmd)
 		return cmd
 	}
@@ -132,8 +135,9 @@ func TestReportOfTheKernel(t *testing.T) {
 		traffic("198.51.100.10", "198.51.100.11", "198.51.100.12")
 	}
 
-	// The exporter restarts; a host appears after it.
-	_ = exporter.Process.Kill()
+	// The exporter restarts (systemctl restart: SIGTERM); a host appears
+	// after it.
+	_ = exporter.Process.Signal(syscall.SIGTERM)
 	_ = exporter.Wait()
 	traffic("198.51.100.10", "198.51.100.12")
 	startExporter()
