@@ -1,16 +1,22 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/ipacct/ipacct_exporter/internal/netnstest"
 )
@@ -386,4 +392,80 @@ func TestCountersManagedReload(t *testing.T) {
 	w := want(sent)
 	w["unauthssh/in/inet"] = 0 // now port 2222, which saw nothing
 	p.step("after a reload that changed unauthssh", w)
+}
+
+// TestFiftyScrapersUnderChurn: fifty scrapers at once while rules come and
+// go. Every answer is whole and valid, and no scraper sees a counter go
+// down: they share reads of the kernel, and the tracked series stay
+// monotonic through the churn.
+func TestFiftyScrapersUnderChurn(t *testing.T) {
+	netnstest.RequireRoot(t, "nft")
+	ns := netnstest.New(t, "192.0.2.1/24")
+	ns.NFT(svcRules)
+	e := startOnNS(t, ns)
+	stop := make(chan struct{})
+	churned := make(chan int)
+	go func() {
+		n := 0
+		defer func() { churned <- n }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			// A rule of the tag added, then deleted (nft -e echoes its
+			// handle); traffic all along. Not t.Fatal: another goroutine.
+			out, err := ns.Try("nft", "-e", "-a", "add", "rule", "inet", "t", "out", "udp", "dport", "7003", "counter", "comment", `"=svc_out="`)
+			_, h, found := strings.Cut(out, "# handle ")
+			if err != nil || !found {
+				t.Errorf("adding a rule: %v %q", err, out)
+				return
+			}
+			ns.SendUDP("192.0.2.1:40000", "192.0.2.1:7001", 100, 1)
+			ns.SendUDP("192.0.2.1:40000", "192.0.2.1:7003", 100, 1)
+			if _, err := ns.Try("nft", "delete", "rule", "inet", "t", "out", "handle", strings.TrimSpace(h)); err != nil {
+				t.Errorf("deleting a rule: %v", err)
+				return
+			}
+			n++
+		}
+	}()
+	const scrapers, rounds = 50, 5
+	var wg sync.WaitGroup
+	for i := range scrapers {
+		wg.Go(func() {
+			client := &http.Client{Timeout: 20 * time.Second}
+			last := -1.0
+			for r := range rounds {
+				resp, err := client.Get(e.url + "/metrics")
+				if err != nil {
+					t.Errorf("scraper %d round %d: %v", i, r, err)
+					return
+				}
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != http.StatusOK {
+					t.Errorf("scraper %d round %d: %d %v", i, r, resp.StatusCode, err)
+					return
+				}
+				parser := expfmt.NewTextParser(model.UTF8Validation)
+				fams, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+				if err != nil {
+					t.Errorf("scraper %d round %d: %v", i, r, err)
+					return
+				}
+				v, ok := value(fams, "ipacct_tag_bytes_total", map[string]string{"tag": "svc"})
+				if !ok || v < last {
+					t.Errorf("scraper %d round %d: svc %v (present %v) after %v", i, r, v, ok, last)
+				}
+				last = v
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	if n := <-churned; n == 0 {
+		t.Error("no churn happened during the scrapes")
+	}
 }
