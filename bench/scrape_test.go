@@ -23,7 +23,7 @@ import (
 // loadRules puts n tagged rules into ns: half native nft, half iptables-nft
 // (see LoadRules).
 func loadRules(b *testing.B, ns *netnstest.NS, n int) {
-	if err := LoadRules(RunIn(ns.Path()), n); err != nil {
+	if err := LoadRules(RunIn(ns.Path()), n, Tags); err != nil {
 		b.Fatal(err)
 	}
 }
@@ -70,7 +70,7 @@ func BenchmarkScrape(b *testing.B) {
 		loadRules(b, ns, n)
 
 		b.Run(fmt.Sprintf("rules=%d/exporter-http", n), func(b *testing.B) {
-			scrapeOverHTTP(b, ns, RuleSeries(n)...)
+			scrapeOverHTTP(b, ns, RuleSeries(n, Tags)...)
 		})
 		for _, size := range []int{4096, nftables.DefaultDumpBufferSize} {
 			b.Run(fmt.Sprintf("rules=%d/backend-read-buffer=%d", n, size), func(b *testing.B) {
