@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ipacct/ipacct_exporter/backends/nftables"
 	"github.com/ipacct/ipacct_exporter/exporter"
@@ -34,7 +33,7 @@ func loadRules(b *testing.B, ns *netnstest.NS, n int) {
 func scrapeOverHTTP(b *testing.B, ns *netnstest.NS, want ...string) {
 	e := exporter.New(slog.New(slog.DiscardHandler), 0,
 		exporter.Source{Name: "nftables", Backend: nftables.New(nftables.Options{NetNS: ns.Path()})})
-	srv := httptest.NewServer(promhttp.HandlerFor(exporter.Gatherers{e, prometheus.NewRegistry()}, promhttp.HandlerOpts{}))
+	srv := httptest.NewServer(exporter.Handler(e, prometheus.NewRegistry(), slog.New(slog.DiscardHandler)))
 	defer srv.Close()
 	b.ReportAllocs()
 	for b.Loop() {

@@ -1,13 +1,11 @@
 package exporter
 
 import (
+	"cmp"
 	"slices"
 	"strings"
-	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ipacct/ipacct_exporter/backends"
 	"github.com/ipacct/ipacct_exporter/tag"
@@ -32,9 +30,9 @@ type setGauges struct {
 	addresses, capacity int
 }
 
-// emitSetGauges sends the sets' gauges, summed per namespace, tag, family
-// and direction: what the kernel holds now.
-func (e *Exporter) emitSetGauges(ch chan<- prometheus.Metric, namespaces []namespaceSets) {
+// setGauges are the sets' gauges, summed per namespace, tag, family and
+// direction: what the kernel holds now.
+func (e *Exporter) setGauges(namespaces []namespaceSets) []family {
 	groups := map[setGroup]*setGauges{}
 	var order []setGroup
 	for _, ns := range namespaces {
@@ -50,39 +48,50 @@ func (e *Exporter) emitSetGauges(ch chan<- prometheus.Metric, namespaces []names
 			g.capacity += int(s.Capacity)
 		}
 	}
+	var addresses, capacity []row
 	for _, k := range order {
 		g := groups[k]
-		labels := e.labels(k.netns, k.tag, k.family, string(k.direction))
-		ch <- prometheus.MustNewConstMetric(e.d.ipAddresses, prometheus.GaugeValue, float64(g.addresses), labels...)
+		values := e.labelValues(setGroupLabels, k.netns, string(k.direction), k.family, k.tag)
+		addresses = append(addresses, row{values: values, value: float64(g.addresses)})
 		if g.capacity > 0 {
-			ch <- prometheus.MustNewConstMetric(e.d.ipCapacity, prometheus.GaugeValue, float64(g.capacity), labels...)
+			capacity = append(capacity, row{values: values, value: float64(g.capacity)})
 		}
+	}
+	names := e.labelNames(setGroupLabels)
+	return []family{
+		newDTOFamily(ipAddressesName, ipAddressesHelp, dto.MetricType_GAUGE, names, addresses),
+		newDTOFamily(ipCapacityName, ipCapacityHelp, dto.MetricType_GAUGE, names, capacity),
 	}
 }
 
-// addressFamilies builds the per-address counter families from the tracked
-// series that may be served. At 100,000 addresses, const metrics cost two
-// million allocations and the registry's check of each series for
-// duplicates a fifth of the scrape; here the series are unique by
-// construction, and the families take a handful of allocations, their label
-// pairs shared by the bytes and the packets family.
-func (e *Exporter) addressFamilies() []*dto.MetricFamily {
+// addressFamilies are the per-address counter families of the tracked
+// series that may be served. A million addresses make two million series:
+// they are not built as metric objects, but written from one slice of
+// samples, sorted as the registry would sort them.
+func (e *Exporter) addressFamilies() []family {
 	if len(e.addrs.m) == 0 {
 		return nil
 	}
+	as := &addrSeries{withNS: e.withNS}
+	groupIndex := map[*addrGroup]uint32{}
 	// Every address's text goes into one buffer, made one string at the
 	// end: one allocation instead of one per address.
-	samples := make([]addressSample, 0, len(e.addrs.m))
+	samples := make([]addrSample, 0, len(e.addrs.m))
 	text := make([]byte, 0, len(e.addrs.m)*len("192.168.100.100"))
 	for k, t := range e.addrs.m {
 		v, created, ok := e.addrs.serve(k, t)
 		if !ok {
 			continue
 		}
+		gi, ok := groupIndex[k.group]
+		if !ok {
+			gi = uint32(len(as.groups))
+			groupIndex[k.group] = gi
+			as.groups = append(as.groups, e.addrLabels(k.group))
+		}
 		start := len(text)
 		text = k.addr.AppendTo(text)
-		samples = append(samples, addressSample{dir: string(k.group.direction), netns: k.group.netns, tag: k.group.tag,
-			start: start, end: len(text), packets: v.Packets, bytes: v.Bytes, created: created})
+		samples = append(samples, addrSample{group: gi, start: start, end: len(text), v: v, created: created})
 	}
 	if len(samples) == 0 {
 		return nil
@@ -93,66 +102,87 @@ func (e *Exporter) addressFamilies() []*dto.MetricFamily {
 	}
 	// Sorted as the registry would sort a family's series: by label
 	// values, the labels in name order (direction, ip, netns, tag).
-	slices.SortFunc(samples, func(a, b addressSample) int {
-		if c := strings.Compare(a.dir, b.dir); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.ip, b.ip); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.netns, b.netns); c != 0 {
-			return c
-		}
-		return strings.Compare(a.tag, b.tag)
+	slices.SortFunc(samples, func(a, b addrSample) int {
+		ga, gb := &as.groups[a.group], &as.groups[b.group]
+		return cmp.Or(strings.Compare(string(ga.direction), string(gb.direction)), strings.Compare(a.ip, b.ip),
+			strings.Compare(ga.netns, gb.netns), strings.Compare(ga.tag, gb.tag))
 	})
-	names := addressLabels
-	if e.withNS {
-		names = addressLabelsN
-	}
-	k, n := len(names), len(samples)
-	values := make([]string, 0, n*k)
-	pairs := make([]dto.LabelPair, n*k)
-	pairPtrs := make([]*dto.LabelPair, n*k)
-	for i, s := range samples {
-		values = append(values, s.dir, s.ip)
-		if e.withNS {
-			values = append(values, s.netns)
-		}
-		values = append(values, s.tag)
-		for j := range k {
-			p := &pairs[i*k+j]
-			p.Name, p.Value = &names[j], &values[i*k+j]
-			pairPtrs[i*k+j] = p
-		}
-	}
-	family := func(name, help string, value func(addressSample) uint64) *dto.MetricFamily {
-		metrics := make([]dto.Metric, n)
-		ptrs := make([]*dto.Metric, n)
-		counters := make([]dto.Counter, n)
-		floats := make([]float64, n)
-		for i, s := range samples {
-			floats[i] = float64(value(s))
-			counters[i].Value = &floats[i]
-			if s.created != 0 {
-				counters[i].CreatedTimestamp = timestamppb.New(time.UnixMilli(s.created))
-			}
-			metrics[i].Label = pairPtrs[i*k : (i+1)*k : (i+1)*k]
-			metrics[i].Counter = &counters[i]
-			ptrs[i] = &metrics[i]
-		}
-		return &dto.MetricFamily{Name: &name, Help: &help, Type: dto.MetricType_COUNTER.Enum(), Metric: ptrs}
-	}
-	return []*dto.MetricFamily{
-		family(ipBytesName, ipBytesHelp, func(s addressSample) uint64 { return s.bytes }),
-		family(ipPacketsName, ipPacketsHelp, func(s addressSample) uint64 { return s.packets }),
+	as.samples = samples
+	return []family{
+		addrFamily{ipBytesName, ipBytesHelp, func(v backends.Counter) uint64 { return v.Bytes }, as},
+		addrFamily{ipPacketsName, ipPacketsHelp, func(v backends.Counter) uint64 { return v.Packets }, as},
 	}
 }
 
-// addressSample is one address's count in one set; start and end locate
-// its text in the scrape's buffer until ip is set.
-type addressSample struct {
-	dir, ip, netns, tag string
-	start, end          int
-	packets, bytes      uint64
-	created             int64
+// addrSeries are the per-address series a read serves, in the
+// exposition's order.
+type addrSeries struct {
+	withNS  bool
+	groups  []addrLabels
+	samples []addrSample
+}
+
+// addrSample is one address's count; start and end locate its text in the
+// scrape's buffer until ip is set.
+type addrSample struct {
+	ip         string
+	group      uint32
+	start, end int
+	v          backends.Counter
+	created    int64
+}
+
+// addrLabels are a group's label values, and its label block around the
+// address: prefix, the address, suffix.
+type addrLabels struct {
+	addrGroup
+	prefix, suffix []byte
+}
+
+func (e *Exporter) addrLabels(g *addrGroup) addrLabels {
+	prefix := append(labelBlock{}.add("direction", string(g.direction)).b, `,ip="`...)
+	suffix := labelBlock{b: []byte{'"'}, n: 1} // closes the address's value
+	if e.withNS {
+		suffix = suffix.add(netnsLabel, g.netns)
+	}
+	return addrLabels{addrGroup: *g, prefix: prefix, suffix: suffix.add("tag", g.tag).end()}
+}
+
+// addrFamily is ipacct_ip_bytes_total or ipacct_ip_packets_total.
+type addrFamily struct {
+	name_, help string
+	value       func(backends.Counter) uint64
+	series      *addrSeries
+}
+
+func (f addrFamily) name() string { return f.name_ }
+
+func (f addrFamily) write(x *expoWriter) error {
+	x.header(f.name_, f.help, dto.MetricType_COUNTER)
+	var labels []byte
+	for _, s := range f.series.samples {
+		g := &f.series.groups[s.group]
+		labels = append(append(append(labels[:0], g.prefix...), s.ip...), g.suffix...)
+		x.counter(f.name_, labels, f.value(s.v), s.created)
+		if x.err != nil {
+			return x.err
+		}
+	}
+	return nil
+}
+
+func (f addrFamily) metricFamily() *dto.MetricFamily {
+	names := []string{"direction", "ip", "tag"}
+	if f.series.withNS {
+		names = []string{"direction", "ip", netnsLabel, "tag"}
+	}
+	return buildDTO(f.name_, f.help, dto.MetricType_COUNTER, names, len(f.series.samples), func(i int) ([]string, float64, int64) {
+		s := f.series.samples[i]
+		g := &f.series.groups[s.group]
+		values := []string{string(g.direction), s.ip, g.tag}
+		if f.series.withNS {
+			values = []string{string(g.direction), s.ip, g.netns, g.tag}
+		}
+		return values, float64(f.value(s.v)), s.created
+	})
 }
