@@ -67,7 +67,7 @@ type benchMessage struct {
 
 // benchRuleDump is the rule dump of bench.LoadRules(n): n/2 native rules
 // in inet bench c (meta nfproto, ip saddr, counter, comment in user data),
-// then the others in ip filter OUTPUT as iptables-nft writes them (ip
+// then the others in ip filter BENCH as iptables-nft writes them (ip
 // daddr, an xt comment match, counter).
 func benchRuleDump(n int) []benchMessage {
 	const tags = 100
@@ -89,7 +89,7 @@ func benchRuleDump(n int) []benchMessage {
 		match = append(match, attr(unix.NFTA_MATCH_REV, u32(0))...)
 		match = append(match, attr(unix.NFTA_MATCH_INFO, info)...)
 		exprs := append(append(payloadCmp(16, a), benchExpr("match", match)...), counterExpr(uint64(i+1), uint64(100*(i+1)))...)
-		msgs = append(msgs, benchMessage{unix.NFPROTO_IPV4, benchRule("filter", "OUTPUT", uint64(i+4), exprs, nil)})
+		msgs = append(msgs, benchMessage{unix.NFPROTO_IPV4, benchRule("filter", "BENCH", uint64(i+4), exprs, nil)})
 	}
 	return msgs
 }

@@ -780,6 +780,7 @@ func environment(cfg config) []string {
 	}
 	env = append(env,
 		fmt.Sprintf("%d measured rounds per case after one warm-up, interleaved; scrapes over HTTP with gzip=%v; exporter --scrape.timeout=%s", cfg.rounds, cfg.gzip, cfg.scrapeTimeout),
+		"what a scrape measures: the exporter's binary listens on 127.0.0.1 in the host's namespace and reads the case's namespace over netlink; the rules there sit in chains that no hook calls and no rule jumps to, so no packet, the scrapes' included, walks them: the scrape pays for reading them, as the tools do, and for nothing else",
 		fmt.Sprintf("load average at the start: %s", loadavg()))
 	return env
 }
