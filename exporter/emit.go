@@ -1,7 +1,6 @@
 package exporter
 
 import (
-	"cmp"
 	"slices"
 	"strings"
 	"time"
@@ -100,162 +99,11 @@ func (e *Exporter) labelValues(names []string, netns string, values ...string) [
 	return slices.Insert(slices.Clone(values), i, netns)
 }
 
-// tagSeries are the tag series a read serves, in the exposition's order
-// (direction, family, netns, tag), and their label blocks.
-type tagSeries struct {
-	withNS  bool
-	samples []tagSample
-	labels  []byte // the samples' label blocks, one after another
-}
-
-type tagSample struct {
-	k       seriesKey
-	v       backends.Counter
-	created int64
-	rules   int
-	lo, hi  int // the label block in tagSeries.labels
-}
-
-func compareTagKeys(a, b seriesKey) int {
-	return cmp.Or(strings.Compare(string(a.direction), string(b.direction)), strings.Compare(a.family, b.family),
-		strings.Compare(a.netns, b.netns), strings.Compare(a.tag, b.tag))
-}
-
-// tagFamily is one of the three families of the tag series.
-type tagFamily struct {
-	name_, help string
-	typ         dto.MetricType
-	value       func(tagSample) uint64
-	series      *tagSeries
-}
-
-func (f tagFamily) name() string { return f.name_ }
-
-func (f tagFamily) write(x *expoWriter) error {
-	x.header(f.name_, f.help, f.typ)
-	for _, s := range f.series.samples {
-		labels := f.series.labels[s.lo:s.hi]
-		if f.typ == dto.MetricType_COUNTER {
-			x.counter(f.name_, labels, f.value(s), s.created)
-		} else {
-			x.gauge(f.name_, labels, f.value(s))
-		}
-	}
-	return x.err
-}
-
-func (f tagFamily) metricFamily() *dto.MetricFamily {
-	names := []string{"direction", "family", "tag"}
-	if f.series.withNS {
-		names = []string{"direction", "family", netnsLabel, "tag"}
-	}
-	return buildDTO(f.name_, f.help, f.typ, names, len(f.series.samples), func(i int) ([]string, float64, int64) {
-		s := f.series.samples[i]
-		values := []string{string(s.k.direction), s.k.family, s.k.tag}
-		if f.series.withNS {
-			values = []string{string(s.k.direction), s.k.family, s.k.netns, s.k.tag}
-		}
-		return values, float64(f.value(s)), s.created
-	})
-}
-
-// infoFamily is ipacct_tag_info: labels description, [netns,] tag.
-type infoFamily struct {
-	withNS bool
-	rows   []infoRow // sorted by description, netns, tag
-	labels []byte
-}
-
-type infoRow struct {
-	netns, tag, description string
-	lo, hi                  int
-}
-
-func (f infoFamily) name() string { return tagInfoName }
-
-func (f infoFamily) write(x *expoWriter) error {
-	x.header(tagInfoName, tagInfoHelp, dto.MetricType_GAUGE)
-	for _, r := range f.rows {
-		x.gauge(tagInfoName, f.labels[r.lo:r.hi], 1)
-	}
-	return x.err
-}
-
-func (f infoFamily) metricFamily() *dto.MetricFamily {
-	names := []string{"description", "tag"}
-	if f.withNS {
-		names = []string{"description", netnsLabel, "tag"}
-	}
-	return buildDTO(tagInfoName, tagInfoHelp, dto.MetricType_GAUGE, names, len(f.rows), func(i int) ([]string, float64, int64) {
-		r := f.rows[i]
-		if f.withNS {
-			return []string{r.description, r.netns, r.tag}, 1, 0
-		}
-		return []string{r.description, r.tag}, 1, 0
-	})
-}
-
 // emit builds the families of a read: the tracked series that may be
 // served and the gauges of what the kernel holds now.
-func (e *Exporter) emit(a *aggregation, collectors []family) *answer {
-	shown := make(map[tagKey]bool)
-	for _, ns := range a.sets {
-		for _, set := range ns.sets {
-			shown[tagKey{ns.netns, set.Tag}] = true
-		}
-	}
-	ts := &tagSeries{withNS: e.withNS}
-	for k, t := range e.tags {
-		v, ok := t.serve()
-		if !ok {
-			continue
-		}
-		ts.samples = append(ts.samples, tagSample{k: k, v: v, created: t.created, rules: a.rules[k]})
-		shown[tagKey{k.netns, k.tag}] = true
-	}
-	slices.SortFunc(ts.samples, func(a, b tagSample) int { return compareTagKeys(a.k, b.k) })
-	for i := range ts.samples {
-		s := &ts.samples[i]
-		s.lo = len(ts.labels)
-		b := labelBlock{b: ts.labels}.add("direction", string(s.k.direction)).add("family", s.k.family)
-		if e.withNS {
-			b = b.add(netnsLabel, s.k.netns)
-		}
-		ts.labels = b.add("tag", s.k.tag).end()
-		s.hi = len(ts.labels)
-	}
-
-	info := infoFamily{withNS: e.withNS}
-	for _, tk := range a.tagOrder {
-		if shown[tk] {
-			info.rows = append(info.rows, infoRow{netns: tk.netns, tag: tk.tag, description: a.descriptions[tk]})
-		}
-	}
-	slices.SortFunc(info.rows, func(a, b infoRow) int {
-		return cmp.Or(strings.Compare(a.description, b.description), strings.Compare(a.netns, b.netns), strings.Compare(a.tag, b.tag))
-	})
-	for i := range info.rows {
-		r := &info.rows[i]
-		r.lo = len(info.labels)
-		b := labelBlock{b: info.labels}.add("description", r.description)
-		if e.withNS {
-			b = b.add(netnsLabel, r.netns)
-		}
-		info.labels = b.add("tag", r.tag).end()
-		r.hi = len(info.labels)
-	}
-
-	fams := collectors
-	if len(ts.samples) > 0 {
-		fams = append(fams,
-			tagFamily{tagBytesName, tagBytesHelp, dto.MetricType_COUNTER, func(s tagSample) uint64 { return s.v.Bytes }, ts},
-			tagFamily{tagPacketsName, tagPacketsHelp, dto.MetricType_COUNTER, func(s tagSample) uint64 { return s.v.Packets }, ts},
-			tagFamily{tagRulesName, tagRulesHelp, dto.MetricType_GAUGE, func(s tagSample) uint64 { return uint64(s.rules) }, ts})
-	}
-	if len(info.rows) > 0 {
-		fams = append(fams, info)
-	}
-	fams = append(fams, e.setGauges(a.sets)...)
+func (e *Exporter) emit(sets []namespaceSets, collectors []family) *answer {
+	fams := append(collectors, e.tagFamilies()...)
+	fams = append(fams, e.setGauges(sets)...)
 	fams = append(fams, e.overflowFamilies()...)
 	fams = append(fams, e.addressFamilies()...)
 	fams = slices.DeleteFunc(fams, func(f family) bool { return f == nil })

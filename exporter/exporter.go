@@ -85,8 +85,18 @@ type Exporter struct {
 	// complete is, per namespace, the time of the last read in which all
 	// of its sources succeeded: a series that appears after it was zero
 	// then. Absent until the namespace's first complete read.
-	complete  map[string]time.Time
-	tags      map[seriesKey]*track
+	complete map[string]time.Time
+	// reads numbers the reads, for the state that remembers which last
+	// saw it.
+	reads uint64
+	tags  map[seriesKey]*tagTrack
+	// tagOrder is tags in the exposition's order; nil when a series came
+	// or went since it was sorted.
+	tagOrder  []*tagTrack
+	tagStates map[tagKey]*tagState
+	// infoOrder is tagStates in the order of the info series; nil when
+	// a tag came or went.
+	infoOrder []*tagState
 	addrs     addrTracks
 	overflows map[setGroup]*track
 	lastErr   map[sourceKey]string
@@ -119,7 +129,8 @@ func newExporter(logger *slog.Logger, timeout time.Duration, withNS bool, list f
 		srcIDs:    make(map[sourceKey]int),
 		readOnce:  make(map[sourceKey]bool),
 		complete:  make(map[string]time.Time),
-		tags:      make(map[seriesKey]*track),
+		tags:      make(map[seriesKey]*tagTrack),
+		tagStates: make(map[tagKey]*tagState),
 		addrs:     newAddrTracks(),
 		overflows: make(map[setGroup]*track),
 		lastErr:   make(map[sourceKey]string),
@@ -209,7 +220,7 @@ func (e *Exporter) collect() (ans *answer, err error) {
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	r := e.aggregate(sources, results, now)
+	sets := e.aggregate(sources, results, now)
 	var success, duration, invalid []row
 	for i, s := range sources {
 		res := results[i]
@@ -229,7 +240,7 @@ func (e *Exporter) collect() (ans *answer, err error) {
 		e.logInvalid(s, res.reading.Invalid)
 	}
 	names := e.labelNames(collectorLabels)
-	return e.emit(r, []family{
+	return e.emit(sets, []family{
 		newDTOFamily(successName, successHelp, dto.MetricType_GAUGE, names, success),
 		newDTOFamily(durationName, durationHelp, dto.MetricType_GAUGE, names, duration),
 		newDTOFamily(invalidCommentsName, invalidCommentsHelp, dto.MetricType_GAUGE, names, invalid),

@@ -86,7 +86,7 @@ func (e *Exporter) SaveState(path string) error {
 		sf.Series = append(sf.Series, s)
 	}
 	for k, t := range e.tags {
-		add(stateSeries{Kind: "tag", NetNS: k.netns, Tag: k.tag, Direction: string(k.direction), Family: k.family}, t)
+		add(stateSeries{Kind: "tag", NetNS: k.netns, Tag: k.tag, Direction: string(k.direction), Family: k.family}, &t.track)
 	}
 	for k, t := range e.overflows {
 		add(stateSeries{Kind: "overflow", NetNS: k.netns, Tag: k.tag, Direction: string(k.direction), Family: k.family}, t)
@@ -173,7 +173,7 @@ func (e *Exporter) LoadState(path string) (loaded int, err error) {
 		dir := tag.Direction(s.Direction)
 		switch s.Kind {
 		case "tag":
-			e.tags[seriesKey{s.NetNS, s.Tag, dir, s.Family}] = t
+			e.newTagTrack(seriesKey{s.NetNS, s.Tag, dir, s.Family}, 0).track = *t
 		case "overflow":
 			e.overflows[setGroup{s.NetNS, s.Tag, s.Family, dir}] = t
 		case "ip":
