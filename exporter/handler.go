@@ -37,7 +37,14 @@ type handler struct {
 	logger *slog.Logger
 }
 
-var gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
+// gzipWriters compress at gzip's best speed, not its default level as
+// promhttp does: on an answer of a million addresses the default level
+// costs more than the rest of the scrape, and saves a twentieth of the
+// size.
+var gzipWriters = sync.Pool{New: func() any {
+	w, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed)
+	return w
+}}
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ans, err := h.e.answer()
