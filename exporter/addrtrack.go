@@ -68,7 +68,7 @@ func (a *addrTracks) group(netns, tagName string, dir tag.Direction) *addrGroup 
 	return p
 }
 
-func (a *addrTracks) setIndex(id string, src int) uint32 {
+func (a *addrTracks) setIndex(id uint64, src int) uint32 {
 	k := partID{id, src}
 	i, ok := a.sets[k]
 	if !ok {

@@ -92,9 +92,9 @@ func (e *Exporter) aggregate(sources []Source, results []result, now time.Time) 
 			d.shown = e.reads
 			if set.Overflow != nil {
 				g := setGroup{s.NetNS, set.Tag, set.Family, set.Direction}
-				trackOf(e.overflows, g, born).observe(set.Where, 0, src, *set.Overflow)
+				trackOf(e.overflows, g, born).observe(backends.ID(set.Where), 0, src, *set.Overflow)
 			}
-			idx := e.addrs.setIndex(set.Where, src)
+			idx := e.addrs.setIndex(backends.ID(set.Where), src)
 			g := e.addrs.group(s.NetNS, set.Tag, set.Direction)
 			for _, el := range set.Elements {
 				e.addrs.observe(addrKey{g, el.Addr}, born, idx, set.Handle, backends.Counter{Packets: el.Packets, Bytes: el.Bytes})

@@ -45,12 +45,12 @@ func benchRules(n int) backends.Reading {
 	for i := 0; i < n/2; i++ {
 		r.Records = append(r.Records, backends.Record{Tag: fmt.Sprintf("t%d", i%tags), Direction: tag.In, Family: "inet",
 			Description: fmt.Sprintf("native rule %d", i), Packets: uint64(i + 1), Bytes: uint64(100 * (i + 1)),
-			ID: fmt.Sprintf("inet t c #%x", i), Handle: uint64(i + 1)})
+			ID: backends.ID(fmt.Sprintf("inet t c #%x", i)), Handle: uint64(i + 1)})
 	}
 	for i := 0; i < n-n/2; i++ {
 		r.Records = append(r.Records, backends.Record{Tag: fmt.Sprintf("t%d", i%tags), Direction: tag.Out, Family: "ip",
 			Description: fmt.Sprintf("xt rule %d", i), Packets: uint64(i + 1), Bytes: uint64(100 * (i + 1)),
-			ID: fmt.Sprintf("ip filter ACCT #%x", i), Handle: uint64(i + 1)})
+			ID: backends.ID(fmt.Sprintf("ip filter ACCT #%x", i)), Handle: uint64(i + 1)})
 	}
 	return r
 }

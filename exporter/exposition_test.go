@@ -38,10 +38,10 @@ import (
 func expositionReading(step uint64) backends.Reading {
 	r := backends.Reading{
 		Records: []backends.Record{
-			{Tag: "web", Direction: tag.In, Family: "ip", Description: `say "hi" \ ünïcödé` + "\nline two", Packets: 1, Bytes: 1_000_000 + step, ID: "1"},
-			{Tag: "web", Direction: tag.Out, Family: "ip6", Packets: 0, Bytes: 0, ID: "2"},
-			{Tag: "big", Direction: tag.None, Family: "inet", Description: "Big", Packets: 1 << 53, Bytes: math.MaxUint64 - 5, ID: "3"},
-			{Tag: "mid", Direction: tag.In, Family: "inet", Packets: 123_456_789, Bytes: 9_007_199_254_740_991, ID: "4"},
+			{Tag: "web", Direction: tag.In, Family: "ip", Description: `say "hi" \ ünïcödé` + "\nline two", Packets: 1, Bytes: 1_000_000 + step, ID: 1},
+			{Tag: "web", Direction: tag.Out, Family: "ip6", Packets: 0, Bytes: 0, ID: 2},
+			{Tag: "big", Direction: tag.None, Family: "inet", Description: "Big", Packets: 1 << 53, Bytes: math.MaxUint64 - 5, ID: 3},
+			{Tag: "mid", Direction: tag.In, Family: "inet", Packets: 123_456_789, Bytes: 9_007_199_254_740_991, ID: 4},
 		},
 		Invalid: []backends.InvalidComment{{Where: "ip filter INPUT", Comment: "=bad tag=", Err: errors.New("bad")}},
 	}
@@ -62,7 +62,7 @@ func expositionReading(step uint64) backends.Reading {
 	r.Sets[0].Overflow = &backends.Counter{Packets: 3, Bytes: 4_500_000}
 	if step > 1 {
 		// New while running: served at 0 first, with a created time.
-		r.Records = append(r.Records, backends.Record{Tag: "late", Direction: tag.Out, Family: "ip", Description: "Late", Packets: 5, Bytes: 5000, ID: "5"})
+		r.Records = append(r.Records, backends.Record{Tag: "late", Direction: tag.Out, Family: "ip", Description: "Late", Packets: 5, Bytes: 5000, ID: 5})
 		r.Sets[0].Elements = append(r.Sets[0].Elements, backends.AddressCount{Addr: netip.MustParseAddr("192.0.2.200"), Packets: 7, Bytes: 7_000_000})
 	}
 	return r

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/ipacct/ipacct_exporter/backends"
@@ -23,7 +24,9 @@ import (
 // (one of which may vanish while the exporter is down). A series of one
 // counter and nothing carried serves the kernel's value, state or not.
 
-const stateVersion = 1
+// stateVersion 2 names a part by its backend's ID, a hash, in hex; version
+// 1, which named it by the text that ID hashes, is read too.
+const stateVersion = 2
 
 // maxStateSize bounds what is read of a state file.
 const maxStateSize = 256 << 20
@@ -48,7 +51,7 @@ type stateSeries struct {
 }
 
 type statePart struct {
-	ID      string `json:"id"`
+	ID      string `json:"id"` // Record.ID in hex; in version 1, the text it hashes
 	Source  string `json:"source"`
 	Handle  uint64 `json:"handle,omitempty"`
 	Packets uint64 `json:"packets"`
@@ -81,7 +84,7 @@ func (e *Exporter) SaveState(path string) error {
 		}
 		s.Packets, s.Bytes, s.Created = t.carried.Packets, t.carried.Bytes, t.created
 		for _, p := range t.parts {
-			s.Parts = append(s.Parts, statePart{ID: p.id, Source: names[p.src], Handle: p.handle, Packets: p.last.Packets, Bytes: p.last.Bytes})
+			s.Parts = append(s.Parts, statePart{ID: strconv.FormatUint(p.id, 16), Source: names[p.src], Handle: p.handle, Packets: p.last.Packets, Bytes: p.last.Bytes})
 		}
 		sf.Series = append(sf.Series, s)
 	}
@@ -168,7 +171,7 @@ func (e *Exporter) LoadState(path string) (loaded int, err error) {
 		t := &track{carried: backends.Counter{Packets: s.Packets, Bytes: s.Bytes}, created: s.Created, shown: true}
 		for _, p := range s.Parts {
 			src := e.sourceID(sourceKey{p.Source, s.NetNS})
-			t.parts = append(t.parts, part{id: p.ID, src: src, handle: p.Handle, last: backends.Counter{Packets: p.Packets, Bytes: p.Bytes}})
+			t.parts = append(t.parts, part{id: partIDOf(sf.Version, p.ID), src: src, handle: p.Handle, last: backends.Counter{Packets: p.Packets, Bytes: p.Bytes}})
 		}
 		dir := tag.Direction(s.Direction)
 		switch s.Kind {
@@ -182,6 +185,15 @@ func (e *Exporter) LoadState(path string) (loaded int, err error) {
 		}
 	}
 	return len(sf.Series), nil
+}
+
+// partIDOf is a part's ID as the state file of the version holds it.
+func partIDOf(version int, id string) uint64 {
+	if version == 1 {
+		return backends.ID(id)
+	}
+	v, _ := strconv.ParseUint(id, 16, 64) // checked by readState
+	return v
 }
 
 func readState(path string) (stateFile, error) {
@@ -205,7 +217,7 @@ func readState(path string) (stateFile, error) {
 	if err := dec.Decode(&sf); err != nil {
 		return sf, err
 	}
-	if sf.Version != stateVersion {
+	if sf.Version != stateVersion && sf.Version != 1 {
 		return sf, fmt.Errorf("version %d, want %d", sf.Version, stateVersion)
 	}
 	for i, s := range sf.Series {
@@ -220,6 +232,11 @@ func readState(path string) (stateFile, error) {
 		}
 		if len(s.Parts) == 0 {
 			return sf, fmt.Errorf("series %d: no parts", i)
+		}
+		for _, p := range s.Parts {
+			if _, err := strconv.ParseUint(p.ID, 16, 64); err != nil && sf.Version != 1 {
+				return sf, fmt.Errorf("series %d: part id %q is not a hex ID", i, p.ID)
+			}
 		}
 	}
 	return sf, nil

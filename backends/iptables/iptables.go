@@ -166,7 +166,7 @@ func (b *Backend) readFamily(ctx context.Context, f family, reading *backends.Re
 			}
 			for _, r := range rules {
 				if r.commented {
-					reading.Add(where, r.comment, f.name, r.packets, r.bytes, f.name+" "+table+" "+r.content, 0)
+					reading.Add(where, backends.ParseComment(r.comment), f.name, r.packets, r.bytes, backends.ID(f.name+" "+table+" "+r.content), 0)
 				}
 			}
 		}

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
@@ -49,9 +50,12 @@ type Options struct {
 	DumpBufferSize int
 }
 
-// Backend reads nftables counters. It keeps no socket between reads.
+// Backend reads nftables counters. It keeps no socket between reads;
+// it keeps the comments it parsed, and how many records the last read had.
 type Backend struct {
-	opts Options
+	opts     Options
+	comments comments
+	records  atomic.Int64
 }
 
 // New returns a Backend.
@@ -93,48 +97,21 @@ func (b *Backend) read(ctx context.Context, lastTry bool) (backends.Reading, err
 		}
 	}
 
-	loc := location{filter: b.opts.Filter}
-	overflow := map[setKey]*backends.Counter{}
+	var cache *comments
+	if b.comments.begin() {
+		cache = &b.comments
+		defer cache.end()
+	}
 	d.filter = b.opts.Filter
-	err = d.dumpRulesByTable(func(family uint8, attrs []byte) error {
-		r, err := parseRule(attrs)
-		if err != nil {
-			return fmt.Errorf("decoding a rule: %w", err)
-		}
-		if !r.hasComment {
-			return nil
-		}
-		where, fam, read := loc.of(family, r.table, r.chain)
-		if !read {
-			return nil
-		}
-		if set, ok := bytes.CutPrefix(r.comment, []byte(overflowCommentStart)); ok && r.hasCounter {
-			k := setKey{family, string(r.table), string(set)}
-			c := overflow[k]
-			if c == nil {
-				c = &backends.Counter{}
-				overflow[k] = c
-			}
-			c.Packets += r.packets
-			c.Bytes += r.bytes
-			return nil
-		}
-		if !r.hasCounter {
-			// A tagged rule without a counter counts nothing: say so, so
-			// that the operator adds "counter".
-			if _, perr := parseTag(r.comment); perr == nil {
-				reading.Invalid = append(reading.Invalid, backends.InvalidComment{
-					Where: where, Comment: string(r.comment), Err: errors.New("the rule has no counter expression"),
-				})
-				return nil
-			}
-		}
-		reading.Add(where, string(r.comment), fam, r.packets, r.bytes, r.id(where), d.objectHandle(family, r.table, r.handle))
-		return nil
-	})
-	if err != nil {
+	rr := &ruleReader{reading: &reading, loc: location{filter: b.opts.Filter}, comments: cache, d: d,
+		overflow: map[setKey]*backends.Counter{}}
+	// As many records as the last read had, at once rather than by
+	// doubling.
+	reading.Records = make([]backends.Record, 0, b.records.Load())
+	if err := d.dumpRulesByTable(rr.rule); err != nil {
 		return reading, explain("dumping rules", err)
 	}
+	b.records.Store(int64(len(reading.Records)))
 
 	typ := make([]byte, 8)
 	binary.NativeEndian.PutUint16(typ[0:2], 8)
@@ -150,20 +127,63 @@ func (b *Backend) read(ctx context.Context, lastTry bool) (backends.Reading, err
 			return nil
 		}
 		where := fam + " " + string(o.table) + " counter " + string(o.name)
-		reading.Add(where, string(o.comment), fam, o.packets, o.bytes, where, d.objectHandle(family, o.table, o.handle))
+		reading.Add(where, cache.get(o.comment), fam, o.packets, o.bytes, backends.ID(where), d.objectHandle(family, o.table, o.handle))
 		return nil
 	})
 	if err != nil {
 		return reading, explain("dumping named counters", err)
 	}
-	if err := readSets(d, &reading, overflow, lastTry); err != nil {
+	if err := readSets(d, &reading, rr.overflow, lastTry); err != nil {
 		return reading, err
 	}
 	return reading, nil
 }
 
-// id is the rule's Record.ID: where it is and a hash of what it does.
-func (r rule) id(where string) string { return where + " #" + strconv.FormatUint(r.content, 16) }
+// ruleReader turns the messages of a rule dump into a reading's records,
+// invalid comments and overflow counters.
+type ruleReader struct {
+	reading  *backends.Reading
+	loc      location
+	comments *comments
+	d        *dumper
+	overflow map[setKey]*backends.Counter
+}
+
+func (rr *ruleReader) rule(family uint8, attrs []byte) error {
+	r, err := parseRule(attrs)
+	if err != nil {
+		return fmt.Errorf("decoding a rule: %w", err)
+	}
+	if !r.hasComment {
+		return nil
+	}
+	where, fam, read := rr.loc.of(family, r.table, r.chain)
+	if !read {
+		return nil
+	}
+	if set, ok := bytes.CutPrefix(r.comment, []byte(overflowCommentStart)); ok && r.hasCounter {
+		k := setKey{family, string(r.table), string(set)}
+		c := rr.overflow[k]
+		if c == nil {
+			c = &backends.Counter{}
+			rr.overflow[k] = c
+		}
+		c.Packets += r.packets
+		c.Bytes += r.bytes
+		return nil
+	}
+	c := rr.comments.get(r.comment)
+	if !r.hasCounter && c.Err == nil {
+		// A tagged rule without a counter counts nothing: say so, so
+		// that the operator adds "counter".
+		rr.reading.Invalid = append(rr.reading.Invalid, backends.InvalidComment{
+			Where: where, Comment: c.Text, Err: errors.New("the rule has no counter expression"),
+		})
+		return nil
+	}
+	rr.reading.Add(where, c, fam, r.packets, r.bytes, rr.loc.id(r.content), rr.d.objectHandle(family, r.table, r.handle))
+	return nil
+}
 
 // location names where a rule is, converting the table and chain names to
 // strings, and deciding whether the filter reads the chain, once per chain
@@ -174,6 +194,8 @@ type location struct {
 	table, chain string
 	where, fam   string
 	read         bool
+	// idWhere is the hash of "where #", which a rule's ID goes on from.
+	idWhere uint64
 }
 
 func (l *location) of(family uint8, table, chain []byte) (where, fam string, read bool) {
@@ -182,8 +204,16 @@ func (l *location) of(family uint8, table, chain []byte) (where, fam string, rea
 		l.fam = FamilyName(nftables.TableFamily(family))
 		l.where = l.fam + " " + l.table + " " + l.chain
 		l.read = l.filter.Chain(l.fam, l.table, l.chain)
+		l.idWhere = backends.ID(l.where + " #")
 	}
 	return l.where, l.fam, l.read
+}
+
+// id is the Record.ID of the rule of content (parseRule's hash) at the
+// location: ID("where #content-in-hex"), the string it hashes never made.
+func (l *location) id(content uint64) uint64 {
+	var hex [16]byte
+	return backends.HashMore(l.idWhere, strconv.AppendUint(hex[:0], content, 16))
 }
 
 // FamilyName is the netfilter family as nft spells it.

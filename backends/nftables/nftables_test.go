@@ -152,15 +152,15 @@ table inet t {
 	if len(r.Records) != len(want) {
 		t.Fatalf("records: got %+v, want %+v", r.Records, want)
 	}
-	ids := map[string]bool{}
+	ids := map[uint64]bool{}
 	for i := range want {
 		got := r.Records[i]
 		// Identities: present, distinct, and with a handle from the kernel.
-		if got.ID == "" || ids[got.ID] || got.Handle == 0 {
-			t.Errorf("record %d: ID %q, handle %d: want a distinct ID and a handle", i, got.ID, got.Handle)
+		if got.ID == 0 || ids[got.ID] || got.Handle == 0 {
+			t.Errorf("record %d: ID %x, handle %d: want a distinct ID and a handle", i, got.ID, got.Handle)
 		}
 		ids[got.ID] = true
-		got.ID, got.Handle = "", 0
+		got.ID, got.Handle = 0, 0
 		if got != want[i] {
 			t.Errorf("record %d: got %+v, want %+v", i, got, want[i])
 		}

@@ -225,7 +225,7 @@ func readSets(d *dumper, r *backends.Reading, overflow map[setKey]*backends.Coun
 		if !s.hasComment || s.flags&unix.NFT_SET_ANONYMOUS != 0 || !d.filter.Table(FamilyName(nftables.TableFamily(family)), string(s.table)) {
 			return nil
 		}
-		t, err := parseTag(s.comment)
+		t, err := tag.Parse(string(s.comment))
 		if errors.Is(err, tag.ErrNoTag) {
 			return nil
 		}
