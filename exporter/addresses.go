@@ -1,9 +1,9 @@
 package exporter
 
 import (
-	"cmp"
+	"encoding/binary"
+	"net/netip"
 	"slices"
-	"strings"
 
 	dto "github.com/prometheus/client_model/go"
 
@@ -66,86 +66,69 @@ func (e *Exporter) setGauges(namespaces []namespaceSets) []family {
 
 // addressFamilies are the per-address counter families of the tracked
 // series that may be served. A million addresses make two million series:
-// they are not built as metric objects, but written from one slice of
-// samples, sorted as the registry would sort them.
+// they are not built as metric objects, but written from a list of what
+// each needs, in the order the tracker keeps.
 func (e *Exporter) addressFamilies() []family {
-	if len(e.addrs.m) == 0 {
+	a := &e.addrs
+	a.sortOrder()
+	if a.live == 0 {
 		return nil
 	}
-	as := &addrSeries{withNS: e.withNS}
-	groupIndex := map[*addrGroup]uint32{}
-	// Every address's text goes into one buffer, made one string at the
-	// end: one allocation instead of one per address.
-	samples := make([]addrSample, 0, len(e.addrs.m))
-	text := make([]byte, 0, len(e.addrs.m)*len("192.168.100.100"))
-	for k, t := range e.addrs.m {
-		v, created, ok := e.addrs.serve(k, t)
+	// Groups may be dropped or their places taken: the answer keeps its
+	// own list of them. Slots lie in the order of their making: the
+	// answer copies what it writes of them, in its order, so that its
+	// families are written from memory read in sequence.
+	as := &addrSeries{withNS: e.withNS, groups: slices.Clone(a.groups), series: make([]addrValue, 0, len(a.order))}
+	for _, i := range a.order {
+		s := slotOf(a.chunks, i)
+		v, ok := a.serve(i, s)
 		if !ok {
 			continue
 		}
-		gi, ok := groupIndex[k.group]
-		if !ok {
-			gi = uint32(len(as.groups))
-			groupIndex[k.group] = gi
-			as.groups = append(as.groups, e.addrLabels(k.group))
+		av := addrValue{group: s.group, created: s.created, v: v}
+		if s.group&slotIs4 != 0 {
+			av.addr = binary.BigEndian.Uint32(s.addr[:4])
+		} else {
+			av.addr = uint32(len(as.v6))
+			as.v6 = append(as.v6, s.addr)
 		}
-		start := len(text)
-		text = k.addr.AppendTo(text)
-		samples = append(samples, addrSample{group: gi, start: start, end: len(text), v: v, created: created})
+		as.series = append(as.series, av)
 	}
-	if len(samples) == 0 {
+	if len(as.series) == 0 {
 		return nil
 	}
-	ips := string(text)
-	for i := range samples {
-		samples[i].ip = ips[samples[i].start:samples[i].end]
-	}
-	// Sorted as the registry would sort a family's series: by label
-	// values, the labels in name order (direction, ip, netns, tag).
-	slices.SortFunc(samples, func(a, b addrSample) int {
-		ga, gb := &as.groups[a.group], &as.groups[b.group]
-		return cmp.Or(strings.Compare(string(ga.direction), string(gb.direction)), strings.Compare(a.ip, b.ip),
-			strings.Compare(ga.netns, gb.netns), strings.Compare(ga.tag, gb.tag))
-	})
-	as.samples = samples
 	return []family{
 		addrFamily{ipBytesName, ipBytesHelp, func(v backends.Counter) uint64 { return v.Bytes }, as},
 		addrFamily{ipPacketsName, ipPacketsHelp, func(v backends.Counter) uint64 { return v.Packets }, as},
 	}
 }
 
-// addrSeries are the per-address series a read serves, in the
+// addrSeries are the per-address series an answer serves, in the
 // exposition's order.
 type addrSeries struct {
-	withNS  bool
-	groups  []addrLabels
-	samples []addrSample
+	withNS bool
+	groups []*addrGroup
+	series []addrValue
+	v6     [][16]byte
 }
 
-// addrSample is one address's count; start and end locate its text in the
-// scrape's buffer until ip is set.
-type addrSample struct {
-	ip         string
-	group      uint32
-	start, end int
-	v          backends.Counter
-	created    int64
+// addrValue is a per-address series in an answer: its address (IPv4, or
+// the number of an IPv6 one in addrSeries.v6), group (and slotIs4),
+// created time, and its values in this read.
+type addrValue struct {
+	addr    uint32
+	group   uint32
+	created int64
+	v       backends.Counter
 }
 
-// addrLabels are a group's label values, and its label block around the
-// address: prefix, the address, suffix.
-type addrLabels struct {
-	addrGroup
-	prefix, suffix []byte
-}
-
-func (e *Exporter) addrLabels(g *addrGroup) addrLabels {
-	prefix := append(labelBlock{}.add("direction", string(g.direction)).b, `,ip="`...)
-	suffix := labelBlock{b: []byte{'"'}, n: 1} // closes the address's value
-	if e.withNS {
-		suffix = suffix.add(netnsLabel, g.netns)
+func (s *addrSeries) ip(av *addrValue) netip.Addr {
+	if av.group&slotIs4 != 0 {
+		var a [4]byte
+		binary.BigEndian.PutUint32(a[:], av.addr)
+		return netip.AddrFrom4(a)
 	}
-	return addrLabels{addrGroup: *g, prefix: prefix, suffix: suffix.add("tag", g.tag).end()}
+	return netip.AddrFrom16(s.v6[av.addr])
 }
 
 // addrFamily is ipacct_ip_bytes_total or ipacct_ip_packets_total.
@@ -160,10 +143,11 @@ func (f addrFamily) name() string { return f.name_ }
 func (f addrFamily) write(x *expoWriter) error {
 	x.header(f.name_, f.help, dto.MetricType_COUNTER)
 	var labels []byte
-	for _, s := range f.series.samples {
-		g := &f.series.groups[s.group]
-		labels = append(append(append(labels[:0], g.prefix...), s.ip...), g.suffix...)
-		x.counter(f.name_, labels, f.value(s.v), s.created)
+	for n := range f.series.series {
+		av := &f.series.series[n]
+		g := f.series.groups[av.group&^slotIs4]
+		labels = append(f.series.ip(av).AppendTo(append(labels[:0], g.prefix...)), g.suffix...)
+		x.counter(f.name_, labels, f.value(av.v), av.created)
 		if x.err != nil {
 			return x.err
 		}
@@ -176,13 +160,13 @@ func (f addrFamily) metricFamily() *dto.MetricFamily {
 	if f.series.withNS {
 		names = []string{"direction", "ip", netnsLabel, "tag"}
 	}
-	return buildDTO(f.name_, f.help, dto.MetricType_COUNTER, names, len(f.series.samples), func(i int) ([]string, float64, int64) {
-		s := f.series.samples[i]
-		g := &f.series.groups[s.group]
-		values := []string{string(g.direction), s.ip, g.tag}
+	return buildDTO(f.name_, f.help, dto.MetricType_COUNTER, names, len(f.series.series), func(n int) ([]string, float64, int64) {
+		av := &f.series.series[n]
+		g := f.series.groups[av.group&^slotIs4]
+		values := []string{string(g.direction), f.series.ip(av).String(), g.tag}
 		if f.series.withNS {
-			values = []string{string(g.direction), s.ip, g.netns, g.tag}
+			values = []string{string(g.direction), f.series.ip(av).String(), g.netns, g.tag}
 		}
-		return values, float64(f.value(s.v)), s.created
+		return values, float64(f.value(av.v)), av.created
 	})
 }

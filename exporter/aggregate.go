@@ -95,16 +95,22 @@ func (e *Exporter) aggregate(sources []Source, results []result, now time.Time) 
 				trackOf(e.overflows, g, born).observe(backends.ID(set.Where), 0, src, *set.Overflow)
 			}
 			idx := e.addrs.setIndex(backends.ID(set.Where), src)
-			g := e.addrs.group(s.NetNS, set.Tag, set.Direction)
+			sameSet := e.addrs.readSet(idx, set.Handle)
+			g := e.addrs.group(addrGroupKey{s.NetNS, set.Tag, set.Direction}, e.withNS)
 			for _, el := range set.Elements {
-				e.addrs.observe(addrKey{g, el.Addr}, born, idx, set.Handle, backends.Counter{Packets: el.Packets, Bytes: el.Bytes})
+				e.addrs.observe(g, el.Addr, born, idx, sameSet, backends.Counter{Packets: el.Packets, Bytes: el.Bytes})
 			}
 		}
 	}
 
 	failed := func(src int) bool { return !ok[src] }
 	e.applyTags(failed, func(k seriesKey) bool { return waitTag(k.netns, k.family) })
-	e.addrs.apply(failed, func(k addrKey) bool { return waitSets(k.group.netns) })
+	for _, g := range e.addrs.groups {
+		if g != nil {
+			g.wait = waitSets(g.netns)
+		}
+	}
+	e.addrs.apply(failed, e.answersLive.Load() > 0)
 	applyAll(e.overflows, failed, func(k setGroup) bool { return waitSets(k.netns) })
 	for ns := range completeNow {
 		if completeNow[ns] {

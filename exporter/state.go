@@ -94,12 +94,11 @@ func (e *Exporter) SaveState(path string) error {
 	for k, t := range e.overflows {
 		add(stateSeries{Kind: "overflow", NetNS: k.netns, Tag: k.tag, Direction: string(k.direction), Family: k.family}, t)
 	}
-	for k, t := range e.addrs.m {
-		if t.multi == nil && t.carried == (backends.Counter{}) {
-			continue // one part, nothing carried: the kernel's value is right
-		}
-		add(stateSeries{Kind: "ip", NetNS: k.group.netns, Tag: k.group.tag, Direction: string(k.group.direction), IP: k.addr.String()}, e.addrs.asTrack(t))
-	}
+	// The others have one part and nothing carried: the kernel's value
+	// is right.
+	e.addrs.kept(func(g *addrGroup, addr netip.Addr, t *track) {
+		add(stateSeries{Kind: "ip", NetNS: g.netns, Tag: g.tag, Direction: string(g.direction), IP: addr.String()}, t)
+	})
 	e.dirty = false
 	e.mu.Unlock()
 
@@ -181,7 +180,7 @@ func (e *Exporter) LoadState(path string) (loaded int, err error) {
 			e.overflows[setGroup{s.NetNS, s.Tag, s.Family, dir}] = t
 		case "ip":
 			a, _ := netip.ParseAddr(s.IP) // checked by readState
-			e.addrs.load(addrKey{e.addrs.group(s.NetNS, s.Tag, dir), a}, t)
+			e.addrs.load(e.addrs.group(addrGroupKey{s.NetNS, s.Tag, dir}, e.withNS), a, t)
 		}
 	}
 	return len(sf.Series), nil
