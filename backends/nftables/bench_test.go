@@ -100,14 +100,12 @@ func decodeRuleDump(b *Backend, msgs []benchMessage) (backends.Reading, error) {
 	var reading backends.Reading
 	b.comments.begin()
 	defer b.comments.end()
-	reading.Records = make([]backends.Record, 0, b.records.Load())
 	rr := &ruleReader{reading: &reading, comments: &b.comments, d: &dumper{}, overflow: map[setKey]*backends.Counter{}}
 	for _, m := range msgs {
 		if err := rr.rule(m.family, m.attrs); err != nil {
 			return reading, err
 		}
 	}
-	b.records.Store(int64(len(reading.Records)))
 	return reading, nil
 }
 
@@ -191,7 +189,7 @@ func decodeSetElemDump(msgs [][]byte) (backends.AddressSet, error) {
 			return as, err
 		}
 	}
-	dedupe(&as)
+	dedupe(&as, map[netip.Addr]struct{}{})
 	return as, nil
 }
 

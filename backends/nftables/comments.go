@@ -12,8 +12,10 @@ import (
 // rules. A lookup by the buffer's bytes allocates nothing; the Records of a
 // read share the cached strings.
 type comments struct {
-	mu sync.Mutex
-	m  map[string]*cachedComment
+	mu sync.Mutex // held by the read that uses the cache
+	// lookup guards m: a read looks up from several sockets at once.
+	lookup sync.Mutex
+	m      map[string]*cachedComment
 	// read numbers the reads; used counts the comments this one used.
 	read uint64
 	used int
@@ -56,6 +58,8 @@ func (c *comments) get(text []byte) backends.Comment {
 	if c == nil {
 		return backends.ParseComment(string(text))
 	}
+	c.lookup.Lock()
+	defer c.lookup.Unlock()
 	e := c.m[string(text)]
 	if e == nil {
 		e = &cachedComment{Comment: backends.ParseComment(string(text))}

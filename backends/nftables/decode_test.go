@@ -193,11 +193,12 @@ func TestDedupe(t *testing.T) {
 		{Addr: netip.MustParseAddr("192.0.2.2"), Packets: 2},
 		{Addr: netip.MustParseAddr("192.0.2.1"), Packets: 3},
 	}}
-	if !dedupe(&as) || len(as.Elements) != 2 || as.Elements[0].Packets != 1 || as.Elements[1].Packets != 2 {
+	seen := map[netip.Addr]struct{}{}
+	if !dedupe(&as, seen) || len(as.Elements) != 2 || as.Elements[0].Packets != 1 || as.Elements[1].Packets != 2 {
 		t.Errorf("dedupe: %+v", as.Elements)
 	}
-	if dedupe(&as) {
-		t.Error("no repeats left, but dedupe found some")
+	if dedupe(&as, seen) {
+		t.Error("no repeats left, but dedupe found some: the map it shares was not left empty")
 	}
 }
 

@@ -19,8 +19,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
-	"sync/atomic"
 
 	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
@@ -51,11 +51,13 @@ type Options struct {
 }
 
 // Backend reads nftables counters. It keeps no socket between reads;
-// it keeps the comments it parsed, and how many records the last read had.
+// it keeps the comments it parsed, and how many records each table and
+// elements each set had in the last read.
 type Backend struct {
-	opts     Options
-	comments comments
-	records  atomic.Int64
+	opts       Options
+	comments   comments
+	tableSizes lastSizes[tableKey]
+	setSizes   lastSizes[setKey]
 }
 
 // New returns a Backend.
@@ -86,13 +88,13 @@ func (b *Backend) read(ctx context.Context, lastTry bool) (backends.Reading, err
 		return reading, err
 	}
 	defer closeNS()
-	d, err := newDumper(nsFd, b.opts.DumpBufferSize)
+	ds, err := openDumpers(nsFd, b.opts.DumpBufferSize, min(runtime.GOMAXPROCS(0), maxDumpers), b.opts.Filter)
 	if err != nil {
 		return reading, explain("opening a netlink socket", err)
 	}
-	defer d.Close()
+	defer ds.Close()
 	if dl, ok := ctx.Deadline(); ok {
-		if err := d.conn.SetDeadline(dl); err != nil {
+		if err := ds.SetDeadline(dl); err != nil {
 			return reading, err
 		}
 	}
@@ -102,22 +104,17 @@ func (b *Backend) read(ctx context.Context, lastTry bool) (backends.Reading, err
 		cache = &b.comments
 		defer cache.end()
 	}
-	d.filter = b.opts.Filter
-	rr := &ruleReader{reading: &reading, loc: location{filter: b.opts.Filter}, comments: cache, d: d,
-		overflow: map[setKey]*backends.Counter{}}
-	// As many records as the last read had, at once rather than by
-	// doubling.
-	reading.Records = make([]backends.Record, 0, b.records.Load())
-	if err := d.dumpRulesByTable(rr.rule); err != nil {
+	overflow, err := b.readRules(ds, cache, &reading)
+	if err != nil {
 		return reading, explain("dumping rules", err)
 	}
-	b.records.Store(int64(len(reading.Records)))
 
+	d := ds[0]
 	typ := make([]byte, 8)
 	binary.NativeEndian.PutUint16(typ[0:2], 8)
 	binary.NativeEndian.PutUint16(typ[2:4], unix.NFTA_OBJ_TYPE)
 	binary.BigEndian.PutUint32(typ[4:8], unix.NFT_OBJECT_COUNTER)
-	err = d.dump(unix.NFT_MSG_GETOBJ, unix.AF_UNSPEC, typ, func(family uint8, attrs []byte) error {
+	err = d.Dump(unix.NFT_MSG_GETOBJ, unix.AF_UNSPEC, typ, func(family uint8, attrs []byte) error {
 		o, err := parseCounterObject(attrs)
 		if err != nil {
 			return fmt.Errorf("decoding a named counter: %w", err)
@@ -133,10 +130,58 @@ func (b *Backend) read(ctx context.Context, lastTry bool) (backends.Reading, err
 	if err != nil {
 		return reading, explain("dumping named counters", err)
 	}
-	if err := readSets(d, &reading, rr.overflow, lastTry); err != nil {
+	if err := b.readSets(ds, &reading, overflow, lastTry); err != nil {
 		return reading, err
 	}
+	if !ds.sameRuleset() {
+		return reading, errDumpInterrupted
+	}
 	return reading, nil
+}
+
+// readRules dumps the rules of every table the filter reads, several at
+// once, into the reading in the kernel's order of tables, and returns the
+// counters of the sets' overflow rules.
+func (b *Backend) readRules(ds dumpers, cache *comments, reading *backends.Reading) (map[setKey]*backends.Counter, error) {
+	tables, err := ds.listTables()
+	if err != nil {
+		return nil, err
+	}
+	parts := make([]backends.Reading, len(tables))
+	overflows := make([]map[setKey]*backends.Counter, len(tables))
+	err = ds.run(len(tables), func(d *dumper, i int) error {
+		parts[i].Records = make([]backends.Record, 0, b.tableSizes.get(tables[i]))
+		overflows[i] = map[setKey]*backends.Counter{}
+		rr := &ruleReader{reading: &parts[i], loc: location{filter: b.opts.Filter}, comments: cache, d: d, overflow: overflows[i]}
+		return d.dumpRules(tables[i], rr.rule)
+	})
+	if err != nil {
+		return nil, err
+	}
+	n := 0
+	sizes := make(map[tableKey]int, len(tables))
+	for i, p := range parts {
+		n += len(p.Records)
+		sizes[tables[i]] = len(p.Records)
+	}
+	b.tableSizes.set(sizes)
+	overflow := map[setKey]*backends.Counter{}
+	for i, p := range parts {
+		switch {
+		case len(p.Records) == n:
+			reading.Records = p.Records // the one table with records
+		case len(p.Records) > 0:
+			if reading.Records == nil {
+				reading.Records = make([]backends.Record, 0, n)
+			}
+			reading.Records = append(reading.Records, p.Records...)
+		}
+		reading.Invalid = append(reading.Invalid, p.Invalid...)
+		for k, c := range overflows[i] {
+			overflow[k] = c // a table's sets' overflow rules are in the table
+		}
+	}
+	return overflow, nil
 }
 
 // ruleReader turns the messages of a rule dump into a reading's records,
