@@ -2,11 +2,9 @@ package nftables
 
 import (
 	"encoding/binary"
-	"fmt"
 	"net/netip"
 	"strconv"
 	"testing"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -211,39 +209,5 @@ func TestRuleID(t *testing.T) {
 		if got, want := l.id(content), backends.ID("inet t c #"+strconv.FormatUint(content, 16)); got != want {
 			t.Errorf("id(%x) = %x, want %x", content, got, want)
 		}
-	}
-}
-
-// TestCommentCache: comments are parsed once across reads, a read while
-// another uses the cache goes without it, and comments no longer in the
-// ruleset go once they outnumber those in it.
-func TestCommentCache(t *testing.T) {
-	var c comments
-	if !c.begin() {
-		t.Fatal("begin on an idle cache")
-	}
-	first := c.get([]byte("=web_in= Web"))
-	if first.Tag.Name != "web" || first.Tag.Description != "Web" || first.Err != nil {
-		t.Fatalf("parsed %+v", first)
-	}
-	var other *comments // a concurrent read
-	if c.begin() {
-		t.Fatal("begin on a busy cache")
-	}
-	if got := other.get([]byte("=web_in= Web")); got != first {
-		t.Errorf("without the cache: %+v, want %+v", got, first)
-	}
-	for i := range 2000 {
-		c.get([]byte(fmt.Sprintf("=old%d= gone next read", i)))
-	}
-	c.end()
-
-	c.begin()
-	if got := c.get([]byte("=web_in= Web")); got != first || unsafe.StringData(got.Text) != unsafe.StringData(first.Text) {
-		t.Errorf("second read: %+v, not the cached %+v", got, first)
-	}
-	c.end()
-	if len(c.m) != 1 {
-		t.Errorf("%d comments cached after a read that used 1, want the 2,000 unused ones dropped", len(c.m))
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 
 	"github.com/google/nftables"
@@ -51,11 +52,10 @@ type Options struct {
 }
 
 // Backend reads nftables counters. It keeps no socket between reads;
-// it keeps the comments it parsed, and how many records each table and
-// elements each set had in the last read.
+// it keeps how many records each table and elements each set had in the
+// last read.
 type Backend struct {
 	opts       Options
-	comments   comments
 	tableSizes lastSizes[tableKey]
 	setSizes   lastSizes[setKey]
 }
@@ -99,12 +99,7 @@ func (b *Backend) read(ctx context.Context, lastTry bool) (backends.Reading, err
 		}
 	}
 
-	var cache *comments
-	if b.comments.begin() {
-		cache = &b.comments
-		defer cache.end()
-	}
-	overflow, err := b.readRules(ds, cache, &reading)
+	overflow, err := b.readRules(ds, &reading)
 	if err != nil {
 		return reading, explain("dumping rules", err)
 	}
@@ -124,7 +119,7 @@ func (b *Backend) read(ctx context.Context, lastTry bool) (backends.Reading, err
 			return nil
 		}
 		where := fam + " " + string(o.table) + " counter " + string(o.name)
-		reading.Add(where, cache.get(o.comment), fam, o.packets, o.bytes, backends.ID(where), d.objectHandle(family, o.table, o.handle))
+		reading.Add(where, backends.ParseComment(string(o.comment)), fam, o.packets, o.bytes, backends.ID(where), d.objectHandle(family, o.table, o.handle))
 		return nil
 	})
 	if err != nil {
@@ -142,40 +137,50 @@ func (b *Backend) read(ctx context.Context, lastTry bool) (backends.Reading, err
 // readRules dumps the rules of every table the filter reads, several at
 // once, into the reading in the kernel's order of tables, and returns the
 // counters of the sets' overflow rules.
-func (b *Backend) readRules(ds dumpers, cache *comments, reading *backends.Reading) (map[setKey]*backends.Counter, error) {
+func (b *Backend) readRules(ds dumpers, reading *backends.Reading) (map[setKey]*backends.Counter, error) {
 	tables, err := ds.listTables()
 	if err != nil {
 		return nil, err
 	}
+	// Each table's records go into its part of one slice, as large as the
+	// table had in the last read: when none has changed its count, the
+	// parts make the reading's records as they are.
 	parts := make([]backends.Reading, len(tables))
+	want := make([]int, len(tables))
+	for i, t := range tables {
+		want[i] = b.tableSizes.get(t)
+	}
+	all := make([]backends.Record, 0, sum(want))
+	for i, off := 0, 0; i < len(tables); i++ {
+		parts[i].Records = all[off : off : off+want[i]]
+		off += want[i]
+	}
 	overflows := make([]map[setKey]*backends.Counter, len(tables))
 	err = ds.run(len(tables), func(d *dumper, i int) error {
-		parts[i].Records = make([]backends.Record, 0, b.tableSizes.get(tables[i]))
 		overflows[i] = map[setKey]*backends.Counter{}
-		rr := &ruleReader{reading: &parts[i], loc: location{filter: b.opts.Filter}, comments: cache, d: d, overflow: overflows[i]}
+		rr := &ruleReader{reading: &parts[i], loc: location{filter: b.opts.Filter}, d: d, overflow: overflows[i]}
 		return d.dumpRules(tables[i], rr.rule)
 	})
 	if err != nil {
 		return nil, err
 	}
-	n := 0
 	sizes := make(map[tableKey]int, len(tables))
+	got := make([]int, len(tables))
 	for i, p := range parts {
-		n += len(p.Records)
-		sizes[tables[i]] = len(p.Records)
+		got[i] = len(p.Records)
+		sizes[tables[i]] = got[i]
 	}
 	b.tableSizes.set(sizes)
-	overflow := map[setKey]*backends.Counter{}
-	for i, p := range parts {
-		switch {
-		case len(p.Records) == n:
-			reading.Records = p.Records // the one table with records
-		case len(p.Records) > 0:
-			if reading.Records == nil {
-				reading.Records = make([]backends.Record, 0, n)
-			}
+	if slices.Equal(got, want) {
+		reading.Records = all[:sum(got)]
+	} else {
+		reading.Records = make([]backends.Record, 0, sum(got))
+		for _, p := range parts {
 			reading.Records = append(reading.Records, p.Records...)
 		}
+	}
+	overflow := map[setKey]*backends.Counter{}
+	for i, p := range parts {
 		reading.Invalid = append(reading.Invalid, p.Invalid...)
 		for k, c := range overflows[i] {
 			overflow[k] = c // a table's sets' overflow rules are in the table
@@ -184,12 +189,19 @@ func (b *Backend) readRules(ds dumpers, cache *comments, reading *backends.Readi
 	return overflow, nil
 }
 
+func sum(n []int) int {
+	s := 0
+	for _, v := range n {
+		s += v
+	}
+	return s
+}
+
 // ruleReader turns the messages of a rule dump into a reading's records,
 // invalid comments and overflow counters.
 type ruleReader struct {
 	reading  *backends.Reading
 	loc      location
-	comments *comments
 	d        *dumper
 	overflow map[setKey]*backends.Counter
 }
@@ -217,7 +229,9 @@ func (rr *ruleReader) rule(family uint8, attrs []byte) error {
 		c.Bytes += r.bytes
 		return nil
 	}
-	c := rr.comments.get(r.comment)
+	// The comment's one copy out of the receive buffer: the tag and the
+	// description are parts of it.
+	c := backends.ParseComment(string(r.comment))
 	if !r.hasCounter && c.Err == nil {
 		// A tagged rule without a counter counts nothing: say so, so
 		// that the operator adds "counter".
