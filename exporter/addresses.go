@@ -75,9 +75,10 @@ func (e *Exporter) addressFamilies() []family {
 		return nil
 	}
 	// Groups may be dropped or their places taken: the answer keeps its
-	// own list of them. Slots lie in the order of their making: the
-	// answer copies what it writes of them, in its order, so that its
-	// families are written from memory read in sequence.
+	// own list of them. It copies what it writes of each slot, in its
+	// order: the next read changes slots and uses freed ones again, and
+	// slots lie in the order of their making, not the exposition's, so
+	// that its families are written from memory read in sequence.
 	as := &addrSeries{withNS: e.withNS, groups: slices.Clone(a.groups), series: make([]addrValue, 0, len(a.order))}
 	for _, i := range a.order {
 		s := slotOf(a.chunks, i)

@@ -15,15 +15,11 @@ import (
 // element each. They are tracked by the rules of track.go in a compact
 // form for that common case: each series is a slot of 48 bytes, in chunks
 // that never move, found by its address in a map of its group's (4-byte
-// keys for IPv4); an address fed by several sets (or whose set changed)
-// gets a full track beside its slot, one that carries what vanished or
-// zeroed elements counted a counter beside it. The slots are kept in the
-// exposition's order, which new series are merged into: a read sorts
-// only what is new.
-//
-// A slot freed is not used again while an answer older than its freeing
-// may still be written (addresses.go copies what it writes of a slot,
-// but TestAddressChurn holds it to that).
+// keys for IPv4). A series fed by several sets (or whose set changed) has
+// a full track beside its slot; one that carries what a zeroed or restored
+// element counted has that count beside it. The slots are kept in the
+// exposition's order, which a read merges the series it adds into: it
+// sorts only what is new. An answer copies what it writes of each slot.
 
 // addrGroupKey is what a per-address series shares with its tag's others.
 type addrGroupKey struct {
@@ -49,8 +45,7 @@ type addrGroup struct {
 }
 
 // addrSlot is one per-address series. addr, group and created do not
-// change while the slot lives; answers read them while the next read
-// changes the others.
+// change while the slot lives.
 type addrSlot struct {
 	last    backends.Counter
 	created int64
@@ -107,15 +102,13 @@ type addrTracks struct {
 	used     uint32 // slots ever used: the chunks' high-water mark
 	live     int
 	free     []uint32 // slots to use again
-	// pending are slots freed while an answer that may serve them was
-	// still being written; they are freed once none is.
-	pending []uint32
+	// freed are the slots freed since order was last brought up to date,
+	// which may still be in it: they are used again after that.
+	freed []uint32
 	// order is the live slots in the exposition's order but for fresh,
-	// the slots added since it was sorted; removed counts the slots freed
-	// since.
-	order   []uint32
-	fresh   []uint32
-	removed int
+	// the slots added since it was sorted.
+	order []uint32
+	fresh []uint32
 	// ranked tells whether the groups' ranks are current.
 	ranked bool
 
@@ -229,8 +222,7 @@ func (a *addrTracks) remove(i uint32) {
 	delete(a.carried, i)
 	s.state = 0
 	a.live--
-	a.removed++
-	a.pending = append(a.pending, i)
+	a.freed = append(a.freed, i)
 }
 
 // observe applies one element's value read now: at once when it is the
@@ -317,13 +309,8 @@ func sub(a, b uint64) uint64 {
 
 // apply ends a read: series whose parts were not seen vanished, unless
 // their source failed or their group waits for a source's first read
-// (withheld). Slots freed earlier are used again once no answer that may
-// serve them is being written (answersLive false).
-func (a *addrTracks) apply(failed func(src int) bool, answersLive bool) {
-	if !answersLive {
-		a.free = append(a.free, a.pending...)
-		a.pending = a.pending[:0]
-	}
+// (withheld).
+func (a *addrTracks) apply(failed func(src int) bool) {
 	for c, chunk := range a.chunks {
 		for j := range chunk {
 			s := &chunk[j]
@@ -424,10 +411,11 @@ func (a *addrTracks) kept(fn func(g *addrGroup, addr netip.Addr, t *track)) {
 // sortOrder brings order up to date: without the slots freed, with the
 // fresh ones merged in.
 func (a *addrTracks) sortOrder() {
-	if a.removed > 0 {
+	if len(a.freed) > 0 {
 		a.order = slices.DeleteFunc(a.order, func(i uint32) bool { return !slotOf(a.chunks, i).has(slotLive) })
 		a.fresh = slices.DeleteFunc(a.fresh, func(i uint32) bool { return !slotOf(a.chunks, i).has(slotLive) })
-		a.removed = 0
+		a.free = append(a.free, a.freed...)
+		a.freed = a.freed[:0]
 	}
 	if len(a.fresh) == 0 {
 		return

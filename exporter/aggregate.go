@@ -110,7 +110,7 @@ func (e *Exporter) aggregate(sources []Source, results []result, now time.Time) 
 			g.wait = waitSets(g.netns)
 		}
 	}
-	e.addrs.apply(failed, e.answersLive.Load() > 0)
+	e.addrs.apply(failed)
 	applyAll(e.overflows, failed, func(k setGroup) bool { return waitSets(k.netns) })
 	for ns := range completeNow {
 		if completeNow[ns] {

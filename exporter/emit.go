@@ -3,7 +3,6 @@ package exporter
 import (
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
@@ -17,17 +16,6 @@ import (
 // shares the read writes it; nothing in it changes after it is built.
 type answer struct {
 	fams []family
-	// refs counts the scrapes that may still write it; done runs when
-	// none does.
-	refs atomic.Int32
-	done func()
-}
-
-// release ends a scrape's use of the answer.
-func (a *answer) release() {
-	if a != nil && a.refs.Add(-1) == 0 {
-		a.done()
-	}
 }
 
 // family is one metric family of an answer.
@@ -120,9 +108,7 @@ func (e *Exporter) emit(sets []namespaceSets, collectors []family) *answer {
 	fams = append(fams, e.addressFamilies()...)
 	fams = slices.DeleteFunc(fams, func(f family) bool { return f == nil })
 	slices.SortFunc(fams, func(a, b family) int { return strings.Compare(a.name(), b.name()) })
-	// Until the answer is written, the slots it serves are not used again.
-	e.answersLive.Add(1)
-	return &answer{fams: fams, done: func() { e.answersLive.Add(-1) }}
+	return &answer{fams: fams}
 }
 
 // overflowFamilies are the counters of what full sets could not take.

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -74,10 +73,6 @@ type Exporter struct {
 	// read of the kernel and its answer, so N scrapers cost one read.
 	flightMu sync.Mutex
 	flight   *flight
-
-	// answersLive counts the answers that scrapes may still write: the
-	// slots of per-address series freed meanwhile are not used again.
-	answersLive atomic.Int64
 
 	mu sync.Mutex // guards the fields below
 	// srcIDs numbers the sources, for the parts of tracked series.
@@ -144,10 +139,9 @@ func newExporter(logger *slog.Logger, timeout time.Duration, withNS bool, list f
 }
 
 type flight struct {
-	done    chan struct{}
-	waiters int32 // scrapes waiting for its answer, beside the one reading
-	ans     *answer
-	err     error
+	done chan struct{}
+	ans  *answer
+	err  error
 }
 
 // Gather implements prometheus.Gatherer: it reads every source once and
@@ -159,7 +153,6 @@ func (e *Exporter) Gather() ([]*dto.MetricFamily, error) {
 	if ans == nil {
 		return nil, err
 	}
-	defer ans.release()
 	fams := make([]*dto.MetricFamily, len(ans.fams))
 	for i, f := range ans.fams {
 		fams[i] = f.metricFamily()
@@ -167,13 +160,12 @@ func (e *Exporter) Gather() ([]*dto.MetricFamily, error) {
 	return fams, err
 }
 
-// answer reads every source once and returns the families to serve, to
-// be released when written. A scrape that arrives while another reads
-// waits for that read and gets its answer.
+// answer reads every source once and returns the families to serve. A
+// scrape that arrives while another reads waits for that read and gets its
+// answer.
 func (e *Exporter) answer() (*answer, error) {
 	e.flightMu.Lock()
 	if f := e.flight; f != nil {
-		f.waiters++
 		e.flightMu.Unlock()
 		<-f.done
 		return f.ans, f.err
@@ -184,9 +176,6 @@ func (e *Exporter) answer() (*answer, error) {
 	defer func() {
 		e.flightMu.Lock()
 		e.flight = nil
-		if f.ans != nil {
-			f.ans.refs.Store(1 + f.waiters)
-		}
 		e.flightMu.Unlock()
 		close(f.done)
 	}()

@@ -51,7 +51,6 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.logger.Error("error gathering metrics", "err", err)
 	}
-	defer ans.release()
 	var fams []family
 	if ans != nil {
 		fams = slices.Clone(ans.fams)

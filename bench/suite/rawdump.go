@@ -2,8 +2,12 @@ package main
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -12,10 +16,11 @@ import (
 
 // rawDump makes the netlink dumps that the nftables backend's Read makes
 // (the rules of each table, the counter objects, the sets and, for the set
-// cases, the bench sets' elements), on the backend's socket with its
-// receive buffer (package nfdump), and decodes nothing. Its time is what
-// the kernel and the copy to user space cost, the floor of a scrape.
-// Comparing it with the backend's Read gives the decode share.
+// cases, the bench sets' elements), as it makes them (package nfdump, its
+// receive buffer, the tables' and the sets' dumps spread over as many
+// sockets as it opens), and decodes nothing. Its time is what the kernel
+// and the copy to user space cost, the floor of a scrape. Comparing it
+// with the backend's Read gives the decode share.
 func rawDump(nsPath string, bufSize int, tables, setElems []setRef) (msgs int, err error) {
 	return rawDumps(nsPath, bufSize, unix.AF_UNSPEC, tables, setElems)
 }
@@ -30,40 +35,67 @@ func rawRuleDump(nsPath string, bufSize int, family uint8) (msgs int, err error)
 // backend dumps them, one table at a time; all of the family's rules at
 // once when tables is nil, and nothing else), the named counters, the sets
 // and the elements of setElems.
-func rawDumps(nsPath string, bufSize int, family uint8, tables, setElems []setRef) (msgs int, err error) {
+func rawDumps(nsPath string, bufSize int, family uint8, tables, setElems []setRef) (int, error) {
 	ns, err := os.Open(nsPath)
 	if err != nil {
 		return 0, err
 	}
 	defer ns.Close()
-	c, err := nfdump.Dial(int(ns.Fd()), bufSize)
-	if err != nil {
-		return 0, fmt.Errorf("netlink socket: %w", err)
-	}
-	defer c.Close()
-	count := func(uint8, []byte) error { msgs++; return nil }
-	if tables == nil {
-		return msgs, c.Dump(unix.NFT_MSG_GETRULE, family, nil, count)
-	}
-	for _, t := range tables {
-		if err := c.Dump(unix.NFT_MSG_GETRULE, t.family, nfdump.StringAttr(unix.NFTA_RULE_TABLE, t.table), count); err != nil {
-			return msgs, err
+	var conns []*nfdump.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
 		}
+	}()
+	// As many sockets as the backend opens (nftables.maxDumpers).
+	for range min(runtime.GOMAXPROCS(0), 4) {
+		c, err := nfdump.Dial(int(ns.Fd()), bufSize)
+		if err != nil {
+			return 0, fmt.Errorf("netlink socket: %w", err)
+		}
+		conns = append(conns, c)
+	}
+	var msgs atomic.Int64
+	count := func(uint8, []byte) error { msgs.Add(1); return nil }
+	if tables == nil {
+		err := conns[0].Dump(unix.NFT_MSG_GETRULE, family, nil, count)
+		return int(msgs.Load()), err
+	}
+	err = spread(conns, len(tables), func(c *nfdump.Conn, i int) error {
+		return c.Dump(unix.NFT_MSG_GETRULE, tables[i].family, nfdump.StringAttr(unix.NFTA_RULE_TABLE, tables[i].table), count)
+	})
+	if err != nil {
+		return int(msgs.Load()), err
 	}
 	objType := nfdump.Attr(unix.NFTA_OBJ_TYPE, binary.BigEndian.AppendUint32(nil, unix.NFT_OBJECT_COUNTER))
-	if err := c.Dump(unix.NFT_MSG_GETOBJ, family, objType, count); err != nil {
-		return msgs, err
+	if err := conns[0].Dump(unix.NFT_MSG_GETOBJ, family, objType, count); err != nil {
+		return int(msgs.Load()), err
 	}
-	if err := c.Dump(unix.NFT_MSG_GETSET, family, nil, count); err != nil {
-		return msgs, err
+	if err := conns[0].Dump(unix.NFT_MSG_GETSET, family, nil, count); err != nil {
+		return int(msgs.Load()), err
 	}
-	for _, se := range setElems {
+	err = spread(conns, len(setElems), func(c *nfdump.Conn, i int) error {
+		se := setElems[i]
 		req := append(nfdump.StringAttr(unix.NFTA_SET_ELEM_LIST_TABLE, se.table), nfdump.StringAttr(unix.NFTA_SET_ELEM_LIST_SET, se.name)...)
-		if err := c.Dump(unix.NFT_MSG_GETSETELEM, se.family, req, count); err != nil {
-			return msgs, err
-		}
+		return c.Dump(unix.NFT_MSG_GETSETELEM, se.family, req, count)
+	})
+	return int(msgs.Load()), err
+}
+
+// spread runs jobs 0 to n-1 on the sockets, one at a time on each.
+func spread(conns []*nfdump.Conn, n int, job func(c *nfdump.Conn, i int) error) error {
+	var next atomic.Int64
+	errs := make([]error, len(conns))
+	var wg sync.WaitGroup
+	for w, c := range conns {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n && errs[w] == nil; i = int(next.Add(1) - 1) {
+				errs[w] = job(c, i)
+			}
+		})
 	}
-	return msgs, nil
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // setRef names a table, or a set for an element dump.

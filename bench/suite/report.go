@@ -57,7 +57,7 @@ func report(w io.Writer, cfg config, env []string, results []*caseResult, withDP
 		}
 		fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
 	}
-	fmt.Fprintf(w, "\nMedians of %d rounds. *backend read*: the nftables backend's Read in the suite's process (netlink dumps and decode, no HTTP, no exposition); *raw dump*: the same netlink dumps with nothing decoded (the kernel's floor); *decode share* = 1 − raw dump ÷ backend read; *÷ scrape*: the tool's median over the scrape's (above 1: the scrape is faster). Peak RSS is the exporter's VmHWM after its %d scrapes (one a warm-up).\n",
+	fmt.Fprintf(w, "\nMedians of %d rounds. *backend read*: the nftables backend's Read in the suite's process (netlink dumps and decode, no HTTP, no exposition); *raw dump*: the same netlink dumps, on as many sockets at once, with nothing decoded (the kernel's floor); *decode share* = 1 − raw dump ÷ backend read; *÷ scrape*: the tool's median over the scrape's (above 1: the scrape is faster). Peak RSS is the exporter's VmHWM after its %d scrapes (one a warm-up).\n",
 		cfg.rounds, cfg.rounds+1)
 
 	var steady []*caseResult
