@@ -20,9 +20,10 @@ type Record struct {
 	Bytes       uint64
 	// ID names the kernel counter across reads by where it is and what it
 	// matches, never by its handle or values, so that a rule that is
-	// replaced by an identical one, or restored from a save, keeps it. Rules
-	// with one ID in one series are told apart by their order.
-	ID string
+	// replaced by an identical one, or restored from a save, keeps it: the
+	// ID of such a description (see ID). Rules with one ID in one series
+	// are told apart by their order.
+	ID uint64
 	// Handle is the kernel's handle of the rule or object, 0 when it has
 	// none: a counter that went down under the same handle was zeroed.
 	Handle uint64
@@ -55,7 +56,7 @@ type AddressSet struct {
 	Direction   tag.Direction
 	Description string
 	Family      string // of the addresses: ipv4 or ipv6
-	Where       string // "inet ipacct set rent31_ipv4_out", for the log; its elements' ID
+	Where       string // "inet ipacct set rent31_ipv4_out", for the log; ID(Where) is its elements'.
 	// Handle is the set's kernel handle, 0 when it has none: an element
 	// that went down in the same set was zeroed.
 	Handle uint64
@@ -85,18 +86,53 @@ type Backend interface {
 	Read(ctx context.Context) (Reading, error)
 }
 
-// Add parses a rule's comment and appends what it finds to r: rec, with the
-// tag, direction and description filled in, for a tag; an InvalidComment
-// for a broken tag; nothing for a comment without one. where names the
-// rule in the log.
-func (r *Reading) Add(where, comment string, rec Record) {
-	t, err := tag.Parse(comment)
+// Comment is a counter's comment, parsed.
+type Comment struct {
+	Text string
+	Tag  tag.Tag
+	Err  error // tag.ErrNoTag for a comment without a tag
+}
+
+// ParseComment parses a comment with tag.Parse.
+func ParseComment(text string) Comment {
+	t, err := tag.Parse(text)
+	return Comment{Text: text, Tag: t, Err: err}
+}
+
+// Add appends what a counter's comment holds to r: rec, with the tag,
+// direction and description filled in, for a tag; an InvalidComment for a
+// broken tag; nothing for a comment without one. where names the counter
+// in the log.
+func (r *Reading) Add(where string, c Comment, rec Record) {
 	switch {
-	case err == tag.ErrNoTag:
-	case err != nil:
-		r.Invalid = append(r.Invalid, InvalidComment{Where: where, Comment: comment, Err: err})
+	case c.Err == tag.ErrNoTag:
+	case c.Err != nil:
+		r.Invalid = append(r.Invalid, InvalidComment{Where: where, Comment: c.Text, Err: c.Err})
 	default:
-		rec.Tag, rec.Direction, rec.Description = t.Name, t.Direction, t.Description
+		rec.Tag, rec.Direction, rec.Description = c.Tag.Name, c.Tag.Direction, c.Tag.Description
 		r.Records = append(r.Records, rec)
 	}
 }
+
+// ID is the Record.ID of a counter described by s (where it is and what
+// it matches): its 64-bit FNV-1a hash. Hashes, not the descriptions,
+// stand for the counters of the tracked series: a rule's description is
+// about a hundred bytes, and hosts have tens of thousands.
+func ID(s string) uint64 { return HashMore(fnvOffset, s) }
+
+// HashMore continues the hash of ID over more of a description:
+// HashMore(ID(a), b) == ID(a+b).
+func HashMore[T string | []byte](h uint64, s T) uint64 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= fnvPrime
+	}
+	return h
+}
+
+// The 64-bit FNV-1a parameters (hash/fnv's), inline: ID runs for every rule
+// of every read, and fnv.New64a's interface costs an allocation.
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)

@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ipacct/ipacct_exporter/backends/nftables"
 	"github.com/ipacct/ipacct_exporter/exporter"
@@ -23,7 +22,7 @@ import (
 // loadRules puts n tagged rules into ns: half native nft, half iptables-nft
 // (see LoadRules).
 func loadRules(b *testing.B, ns *netnstest.NS, n int) {
-	if err := LoadRules(RunIn(ns.Path()), n); err != nil {
+	if err := LoadRules(RunIn(ns.Path()), n, Tags); err != nil {
 		b.Fatal(err)
 	}
 }
@@ -34,7 +33,7 @@ func loadRules(b *testing.B, ns *netnstest.NS, n int) {
 func scrapeOverHTTP(b *testing.B, ns *netnstest.NS, want ...string) {
 	e := exporter.New(slog.New(slog.DiscardHandler), 0,
 		exporter.Source{Name: "nftables", Backend: nftables.New(nftables.Options{NetNS: ns.Path()})})
-	srv := httptest.NewServer(promhttp.HandlerFor(exporter.Gatherers{e, prometheus.NewRegistry()}, promhttp.HandlerOpts{}))
+	srv := httptest.NewServer(exporter.Handler(e, prometheus.NewRegistry(), slog.New(slog.DiscardHandler)))
 	defer srv.Close()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -70,7 +69,7 @@ func BenchmarkScrape(b *testing.B) {
 		loadRules(b, ns, n)
 
 		b.Run(fmt.Sprintf("rules=%d/exporter-http", n), func(b *testing.B) {
-			scrapeOverHTTP(b, ns, RuleSeries(n)...)
+			scrapeOverHTTP(b, ns, RuleSeries(n, Tags)...)
 		})
 		for _, size := range []int{4096, nftables.DefaultDumpBufferSize} {
 			b.Run(fmt.Sprintf("rules=%d/backend-read-buffer=%d", n, size), func(b *testing.B) {

@@ -1,13 +1,11 @@
 package exporter
 
 import (
+	"encoding/binary"
+	"net/netip"
 	"slices"
-	"strings"
-	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ipacct/ipacct_exporter/backends"
 	"github.com/ipacct/ipacct_exporter/tag"
@@ -32,9 +30,9 @@ type setGauges struct {
 	addresses, capacity int
 }
 
-// emitSetGauges sends the sets' gauges, summed per namespace, tag, family
-// and direction: what the kernel holds now.
-func (e *Exporter) emitSetGauges(ch chan<- prometheus.Metric, namespaces []namespaceSets) {
+// setGauges are the sets' gauges, summed per namespace, tag, family and
+// direction: what the kernel holds now.
+func (e *Exporter) setGauges(namespaces []namespaceSets) []family {
 	groups := map[setGroup]*setGauges{}
 	var order []setGroup
 	for _, ns := range namespaces {
@@ -50,109 +48,126 @@ func (e *Exporter) emitSetGauges(ch chan<- prometheus.Metric, namespaces []names
 			g.capacity += int(s.Capacity)
 		}
 	}
+	var addresses, capacity []row
 	for _, k := range order {
 		g := groups[k]
-		labels := e.labels(k.netns, k.tag, k.family, string(k.direction))
-		ch <- prometheus.MustNewConstMetric(e.d.ipAddresses, prometheus.GaugeValue, float64(g.addresses), labels...)
+		values := e.labelValues(setGroupLabels, k.netns, string(k.direction), k.family, k.tag)
+		addresses = append(addresses, row{values: values, value: float64(g.addresses)})
 		if g.capacity > 0 {
-			ch <- prometheus.MustNewConstMetric(e.d.ipCapacity, prometheus.GaugeValue, float64(g.capacity), labels...)
+			capacity = append(capacity, row{values: values, value: float64(g.capacity)})
 		}
+	}
+	names := e.labelNames(setGroupLabels)
+	return []family{
+		newDTOFamily(ipAddressesName, ipAddressesHelp, dto.MetricType_GAUGE, names, addresses),
+		newDTOFamily(ipCapacityName, ipCapacityHelp, dto.MetricType_GAUGE, names, capacity),
 	}
 }
 
-// addressFamilies builds the per-address counter families from the tracked
-// series that may be served. At 100,000 addresses, const metrics cost two
-// million allocations and the registry's check of each series for
-// duplicates a fifth of the scrape; here the series are unique by
-// construction, and the families take a handful of allocations, their label
-// pairs shared by the bytes and the packets family.
-func (e *Exporter) addressFamilies() []*dto.MetricFamily {
-	if len(e.addrs.m) == 0 {
+// addressFamilies are the per-address counter families of the tracked
+// series that may be served. A million addresses make two million series:
+// they are not built as metric objects, but written from a list of what
+// each needs, in the order the tracker keeps.
+func (e *Exporter) addressFamilies() []family {
+	a := &e.addrs
+	a.sortOrder()
+	if a.live == 0 {
 		return nil
 	}
-	// Every address's text goes into one buffer, made one string at the
-	// end: one allocation instead of one per address.
-	samples := make([]addressSample, 0, len(e.addrs.m))
-	text := make([]byte, 0, len(e.addrs.m)*len("192.168.100.100"))
-	for k, t := range e.addrs.m {
-		v, created, ok := e.addrs.serve(k, t)
+	// Groups may be dropped or their places taken: the answer keeps its
+	// own list of them. It copies what it writes of each slot, in its
+	// order: the next read changes slots and uses freed ones again, and
+	// slots lie in the order of their making, not the exposition's, so
+	// that its families are written from memory read in sequence.
+	as := &addrSeries{withNS: e.withNS, groups: slices.Clone(a.groups), series: make([]addrValue, 0, len(a.order))}
+	for _, i := range a.order {
+		s := slotOf(a.chunks, i)
+		v, ok := a.serve(i, s)
 		if !ok {
 			continue
 		}
-		start := len(text)
-		text = k.addr.AppendTo(text)
-		samples = append(samples, addressSample{dir: string(k.group.direction), netns: k.group.netns, tag: k.group.tag,
-			start: start, end: len(text), packets: v.Packets, bytes: v.Bytes, created: created})
+		av := addrValue{group: s.group, created: s.created, v: v}
+		if s.group&slotIs4 != 0 {
+			av.addr = binary.BigEndian.Uint32(s.addr[:4])
+		} else {
+			av.addr = uint32(len(as.v6))
+			as.v6 = append(as.v6, s.addr)
+		}
+		as.series = append(as.series, av)
 	}
-	if len(samples) == 0 {
+	if len(as.series) == 0 {
 		return nil
 	}
-	ips := string(text)
-	for i := range samples {
-		samples[i].ip = ips[samples[i].start:samples[i].end]
-	}
-	// Sorted as the registry would sort a family's series: by label
-	// values, the labels in name order (direction, ip, netns, tag).
-	slices.SortFunc(samples, func(a, b addressSample) int {
-		if c := strings.Compare(a.dir, b.dir); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.ip, b.ip); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.netns, b.netns); c != 0 {
-			return c
-		}
-		return strings.Compare(a.tag, b.tag)
-	})
-	names := addressLabels
-	if e.withNS {
-		names = addressLabelsN
-	}
-	k, n := len(names), len(samples)
-	values := make([]string, 0, n*k)
-	pairs := make([]dto.LabelPair, n*k)
-	pairPtrs := make([]*dto.LabelPair, n*k)
-	for i, s := range samples {
-		values = append(values, s.dir, s.ip)
-		if e.withNS {
-			values = append(values, s.netns)
-		}
-		values = append(values, s.tag)
-		for j := range k {
-			p := &pairs[i*k+j]
-			p.Name, p.Value = &names[j], &values[i*k+j]
-			pairPtrs[i*k+j] = p
-		}
-	}
-	family := func(name, help string, value func(addressSample) uint64) *dto.MetricFamily {
-		metrics := make([]dto.Metric, n)
-		ptrs := make([]*dto.Metric, n)
-		counters := make([]dto.Counter, n)
-		floats := make([]float64, n)
-		for i, s := range samples {
-			floats[i] = float64(value(s))
-			counters[i].Value = &floats[i]
-			if s.created != 0 {
-				counters[i].CreatedTimestamp = timestamppb.New(time.UnixMilli(s.created))
-			}
-			metrics[i].Label = pairPtrs[i*k : (i+1)*k : (i+1)*k]
-			metrics[i].Counter = &counters[i]
-			ptrs[i] = &metrics[i]
-		}
-		return &dto.MetricFamily{Name: &name, Help: &help, Type: dto.MetricType_COUNTER.Enum(), Metric: ptrs}
-	}
-	return []*dto.MetricFamily{
-		family(ipBytesName, ipBytesHelp, func(s addressSample) uint64 { return s.bytes }),
-		family(ipPacketsName, ipPacketsHelp, func(s addressSample) uint64 { return s.packets }),
+	return []family{
+		addrFamily{ipBytesName, ipBytesHelp, func(v backends.Counter) uint64 { return v.Bytes }, as},
+		addrFamily{ipPacketsName, ipPacketsHelp, func(v backends.Counter) uint64 { return v.Packets }, as},
 	}
 }
 
-// addressSample is one address's count in one set; start and end locate
-// its text in the scrape's buffer until ip is set.
-type addressSample struct {
-	dir, ip, netns, tag string
-	start, end          int
-	packets, bytes      uint64
-	created             int64
+// addrSeries are the per-address series an answer serves, in the
+// exposition's order.
+type addrSeries struct {
+	withNS bool
+	groups []*addrGroup
+	series []addrValue
+	v6     [][16]byte
+}
+
+// addrValue is a per-address series in an answer: its address (IPv4, or
+// the number of an IPv6 one in addrSeries.v6), group (and slotIs4),
+// created time, and its values in this read.
+type addrValue struct {
+	addr    uint32
+	group   uint32
+	created int64
+	v       backends.Counter
+}
+
+func (s *addrSeries) ip(av *addrValue) netip.Addr {
+	if av.group&slotIs4 != 0 {
+		var a [4]byte
+		binary.BigEndian.PutUint32(a[:], av.addr)
+		return netip.AddrFrom4(a)
+	}
+	return netip.AddrFrom16(s.v6[av.addr])
+}
+
+// addrFamily is ipacct_ip_bytes_total or ipacct_ip_packets_total.
+type addrFamily struct {
+	name_, help string
+	value       func(backends.Counter) uint64
+	series      *addrSeries
+}
+
+func (f addrFamily) name() string { return f.name_ }
+
+func (f addrFamily) write(x *expoWriter) error {
+	x.header(f.name_, f.help, dto.MetricType_COUNTER)
+	var labels []byte
+	for n := range f.series.series {
+		av := &f.series.series[n]
+		g := f.series.groups[av.group&^slotIs4]
+		labels = append(f.series.ip(av).AppendTo(append(labels[:0], g.prefix...)), g.suffix...)
+		x.counter(f.name_, labels, f.value(av.v), av.created)
+		if x.err != nil {
+			return x.err
+		}
+	}
+	return nil
+}
+
+func (f addrFamily) metricFamily() *dto.MetricFamily {
+	names := []string{"direction", "ip", "tag"}
+	if f.series.withNS {
+		names = []string{"direction", "ip", netnsLabel, "tag"}
+	}
+	return buildDTO(f.name_, f.help, dto.MetricType_COUNTER, names, len(f.series.series), func(n int) ([]string, float64, int64) {
+		av := &f.series.series[n]
+		g := f.series.groups[av.group&^slotIs4]
+		values := []string{string(g.direction), f.series.ip(av).String(), g.tag}
+		if f.series.withNS {
+			values = []string{string(g.direction), f.series.ip(av).String(), g.netns, g.tag}
+		}
+		return values, float64(f.value(av.v)), av.created
+	})
 }

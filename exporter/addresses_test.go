@@ -1,12 +1,17 @@
 package exporter
 
 import (
+	"bytes"
+	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/netip"
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/ipacct/ipacct_exporter/backends"
 	"github.com/ipacct/ipacct_exporter/tag"
@@ -70,5 +75,166 @@ ipacct_tag_info{description="Tenant 31",tag="rent31"} 1
 	}
 	if problems, err := testutil.GatherAndLint(e); err != nil || len(problems) > 0 {
 		t.Errorf("lint: %v %+v", err, problems)
+	}
+}
+
+// TestAddressChurn: addresses of two tags, both directions, IPv4 and IPv6,
+// come and go over many reads. Every answer is in the registry's order and
+// serves each address the kernel's value (0 in its first scrape), and an
+// answer written late, while and after reads that freed its series' slots
+// and used them again, writes what it held.
+func TestAddressChurn(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(7, 8))
+	var pool []netip.Addr
+	for i := range 1500 {
+		pool = append(pool, netip.AddrFrom4([4]byte{byte(rnd.IntN(3) * 99), byte(i >> 8), byte(i), byte(rnd.IntN(256))}))
+		if i%5 == 0 {
+			pool = append(pool, netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: byte(i), 14: byte(i >> 8)}))
+		}
+	}
+	groups := []struct {
+		tag string
+		dir tag.Direction
+	}{{"a", tag.In}, {"a", tag.Out}, {"b", tag.Out}}
+	b := &fakeBackend{}
+	e := NewForNamespaces(slog.New(slog.DiscardHandler), 0, func() []Source {
+		return []Source{{Name: "nftables", NetNS: "n1", Backend: b}}
+	})
+	present := map[string]bool{} // group/address served before
+	var held *answer
+	var heldText []byte
+	written := make(chan []byte, 3)
+	for step := uint64(1); step <= 40; step++ {
+		var r backends.Reading
+		want := map[string]float64{}
+		for gi, g := range groups {
+			s := backends.AddressSet{Tag: g.tag, Direction: g.dir, Family: "ipv4", Where: fmt.Sprint("inet t set ", gi), Handle: uint64(gi + 1)}
+			for ai, a := range pool {
+				if rnd.IntN(3) == 0 {
+					continue // not in the set in this read
+				}
+				v := step*1000 + uint64(ai)
+				s.Elements = append(s.Elements, backends.AddressCount{Addr: a, Packets: v, Bytes: v})
+				k := fmt.Sprint(g.tag, "/", g.dir, "/", a)
+				want[k] = float64(v)
+				if !present[k] && step > 1 {
+					want[k] = 0 // new while running
+				}
+			}
+			r.Sets = append(r.Sets, s)
+		}
+		b.reading = r
+		fams, err := e.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		checked, err := prometheus.Gatherers{staticGatherer(fams)}.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got, normal bytes.Buffer
+		for _, f := range fams {
+			expfmt.MetricFamilyToText(&got, f)
+		}
+		for _, f := range checked {
+			expfmt.MetricFamilyToText(&normal, f)
+		}
+		if !bytes.Equal(got.Bytes(), normal.Bytes()) {
+			t.Fatalf("step %d: not in the registry's order:\n%s", step, diffLines(normal.String(), got.String()))
+		}
+		served := map[string]bool{}
+		for _, f := range fams {
+			if f.GetName() != ipBytesName {
+				continue
+			}
+			for _, m := range f.Metric {
+				l := map[string]string{}
+				for _, p := range m.Label {
+					l[p.GetName()] = p.GetValue()
+				}
+				k := l["tag"] + "/" + l["direction"] + "/" + l["ip"]
+				served[k] = true
+				if w, ok := want[k]; !ok || m.GetCounter().GetValue() != w {
+					t.Fatalf("step %d: %s served %v, want %v (in the kernel: %v)", step, k, m.GetCounter().GetValue(), w, ok)
+				}
+			}
+		}
+		if len(served) != len(want) {
+			t.Fatalf("step %d: %d series served, want %d", step, len(served), len(want))
+		}
+		present = served
+
+		switch step {
+		case 10:
+			// An answer taken, and written only later.
+			b.reading = r
+			if held, err = e.answer(); err != nil {
+				t.Fatal(err)
+			}
+			heldText = writeAnswer(t, held)
+		case 20:
+			// Written while the reads go on (go test -race watches).
+			go func() {
+				for range 3 {
+					written <- writeAnswer(t, held)
+				}
+				close(written)
+			}()
+		case 30:
+			for got := range written {
+				if !bytes.Equal(got, heldText) {
+					t.Fatalf("an answer written while later reads ran differs from what it was:\n%s", diffLines(string(heldText), string(got)))
+				}
+			}
+			if got := writeAnswer(t, held); !bytes.Equal(got, heldText) {
+				t.Fatalf("an answer written 20 reads late differs from what it was:\n%s", diffLines(string(heldText), string(got)))
+			}
+		}
+	}
+}
+
+func writeAnswer(t *testing.T, a *answer) []byte {
+	var buf bytes.Buffer
+	if err := write(&buf, expfmt.NewFormat(expfmt.TypeOpenMetrics), a.fams); err != nil {
+		t.Error(err)
+	}
+	return buf.Bytes()
+}
+
+// TestAddressesOfAGoneNamespace: a namespace vanishes and another's new
+// addresses come in the same read, in the slots the first one's freed:
+// the series of the one go, those of the other come, once each.
+func TestAddressesOfAGoneNamespace(t *testing.T) {
+	set := func(first int) backends.Reading {
+		s := backends.AddressSet{Tag: "t", Direction: tag.Out, Family: "ipv4", Where: "inet t set s", Handle: 1}
+		for i := first; i < first+100; i++ {
+			s.Elements = append(s.Elements, addr(fmt.Sprintf("192.0.2.%d", i), 1, 10))
+		}
+		return backends.Reading{Sets: []backends.AddressSet{s}}
+	}
+	a := Source{Name: "nftables", NetNS: "a", Backend: &fakeBackend{reading: set(0)}}
+	b := Source{Name: "nftables", NetNS: "b", Backend: &fakeBackend{reading: set(100)}}
+	listed := []Source{a}
+	e := NewForNamespaces(slog.New(slog.DiscardHandler), 0, func() []Source { return listed })
+	for step, l := range [][]Source{{a}, {b}, {b}} {
+		listed = l
+		fams, err := e.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		checked, err := prometheus.Gatherers{staticGatherer(fams)}.Gather()
+		if err != nil {
+			t.Fatalf("step %d: the registry refuses the answer: %v", step, err)
+		}
+		for _, f := range checked {
+			if f.GetName() != ipBytesName {
+				continue
+			}
+			for _, m := range f.Metric {
+				if ns := m.Label[2].GetValue(); ns != l[0].NetNS || len(f.Metric) != 100 {
+					t.Fatalf("step %d: %d address series, one of netns %s; want the 100 of %s", step, len(f.Metric), ns, l[0].NetNS)
+				}
+			}
+		}
 	}
 }

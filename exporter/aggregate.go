@@ -7,19 +7,11 @@ import (
 	"github.com/ipacct/ipacct_exporter/backends"
 )
 
-// aggregation is what one read leaves for emit: the kernel's state now
-// (rule counts, descriptions, sets' gauges) beside the tracked series.
-type aggregation struct {
-	rules        map[seriesKey]int
-	descriptions map[tagKey]string
-	tagOrder     []tagKey // in the order first seen, for descriptions
-	sets         []namespaceSets
-}
-
-// aggregate applies one read of every source to the tracked series.
-// Called with e.mu held.
-func (e *Exporter) aggregate(sources []Source, results []result, now time.Time) *aggregation {
+// aggregate applies one read of every source to the tracked series, and
+// returns the sets read, for their gauges. Called with e.mu held.
+func (e *Exporter) aggregate(sources []Source, results []result, now time.Time) []namespaceSets {
 	e.dirty = true
+	e.reads++
 	ok := make(map[int]bool, len(sources))
 	listed := make(map[sourceKey]bool, len(sources))
 	listedNS := make(map[string]bool)
@@ -73,7 +65,7 @@ func (e *Exporter) aggregate(sources []Source, results []result, now time.Time) 
 		return false
 	}
 
-	a := &aggregation{rules: make(map[seriesKey]int), descriptions: make(map[tagKey]string)}
+	var sets []namespaceSets
 	for i, s := range sources {
 		sk := sourceKey{s.Name, s.NetNS}
 		if results[i].err != nil {
@@ -82,36 +74,43 @@ func (e *Exporter) aggregate(sources []Source, results []result, now time.Time) 
 		src := e.srcIDs[sk]
 		born := e.bornAt(s.NetNS)
 		r := results[i].reading
-		for _, rec := range r.Records {
-			if waitTag(s.NetNS, rec.Family) {
+		waiting := len(pending[s.NetNS]) > 0
+		for j := range r.Records {
+			rec := &r.Records[j]
+			if waiting && waitTag(s.NetNS, rec.Family) {
 				continue
 			}
-			k := seriesKey{s.NetNS, rec.Tag, rec.Direction, rec.Family}
-			trackOf(e.tags, k, born).observe(rec.ID, rec.Handle, rec.MadeAtZero, src, backends.Counter{Packets: rec.Packets, Bytes: rec.Bytes})
-			a.rules[k]++
-			a.describe(tagKey{s.NetNS, rec.Tag}, rec.Description)
+			e.observeRecord(seriesKey{s.NetNS, rec.Tag, rec.Direction, rec.Family}, rec, src, born)
 		}
 		if len(r.Sets) == 0 || waitSets(s.NetNS) {
 			continue
 		}
-		a.sets = append(a.sets, namespaceSets{s.NetNS, r.Sets})
+		sets = append(sets, namespaceSets{s.NetNS, r.Sets})
 		for _, set := range r.Sets {
-			a.describe(tagKey{s.NetNS, set.Tag}, set.Description)
+			d := e.tagStateOf(tagKey{s.NetNS, set.Tag})
+			d.describe(e.reads, set.Description)
+			d.shown = e.reads
 			if set.Overflow != nil {
 				g := setGroup{s.NetNS, set.Tag, set.Family, set.Direction}
-				trackOf(e.overflows, g, born).observe(set.Where, 0, set.MadeAtZero, src, *set.Overflow)
+				trackOf(e.overflows, g, born).observe(backends.ID(set.Where), 0, set.MadeAtZero, src, *set.Overflow)
 			}
-			idx := e.addrs.setIndex(set.Where, src)
-			g := e.addrs.group(s.NetNS, set.Tag, set.Direction)
+			idx := e.addrs.setIndex(backends.ID(set.Where), src)
+			e.addrs.readSet(idx, set.Handle)
+			g := e.addrs.group(addrGroupKey{s.NetNS, set.Tag, set.Direction}, e.withNS)
 			for _, el := range set.Elements {
-				e.addrs.observe(addrKey{g, el.Addr}, born, idx, set.Handle, set.MadeAtZero, backends.Counter{Packets: el.Packets, Bytes: el.Bytes})
+				e.addrs.observe(g, el.Addr, born, idx, set.MadeAtZero, backends.Counter{Packets: el.Packets, Bytes: el.Bytes})
 			}
 		}
 	}
 
 	failed := func(src int) bool { return !ok[src] }
-	changed := applyAll(e.tags, failed, func(k seriesKey) bool { return waitTag(k.netns, k.family) })
-	changed = e.addrs.apply(failed, func(k addrKey) bool { return waitSets(k.group.netns) }) || changed
+	changed := e.applyTags(failed, func(k seriesKey) bool { return waitTag(k.netns, k.family) })
+	for _, g := range e.addrs.groups {
+		if g != nil {
+			g.wait = waitSets(g.netns)
+		}
+	}
+	changed = e.addrs.apply(failed) || changed
 	changed = applyAll(e.overflows, failed, func(k setGroup) bool { return waitSets(k.netns) }) || changed
 	if changed {
 		// A counter vanished or was zeroed: what it counted is only in
@@ -126,18 +125,7 @@ func (e *Exporter) aggregate(sources []Source, results []result, now time.Time) 
 			e.complete[ns] = now
 		}
 	}
-	return a
-}
-
-// describe keeps a tag's first non-empty description, and the tags in the
-// order first seen.
-func (a *aggregation) describe(tk tagKey, d string) {
-	if have, seen := a.descriptions[tk]; !seen {
-		a.tagOrder = append(a.tagOrder, tk)
-	} else if have != "" {
-		return
-	}
-	a.descriptions[tk] = d
+	return sets
 }
 
 // bornAt returns the created time, in unix milliseconds, of a series that
@@ -180,8 +168,7 @@ func applyAll[K comparable](m map[K]*track, failed func(src int) bool, wait func
 	return carriedChanged
 }
 
-func (k seriesKey) namespace() string { return k.netns }
-func (k setGroup) namespace() string  { return k.netns }
+func (k setGroup) namespace() string { return k.netns }
 
 // sourceID numbers a source for the parts it feeds.
 func (e *Exporter) sourceID(sk sourceKey) int {
@@ -217,7 +204,12 @@ func (e *Exporter) forget(listed map[sourceKey]bool, listedNS map[string]bool) {
 			delete(e.complete, ns)
 		}
 	}
-	dropNS(e.tags, listedNS, seriesKey.namespace)
+	for k := range e.tags {
+		if !listedNS[k.netns] {
+			delete(e.tags, k)
+			e.tagOrder = nil
+		}
+	}
 	e.addrs.forget(listedNS)
 	dropNS(e.overflows, listedNS, setGroup.namespace)
 }

@@ -1,54 +1,133 @@
 package exporter
 
 import (
+	"slices"
+	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ipacct/ipacct_exporter/backends"
 )
 
-// emit sends the tracked series that may be served and the gauges of what
-// the kernel holds now, and returns the per-address families.
-func (e *Exporter) emit(ch chan<- prometheus.Metric, a *aggregation) []*dto.MetricFamily {
-	shown := make(map[tagKey]bool)
-	for _, ns := range a.sets {
-		for _, set := range ns.sets {
-			shown[tagKey{ns.netns, set.Tag}] = true
-		}
+// answer is what one read serves: the exporter's families, sorted by
+// name, their series as the registry would sort them. Every scrape that
+// shares the read writes it; nothing in it changes after it is built.
+type answer struct {
+	fams []family
+}
+
+// family is one metric family of an answer.
+type family interface {
+	name() string
+	// write streams the family into an exposition.
+	write(x *expoWriter) error
+	// metricFamily builds it as client_model's type, for Gather and the
+	// protobuf format.
+	metricFamily() *dto.MetricFamily
+}
+
+// dtoFamily is a family of a few series, built as client_model's type and
+// written by expfmt.
+type dtoFamily struct{ mf *dto.MetricFamily }
+
+func (f dtoFamily) name() string                    { return f.mf.GetName() }
+func (f dtoFamily) write(x *expoWriter) error       { return x.enc.Encode(f.mf) }
+func (f dtoFamily) metricFamily() *dto.MetricFamily { return f.mf }
+
+// row is one series of a dtoFamily: label values in the order of the
+// family's label names, which are sorted.
+type row struct {
+	values  []string
+	value   float64
+	created int64 // unix ms, 0 for none; counters only
+}
+
+// newDTOFamily builds a family of rows, sorted as the registry sorts
+// series: by label values, the labels in name order. It returns nil for
+// no rows: a family without series is not served.
+func newDTOFamily(name, help string, typ dto.MetricType, names []string, rows []row) family {
+	if len(rows) == 0 {
+		return nil
 	}
-	for k, t := range e.tags {
-		v, ok := t.serve()
-		if !ok {
-			continue
+	slices.SortFunc(rows, func(a, b row) int { return slices.Compare(a.values, b.values) })
+	return dtoFamily{buildDTO(name, help, typ, names, len(rows), func(i int) ([]string, float64, int64) {
+		return rows[i].values, rows[i].value, rows[i].created
+	})}
+}
+
+// buildDTO builds a family of n series; series(i) gives the i-th's label
+// values, value and created time.
+func buildDTO(name, help string, typ dto.MetricType, names []string, n int, series func(i int) ([]string, float64, int64)) *dto.MetricFamily {
+	mf := &dto.MetricFamily{Name: &name, Help: &help, Type: typ.Enum(), Metric: make([]*dto.Metric, n)}
+	for i := range n {
+		values, v, created := series(i)
+		m := &dto.Metric{Label: make([]*dto.LabelPair, len(names))}
+		for j := range names {
+			m.Label[j] = &dto.LabelPair{Name: &names[j], Value: &values[j]}
 		}
-		labels := e.labels(k.netns, k.tag, string(k.direction), k.family)
-		ch <- counterMetric(e.d.tagBytes, v.Bytes, t.created, labels)
-		ch <- counterMetric(e.d.tagPackets, v.Packets, t.created, labels)
-		ch <- prometheus.MustNewConstMetric(e.d.tagRules, prometheus.GaugeValue, float64(a.rules[k]), labels...)
-		shown[tagKey{k.netns, k.tag}] = true
-	}
-	for _, tk := range a.tagOrder {
-		if shown[tk] {
-			d := a.descriptions[tk]
-			if d == "" {
-				d = tk.tag // as munin labels a graph whose rules have none
+		if typ == dto.MetricType_COUNTER {
+			m.Counter = &dto.Counter{Value: &v}
+			if created != 0 {
+				m.Counter.CreatedTimestamp = timestamppb.New(time.UnixMilli(created))
 			}
-			ch <- prometheus.MustNewConstMetric(e.d.tagInfo, prometheus.GaugeValue, 1, e.labels(tk.netns, tk.tag, d)...)
+		} else {
+			m.Gauge = &dto.Gauge{Value: &v}
 		}
+		mf.Metric[i] = m
 	}
-	e.emitSetGauges(ch, a.sets)
+	return mf
+}
+
+// labelNames are a family's label names (sorted, without netns) with
+// netns in its place where the exporter shows it.
+func (e *Exporter) labelNames(names []string) []string {
+	if !e.withNS {
+		return names
+	}
+	return e.labelValues(names, netnsLabel, names...)
+}
+
+// labelValues are a series' label values, given in the order of names,
+// with the namespace's where labelNames puts netns.
+func (e *Exporter) labelValues(names []string, netns string, values ...string) []string {
+	if !e.withNS {
+		return values
+	}
+	i, _ := slices.BinarySearch(names, netnsLabel)
+	return slices.Insert(slices.Clone(values), i, netns)
+}
+
+// emit builds the families of a read: the tracked series that may be
+// served and the gauges of what the kernel holds now.
+func (e *Exporter) emit(sets []namespaceSets, collectors []family) *answer {
+	fams := append(collectors, e.tagFamilies()...)
+	fams = append(fams, e.setGauges(sets)...)
+	fams = append(fams, e.overflowFamilies()...)
+	fams = append(fams, e.addressFamilies()...)
+	fams = slices.DeleteFunc(fams, func(f family) bool { return f == nil })
+	slices.SortFunc(fams, func(a, b family) int { return strings.Compare(a.name(), b.name()) })
+	return &answer{fams: fams}
+}
+
+// overflowFamilies are the counters of what full sets could not take.
+func (e *Exporter) overflowFamilies() []family {
+	var bytes, packets []row
+	names := e.labelNames(setGroupLabels)
 	for g, t := range e.overflows {
 		v, ok := t.serve()
 		if !ok {
 			continue
 		}
-		labels := e.labels(g.netns, g.tag, g.family, string(g.direction))
-		ch <- counterMetric(e.d.ipOverflowBytes, v.Bytes, t.created, labels)
-		ch <- counterMetric(e.d.ipOverflowPackets, v.Packets, t.created, labels)
+		values := e.labelValues(setGroupLabels, g.netns, string(g.direction), g.family, g.tag)
+		bytes = append(bytes, row{values, float64(v.Bytes), t.created})
+		packets = append(packets, row{values, float64(v.Packets), t.created})
 	}
-	return e.addressFamilies()
+	return []family{
+		newDTOFamily(ipOverflowBytesName, ipOverflowBytesHelp, dto.MetricType_COUNTER, names, bytes),
+		newDTOFamily(ipOverflowPacketsName, ipOverflowPacketsHelp, dto.MetricType_COUNTER, names, packets),
+	}
 }
 
 // serve returns the value a scrape serves for the series, and false when
@@ -63,13 +142,4 @@ func (t *track) serve() (backends.Counter, bool) {
 		return backends.Counter{}, true
 	}
 	return t.value(), true
-}
-
-// counterMetric is a counter with its created time when it has one, which
-// OpenMetrics scrapes show: the time the series was known to be zero.
-func counterMetric(d *prometheus.Desc, v uint64, created int64, labels []string) prometheus.Metric {
-	if created == 0 {
-		return prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
-	}
-	return prometheus.MustNewConstMetricWithCreatedTimestamp(d, prometheus.CounterValue, float64(v), time.UnixMilli(created), labels...)
 }

@@ -1,8 +1,8 @@
 // Package exporter gathers the counters of ipacct_exporter: on each scrape
-// it reads every backend, sums the tagged counters per tag, direction and
-// family, and sends them as const metrics. The per-address series, which
-// can number millions, skip the const metrics and the registry's checks:
-// they are built straight into the exposition's families (addresses.go).
+// it reads every backend, tracks the tagged counters per tag, direction and
+// family and per address, and writes them straight into the exposition
+// (exposition.go): the series, which can number millions, are never built
+// as metric objects, nor sorted and checked again by a registry.
 package exporter
 
 import (
@@ -11,11 +11,10 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
-	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ipacct/ipacct_exporter/backends"
@@ -65,7 +64,6 @@ type sourceKey struct{ name, netns string }
 // Exporter collects from its sources on every scrape.
 type Exporter struct {
 	list    func() []Source
-	d       *descs
 	withNS  bool
 	logger  *slog.Logger
 	timeout time.Duration
@@ -87,8 +85,18 @@ type Exporter struct {
 	// complete is, per namespace, the time of the last read in which all
 	// of its sources succeeded: a series that appears after it was zero
 	// then. Absent until the namespace's first complete read.
-	complete  map[string]time.Time
-	tags      map[seriesKey]*track
+	complete map[string]time.Time
+	// reads numbers the reads, for the state that remembers which last
+	// saw it.
+	reads uint64
+	tags  map[seriesKey]*tagTrack
+	// tagOrder is tags in the exposition's order; nil when a series came
+	// or went since it was sorted.
+	tagOrder  []*tagTrack
+	tagStates map[tagKey]*tagState
+	// infoOrder is tagStates in the order of the info series; nil when
+	// a tag came or went.
+	infoOrder []*tagState
 	addrs     addrTracks
 	overflows map[setGroup]*track
 	lastErr   map[sourceKey]string
@@ -116,7 +124,6 @@ func NewForNamespaces(logger *slog.Logger, timeout time.Duration, list func() []
 func newExporter(logger *slog.Logger, timeout time.Duration, withNS bool, list func() []Source) *Exporter {
 	return &Exporter{
 		list:      list,
-		d:         newDescs(withNS),
 		withNS:    withNS,
 		logger:    logger,
 		timeout:   timeout,
@@ -124,7 +131,8 @@ func newExporter(logger *slog.Logger, timeout time.Duration, withNS bool, list f
 		srcIDs:    make(map[sourceKey]int),
 		readOnce:  make(map[sourceKey]bool),
 		complete:  make(map[string]time.Time),
-		tags:      make(map[seriesKey]*track),
+		tags:      make(map[seriesKey]*tagTrack),
+		tagStates: make(map[tagKey]*tagState),
 		addrs:     newAddrTracks(),
 		overflows: make(map[setGroup]*track),
 		lastErr:   make(map[sourceKey]string),
@@ -136,19 +144,35 @@ func newExporter(logger *slog.Logger, timeout time.Duration, withNS bool, list f
 
 type flight struct {
 	done chan struct{}
-	fams []*dto.MetricFamily
+	ans  *answer
 	err  error
 }
 
 // Gather implements prometheus.Gatherer: it reads every source once and
-// returns the exporter's families, sorted by name. A scrape that arrives
-// while another reads waits for that read and gets its answer.
+// returns the exporter's families, sorted by name. The HTTP handler
+// (Handler) writes the same families without building them as
+// client_model's type.
 func (e *Exporter) Gather() ([]*dto.MetricFamily, error) {
+	ans, err := e.answer()
+	if ans == nil {
+		return nil, err
+	}
+	fams := make([]*dto.MetricFamily, len(ans.fams))
+	for i, f := range ans.fams {
+		fams[i] = f.metricFamily()
+	}
+	return fams, err
+}
+
+// answer reads every source once and returns the families to serve. A
+// scrape that arrives while another reads waits for that read and gets its
+// answer.
+func (e *Exporter) answer() (*answer, error) {
 	e.flightMu.Lock()
 	if f := e.flight; f != nil {
 		e.flightMu.Unlock()
 		<-f.done
-		return f.fams, f.err
+		return f.ans, f.err
 	}
 	f := &flight{done: make(chan struct{})}
 	e.flight = f
@@ -159,58 +183,8 @@ func (e *Exporter) Gather() ([]*dto.MetricFamily, error) {
 		e.flightMu.Unlock()
 		close(f.done)
 	}()
-	f.fams, f.err = e.gather()
-	return f.fams, f.err
-}
-
-func (e *Exporter) gather() ([]*dto.MetricFamily, error) {
-	s := &scrape{e: e}
-	reg := prometheus.NewRegistry()
-	if err := reg.Register(s); err != nil {
-		return nil, err
-	}
-	fams, err := reg.Gather()
-	if s.panic != nil {
-		return nil, fmt.Errorf("scrape failed: %v", s.panic)
-	}
-	fams = append(fams, s.addresses...)
-	slices.SortFunc(fams, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
-	return fams, err
-}
-
-// scrape is one Gather's collector: the const metrics go through the
-// registry, the per-address families are left in addresses.
-type scrape struct {
-	e         *Exporter
-	addresses []*dto.MetricFamily
-	panic     any
-}
-
-func (s *scrape) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range s.e.d.all() {
-		ch <- d
-	}
-}
-
-// Collect runs in a goroutine of the registry's, where a panic would take
-// the process down: it is caught and logged, and fails this scrape alone.
-func (s *scrape) Collect(ch chan<- prometheus.Metric) {
-	defer func() {
-		if p := recover(); p != nil {
-			s.panic = p
-			s.e.logger.Error("scrape failed", "panic", p)
-		}
-	}()
-	s.addresses = s.e.collect(ch)
-}
-
-// labels returns the label values of a series, with the namespace's last
-// when the exporter shows it.
-func (e *Exporter) labels(netns string, values ...string) []string {
-	if e.withNS {
-		return append(values, netns)
-	}
-	return values
+	f.ans, f.err = e.collect()
+	return f.ans, f.err
 }
 
 type seriesKey struct {
@@ -229,33 +203,52 @@ type result struct {
 // tagKey is a tag in one namespace.
 type tagKey struct{ netns, tag string }
 
-// collect reads every source, updates the tracked series, sends the const
-// metrics and returns the per-address families.
-func (e *Exporter) collect(ch chan<- prometheus.Metric) []*dto.MetricFamily {
+// collect reads every source, updates the tracked series and builds the
+// answer. A panic on the way, a bug, fails this scrape alone.
+func (e *Exporter) collect() (ans *answer, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			e.logger.Error("scrape failed", "panic", p)
+			ans, err = nil, fmt.Errorf("scrape failed: %v", p)
+		}
+	}()
 	sources := e.list()
+	for _, s := range sources {
+		// The registry refused such label values; so does the exposition.
+		if !utf8.ValidString(s.NetNS) {
+			return nil, fmt.Errorf("scrape failed: the namespace name %q is not valid UTF-8", s.NetNS)
+		}
+	}
 	results := e.readAll(sources)
 	now := e.now()
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	r := e.aggregate(sources, results, now)
+	sets := e.aggregate(sources, results, now)
+	var success, duration, invalid []row
 	for i, s := range sources {
 		res := results[i]
 		if errors.Is(res.err, ErrSourceGone) {
 			continue
 		}
-		ch <- prometheus.MustNewConstMetric(e.d.duration, prometheus.GaugeValue, res.duration.Seconds(), e.labels(s.NetNS, s.Name)...)
+		values := e.labelValues(collectorLabels, s.NetNS, s.Name)
+		duration = append(duration, row{values: values, value: res.duration.Seconds()})
 		if res.err != nil {
-			ch <- prometheus.MustNewConstMetric(e.d.success, prometheus.GaugeValue, 0, e.labels(s.NetNS, s.Name)...)
+			success = append(success, row{values: values, value: 0})
 			e.logFailure(s, res.err)
 			continue
 		}
-		ch <- prometheus.MustNewConstMetric(e.d.success, prometheus.GaugeValue, 1, e.labels(s.NetNS, s.Name)...)
-		ch <- prometheus.MustNewConstMetric(e.d.invalidComments, prometheus.GaugeValue, float64(len(res.reading.Invalid)), e.labels(s.NetNS, s.Name)...)
+		success = append(success, row{values: values, value: 1})
+		invalid = append(invalid, row{values: values, value: float64(len(res.reading.Invalid))})
 		e.logRecovery(s)
 		e.logInvalid(s, res.reading.Invalid)
 	}
-	return e.emit(ch, r)
+	names := e.labelNames(collectorLabels)
+	return e.emit(sets, []family{
+		newDTOFamily(successName, successHelp, dto.MetricType_GAUGE, names, success),
+		newDTOFamily(durationName, durationHelp, dto.MetricType_GAUGE, names, duration),
+		newDTOFamily(invalidCommentsName, invalidCommentsHelp, dto.MetricType_GAUGE, names, invalid),
+	}), nil
 }
 
 // readAll reads every source at once.

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/ipacct/ipacct_exporter/backends"
@@ -23,7 +24,9 @@ import (
 // (one of which may vanish while the exporter is down). A series of one
 // counter and nothing carried serves the kernel's value, state or not.
 
-const stateVersion = 1
+// stateVersion 2 names a part by its backend's ID, a hash, in hex; version
+// 1, which named it by the text that ID hashes, is read too.
+const stateVersion = 2
 
 // maxStateSize bounds what is read of a state file.
 const maxStateSize = 256 << 20
@@ -48,7 +51,7 @@ type stateSeries struct {
 }
 
 type statePart struct {
-	ID      string `json:"id"`
+	ID      string `json:"id"` // Record.ID in hex; in version 1, the text it hashes
 	Source  string `json:"source"`
 	Handle  uint64 `json:"handle,omitempty"`
 	Packets uint64 `json:"packets"`
@@ -86,22 +89,21 @@ func (e *Exporter) SaveState(path string) error {
 		}
 		s.Packets, s.Bytes, s.Created = t.carried.Packets, t.carried.Bytes, t.created
 		for _, p := range t.parts {
-			s.Parts = append(s.Parts, statePart{ID: p.id, Source: names[p.src], Handle: p.handle, Packets: p.last.Packets, Bytes: p.last.Bytes})
+			s.Parts = append(s.Parts, statePart{ID: strconv.FormatUint(p.id, 16), Source: names[p.src], Handle: p.handle, Packets: p.last.Packets, Bytes: p.last.Bytes})
 		}
 		sf.Series = append(sf.Series, s)
 	}
 	for k, t := range e.tags {
-		add(stateSeries{Kind: "tag", NetNS: k.netns, Tag: k.tag, Direction: string(k.direction), Family: k.family}, t)
+		add(stateSeries{Kind: "tag", NetNS: k.netns, Tag: k.tag, Direction: string(k.direction), Family: k.family}, &t.track)
 	}
 	for k, t := range e.overflows {
 		add(stateSeries{Kind: "overflow", NetNS: k.netns, Tag: k.tag, Direction: string(k.direction), Family: k.family}, t)
 	}
-	for k, t := range e.addrs.m {
-		if t.multi == nil && t.carried == (backends.Counter{}) {
-			continue // one part, nothing carried: the kernel's value is right
-		}
-		add(stateSeries{Kind: "ip", NetNS: k.group.netns, Tag: k.group.tag, Direction: string(k.group.direction), IP: k.addr.String()}, e.addrs.asTrack(t))
-	}
+	// The others have one part and nothing carried: the kernel's value
+	// is right.
+	e.addrs.kept(func(g *addrGroup, addr netip.Addr, t *track) {
+		add(stateSeries{Kind: "ip", NetNS: g.netns, Tag: g.tag, Direction: string(g.direction), IP: addr.String()}, t)
+	})
 	e.dirty = false
 	e.mu.Unlock()
 
@@ -173,20 +175,29 @@ func (e *Exporter) LoadState(path string) (loaded int, err error) {
 		t := &track{carried: backends.Counter{Packets: s.Packets, Bytes: s.Bytes}, created: s.Created, shown: true}
 		for _, p := range s.Parts {
 			src := e.sourceID(sourceKey{p.Source, s.NetNS})
-			t.parts = append(t.parts, part{id: p.ID, src: src, handle: p.Handle, last: backends.Counter{Packets: p.Packets, Bytes: p.Bytes}})
+			t.parts = append(t.parts, part{id: partIDOf(sf.Version, p.ID), src: src, handle: p.Handle, last: backends.Counter{Packets: p.Packets, Bytes: p.Bytes}})
 		}
 		dir := tag.Direction(s.Direction)
 		switch s.Kind {
 		case "tag":
-			e.tags[seriesKey{s.NetNS, s.Tag, dir, s.Family}] = t
+			e.newTagTrack(seriesKey{s.NetNS, s.Tag, dir, s.Family}, 0).track = *t
 		case "overflow":
 			e.overflows[setGroup{s.NetNS, s.Tag, s.Family, dir}] = t
 		case "ip":
 			a, _ := netip.ParseAddr(s.IP) // checked by readState
-			e.addrs.load(addrKey{e.addrs.group(s.NetNS, s.Tag, dir), a}, t)
+			e.addrs.load(e.addrs.group(addrGroupKey{s.NetNS, s.Tag, dir}, e.withNS), a, t)
 		}
 	}
 	return len(sf.Series), nil
+}
+
+// partIDOf is a part's ID as the state file of the version holds it.
+func partIDOf(version int, id string) uint64 {
+	if version == 1 {
+		return backends.ID(id)
+	}
+	v, _ := strconv.ParseUint(id, 16, 64) // checked by readState
+	return v
 }
 
 func readState(path string) (stateFile, error) {
@@ -210,7 +221,7 @@ func readState(path string) (stateFile, error) {
 	if err := dec.Decode(&sf); err != nil {
 		return sf, err
 	}
-	if sf.Version != stateVersion {
+	if sf.Version != stateVersion && sf.Version != 1 {
 		return sf, fmt.Errorf("version %d, want %d", sf.Version, stateVersion)
 	}
 	for i, s := range sf.Series {
@@ -225,6 +236,11 @@ func readState(path string) (stateFile, error) {
 		}
 		if len(s.Parts) == 0 {
 			return sf, fmt.Errorf("series %d: no parts", i)
+		}
+		for _, p := range s.Parts {
+			if _, err := strconv.ParseUint(p.ID, 16, 64); err != nil && sf.Version != 1 {
+				return sf, fmt.Errorf("series %d: part id %q is not a hex ID", i, p.ID)
+			}
 		}
 	}
 	return sf, nil

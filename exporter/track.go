@@ -37,7 +37,7 @@ const restoreDivisor = 2
 
 // part is one kernel counter of a series.
 type part struct {
-	id     string // the backend's identity of the counter
+	id     uint64 // the backend's identity of the counter (Record.ID)
 	src    int    // the source it came from, as numbered by the exporter
 	handle uint64 // the kernel object's handle at the last read, 0 when unknown
 	last   backends.Counter
@@ -73,7 +73,7 @@ type track struct {
 }
 
 type partID struct {
-	id  string
+	id  uint64
 	src int
 }
 
@@ -97,7 +97,7 @@ func add(a, b backends.Counter) backends.Counter {
 // one id in one series (identical rules in one chain) are told apart by
 // their order, which is the kernel's: the n-th observation of an id is the
 // n-th part with it.
-func (t *track) observe(id string, handle uint64, madeAtZero bool, src int, v backends.Counter) {
+func (t *track) observe(id, handle uint64, madeAtZero bool, src int, v backends.Counter) {
 	t.observed = true
 	if t.index == nil && len(t.parts) >= indexFrom {
 		t.index = make(map[partID][]int, len(t.parts))

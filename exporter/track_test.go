@@ -30,7 +30,7 @@ func svc(rules ...counted) backends.Reading {
 	var r backends.Reading
 	for _, c := range rules {
 		r.Records = append(r.Records, backends.Record{Tag: "svc", Direction: tag.Out, Family: "ip",
-			Packets: c.bytes / 100, Bytes: c.bytes, ID: c.id, Handle: c.handle})
+			Packets: c.bytes / 100, Bytes: c.bytes, ID: backends.ID(c.id), Handle: c.handle})
 	}
 	return r
 }
@@ -230,17 +230,18 @@ func TestIdenticalRulesToldApartByOrder(t *testing.T) {
 
 func TestTrackApplyKeepsStateWhileASourceFails(t *testing.T) {
 	tr := &track{shown: true}
-	tr.observe("a", 1, false, 0, backends.Counter{Bytes: 100})
-	tr.observe("b", 0, false, 1, backends.Counter{Bytes: 50})
+	a, b := backends.ID("a"), backends.ID("b")
+	tr.observe(a, 1, false, 0, backends.Counter{Bytes: 100})
+	tr.observe(b, 0, false, 1, backends.Counter{Bytes: 50})
 	tr.apply(func(int) bool { return false })
 	// Source 1 fails: a's growth waits, the series is withheld.
-	tr.observe("a", 1, false, 0, backends.Counter{Bytes: 130})
+	tr.observe(a, 1, false, 0, backends.Counter{Bytes: 130})
 	tr.apply(func(src int) bool { return src == 1 })
 	if !tr.withheld || tr.value().Bytes != 150 {
 		t.Errorf("while a source fails: withheld %v, value %d; want withheld, 150", tr.withheld, tr.value().Bytes)
 	}
-	tr.observe("a", 1, false, 0, backends.Counter{Bytes: 140})
-	tr.observe("b", 0, false, 1, backends.Counter{Bytes: 60})
+	tr.observe(a, 1, false, 0, backends.Counter{Bytes: 140})
+	tr.observe(b, 0, false, 1, backends.Counter{Bytes: 60})
 	tr.apply(func(int) bool { return false })
 	if tr.withheld || tr.value().Bytes != 200 {
 		t.Errorf("after recovery: withheld %v, value %d; want 200", tr.withheld, tr.value().Bytes)
@@ -279,6 +280,24 @@ func TestStateAcrossRestart(t *testing.T) {
 	}
 }
 
+// TestStateFileVersion1: a state file of version 1, which named a part by
+// the text its ID now hashes, loads, and its series carry on.
+func TestStateFileVersion1(t *testing.T) {
+	path := t.TempDir() + "/state.json"
+	v1 := `{"version": 1, "saved": "2026-01-01T00:00:00Z", "series": [{"kind": "tag", "tag": "svc", "direction": "out", "family": "ip",
+		"carried_packets": 1, "carried_bytes": 100, "parts": [{"id": "a", "source": "nftables", "handle": 1, "packets": 51, "bytes": 5100}]}]}`
+	if err := os.WriteFile(path, []byte(v1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := New(slog.New(slog.DiscardHandler), 0, Source{Name: "nftables", Backend: &fakeBackend{reading: svc(counted{"a", 1, 5140})}})
+	if n, err := e.LoadState(path); n != 1 || err != nil {
+		t.Fatalf("LoadState: %d series, %v", n, err)
+	}
+	if v, _ := served(t, e, "ipacct_tag_bytes_total", "tag", "svc"); v != 100+5140 {
+		t.Errorf("served %v, want what was carried and the part's value, %v", v, 100+5140)
+	}
+}
+
 func TestStateFileCorrupt(t *testing.T) {
 	dir := t.TempDir()
 	for name, content := range map[string]string{
@@ -287,6 +306,7 @@ func TestStateFileCorrupt(t *testing.T) {
 		"kind":         `{"version": 1, "series": [{"kind": "x", "tag": "a", "direction": "in", "parts": [{"id": "i", "source": "nftables"}]}]}`,
 		"bad ip":       `{"version": 1, "series": [{"kind": "ip", "ip": "999.1.1.1", "tag": "a", "direction": "in", "parts": [{"id": "i", "source": "nftables"}]}]}`,
 		"unknown item": `{"version": 1, "series": [], "extra": 1}`,
+		"bad id":       `{"version": 2, "series": [{"kind": "tag", "tag": "a", "direction": "in", "parts": [{"id": "inet t c", "source": "nftables"}]}]}`,
 	} {
 		path := dir + "/" + name
 		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {

@@ -176,7 +176,7 @@ func (c *Collector) Read(ctx context.Context) (backends.Reading, error) {
 	for _, t := range c.plan.records {
 		r.Records = append(r.Records, backends.Record{
 			Tag: t.tag, Direction: t.direction, Family: family, Description: t.description,
-			Packets: t.packets, Bytes: t.bytes, ID: "flows " + t.tag,
+			Packets: t.packets, Bytes: t.bytes, ID: backends.ID("flows " + t.tag),
 		})
 	}
 	for _, s := range c.plan.sets {

@@ -166,7 +166,7 @@ func (b *Backend) readFamily(ctx context.Context, f family, reading *backends.Re
 			}
 			for _, r := range rules {
 				if r.commented {
-					reading.Add(where, r.comment, backends.Record{Family: f.name, Packets: r.packets, Bytes: r.bytes, ID: f.name + " " + table + " " + r.content})
+					reading.Add(where, backends.ParseComment(r.comment), backends.Record{Family: f.name, Packets: r.packets, Bytes: r.bytes, ID: backends.ID(f.name + " " + table + " " + r.content)})
 				}
 			}
 		}

@@ -67,7 +67,7 @@ type benchMessage struct {
 
 // benchRuleDump is the rule dump of bench.LoadRules(n): n/2 native rules
 // in inet bench c (meta nfproto, ip saddr, counter, comment in user data),
-// then the others in ip filter OUTPUT as iptables-nft writes them (ip
+// then the others in ip filter BENCH as iptables-nft writes them (ip
 // daddr, an xt comment match, counter).
 func benchRuleDump(n int) []benchMessage {
 	const tags = 100
@@ -89,26 +89,21 @@ func benchRuleDump(n int) []benchMessage {
 		match = append(match, attr(unix.NFTA_MATCH_REV, u32(0))...)
 		match = append(match, attr(unix.NFTA_MATCH_INFO, info)...)
 		exprs := append(append(payloadCmp(16, a), benchExpr("match", match)...), counterExpr(uint64(i+1), uint64(100*(i+1)))...)
-		msgs = append(msgs, benchMessage{unix.NFPROTO_IPV4, benchRule("filter", "OUTPUT", uint64(i+4), exprs, nil)})
+		msgs = append(msgs, benchMessage{unix.NFPROTO_IPV4, benchRule("filter", "BENCH", uint64(i+4), exprs, nil)})
 	}
 	return msgs
 }
 
-// decodeRuleDump does per message what Read's rule dump callback does for
-// a tagged rule: decode, name the place, parse the tag into a Record.
+// decodeRuleDump does what Read does with each message of a rule dump,
+// its records allocated at once as a Backend that read the dump before
+// does.
 func decodeRuleDump(msgs []benchMessage) (backends.Reading, error) {
-	var reading backends.Reading
-	var loc location
+	reading := backends.Reading{Records: make([]backends.Record, 0, len(msgs))}
+	rr := &ruleReader{reading: &reading, d: &dumper{}, overflow: map[setKey]*backends.Counter{}}
 	for _, m := range msgs {
-		r, err := parseRule(m.attrs)
-		if err != nil {
+		if err := rr.rule(m.family, m.attrs); err != nil {
 			return reading, err
 		}
-		if !r.hasComment || !r.hasCounter {
-			continue
-		}
-		where, fam, _ := loc.of(m.family, r.table, r.chain)
-		reading.Add(where, string(r.comment), backends.Record{Family: fam, Packets: r.packets, Bytes: r.bytes, ID: r.id(where), Handle: r.handle})
 	}
 	return reading, nil
 }
@@ -188,7 +183,7 @@ func decodeSetElemDump(msgs [][]byte) (backends.AddressSet, error) {
 			return as, err
 		}
 	}
-	dedupe(&as)
+	dedupe(&as, map[netip.Addr]struct{}{})
 	return as, nil
 }
 

@@ -6,8 +6,6 @@ import (
 	"hash/fnv"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/ipacct/ipacct_exporter/tag"
 )
 
 // rule is what the exporter needs of one NFT_MSG_NEWRULE message. The
@@ -201,6 +199,3 @@ func commentFromUserData(b []byte, commentType byte) ([]byte, bool) {
 	}
 	return nil, false
 }
-
-// parseTag parses a comment held as bytes.
-func parseTag(comment []byte) (tag.Tag, error) { return tag.Parse(string(comment)) }

@@ -3,6 +3,7 @@ package nftables
 import (
 	"encoding/binary"
 	"net/netip"
+	"strconv"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -190,10 +191,23 @@ func TestDedupe(t *testing.T) {
 		{Addr: netip.MustParseAddr("192.0.2.2"), Packets: 2},
 		{Addr: netip.MustParseAddr("192.0.2.1"), Packets: 3},
 	}}
-	if !dedupe(&as) || len(as.Elements) != 2 || as.Elements[0].Packets != 1 || as.Elements[1].Packets != 2 {
+	seen := map[netip.Addr]struct{}{}
+	if !dedupe(&as, seen) || len(as.Elements) != 2 || as.Elements[0].Packets != 1 || as.Elements[1].Packets != 2 {
 		t.Errorf("dedupe: %+v", as.Elements)
 	}
-	if dedupe(&as) {
-		t.Error("no repeats left, but dedupe found some")
+	if dedupe(&as, seen) {
+		t.Error("no repeats left, but dedupe found some: the map it shares was not left empty")
+	}
+}
+
+// TestRuleID: a rule's ID is the hash of "where #content", the text the
+// state files of version 1 named it by, without that text made.
+func TestRuleID(t *testing.T) {
+	var l location
+	l.of(unix.NFPROTO_INET, []byte("t"), []byte("c"))
+	for _, content := range []uint64{0, 1, 0xabc, 1<<64 - 1} {
+		if got, want := l.id(content), backends.ID("inet t c #"+strconv.FormatUint(content, 16)); got != want {
+			t.Errorf("id(%x) = %x, want %x", content, got, want)
+		}
 	}
 }

@@ -4,45 +4,31 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"syscall"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/google/nftables"
-	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/ipacct/ipacct_exporter/backends"
+	"github.com/ipacct/ipacct_exporter/internal/nfdump"
 )
 
 // errDumpInterrupted means the ruleset changed while the kernel dumped it;
 // the reader starts again.
-var errDumpInterrupted = errors.New("the ruleset changed during the dump")
+var errDumpInterrupted = nfdump.ErrInterrupted
 
-// dumper runs nftables dump requests on one netlink socket and hands each
-// reply message to a callback, straight from a reused receive buffer.
-//
-// The kernel sizes each dump chunk after the largest buffer that recvmsg has
-// been given on the socket (capped at 32 KiB) and restarts its walk of the
-// ruleset for every chunk, so a dump costs O(n²/chunk). mdlayher/netlink
-// peeks with one page and grows by doubling, which keeps chunks at 4 KiB;
-// receiving into our own large buffer makes them 32 KiB.
+// dumper runs the dumps of one read on one netlink socket (see package
+// nfdump for why it receives into a buffer of its own).
 type dumper struct {
-	conn *netlink.Conn
-	raw  syscall.RawConn
-	buf  []byte
-	seq  uint32
-	// gen is the ruleset generation (its low 16 bits, which every reply
-	// carries) of the first reply on this socket, and hasGen whether there
-	// was one. A reply of another generation means that the ruleset
-	// changed between two dumps of one read, which no single dump's
-	// NLM_F_DUMP_INTR can tell.
-	gen    uint16
-	hasGen bool
-	// tables holds the handles of the tables that dumpRulesByTable listed.
+	*nfdump.Conn
+	// tables holds the handles of the tables that listTables listed.
 	// A table made again gets a new handle, while the handles of the rules,
 	// sets and objects in it start again from 1: only both together name
 	// one kernel object across reads.
 	tables map[tableKey]uint64
-	// filter narrows the tables whose rules dumpRulesByTable dumps.
+	// filter narrows the tables and sets read.
 	filter backends.Filter
 }
 
@@ -65,126 +51,112 @@ func (d *dumper) objectHandle(family uint8, table []byte, handle uint64) uint64 
 const nftaTableHandle = 4
 
 func newDumper(nsFd, bufSize int) (*dumper, error) {
-	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: nsFd})
+	c, err := nfdump.Dial(nsFd, bufSize)
 	if err != nil {
 		return nil, err
 	}
-	raw, err := c.SyscallConn()
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
-	return &dumper{conn: c, raw: raw, buf: make([]byte, bufSize)}, nil
+	return &dumper{Conn: c}, nil
 }
 
-func (d *dumper) Close() error { return d.conn.Close() }
+// dumpers are the sockets of one read. Its dumps of several tables, or of
+// several sets' elements, run on them at once, each socket in a thread of
+// its own: the kernel walks a table or set for a dump in the thread that
+// receives it, so two sockets on two cores take half the time of one.
+type dumpers []*dumper
 
-// dump sends an NFT_MSG_GET* dump request for a family (AF_UNSPEC: every
-// family) and calls fn with the family and the attributes of each reply
-// message.
-func (d *dumper) dump(msgType uint16, family uint8, attrs []byte, fn func(family uint8, attrs []byte) error) error {
-	d.seq++
-	req := make([]byte, unix.NLMSG_HDRLEN+4+len(attrs))
-	binary.NativeEndian.PutUint32(req[0:4], uint32(len(req)))
-	binary.NativeEndian.PutUint16(req[4:6], unix.NFNL_SUBSYS_NFTABLES<<8|msgType)
-	binary.NativeEndian.PutUint16(req[6:8], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
-	binary.NativeEndian.PutUint32(req[8:12], d.seq)
-	req[16], req[17] = family, unix.NFNETLINK_V0
-	copy(req[20:], attrs)
-	var opErr error
-	err := d.raw.Write(func(fd uintptr) bool {
-		opErr = unix.Sendto(int(fd), req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
-		return opErr != unix.EAGAIN && opErr != unix.EINTR
-	})
-	if err == nil {
-		err = opErr
-	}
-	if err != nil {
-		return fmt.Errorf("sending dump request: %w", err)
-	}
+// maxDumpers bounds the sockets of a read, whatever the cores.
+const maxDumpers = 4
 
-	interrupted := false
-	for {
-		var n, rflags int
-		err := d.raw.Read(func(fd uintptr) bool {
-			n, _, rflags, _, opErr = unix.Recvmsg(int(fd), d.buf, nil, 0)
-			return opErr != unix.EAGAIN && opErr != unix.EINTR
-		})
-		if err == nil {
-			err = opErr
-		}
+func openDumpers(nsFd, bufSize, n int, filter backends.Filter) (dumpers, error) {
+	ds := make(dumpers, 0, n)
+	for range n {
+		d, err := newDumper(nsFd, bufSize)
 		if err != nil {
-			return fmt.Errorf("receiving dump: %w", err)
+			ds.Close()
+			return nil, err
 		}
-		if rflags&unix.MSG_TRUNC != 0 {
-			return fmt.Errorf("a dump message is larger than the %d-byte receive buffer", len(d.buf))
-		}
-		b := d.buf[:n]
-		for len(b) >= unix.NLMSG_HDRLEN {
-			l := int(binary.NativeEndian.Uint32(b[0:4]))
-			if l < unix.NLMSG_HDRLEN || l > len(b) {
-				return fmt.Errorf("malformed netlink message of %d bytes in %d", l, len(b))
-			}
-			typ := binary.NativeEndian.Uint16(b[4:6])
-			flags := binary.NativeEndian.Uint16(b[6:8])
-			seq := binary.NativeEndian.Uint32(b[8:12])
-			payload := b[unix.NLMSG_HDRLEN:l]
-			b = b[min(nlmsgAlign(l), len(b)):]
-			if seq != d.seq {
-				continue // a late reply to an earlier request
-			}
-			if flags&unix.NLM_F_DUMP_INTR != 0 {
-				interrupted = true
-			}
-			switch typ {
-			case unix.NLMSG_DONE:
-				if len(payload) >= 4 {
-					if errno := int32(binary.NativeEndian.Uint32(payload[0:4])); errno < 0 {
-						return syscall.Errno(-errno)
-					}
-				}
-				if interrupted {
-					return errDumpInterrupted
-				}
-				return nil
-			case unix.NLMSG_ERROR:
-				if len(payload) < 4 {
-					return errors.New("truncated netlink error message")
-				}
-				if errno := int32(binary.NativeEndian.Uint32(payload[0:4])); errno != 0 {
-					return syscall.Errno(-errno)
-				}
-				continue
-			case unix.NLMSG_NOOP:
-				continue
-			}
-			if len(payload) < 4 {
-				return errors.New("nftables message shorter than its header")
-			}
-			if gen := binary.BigEndian.Uint16(payload[2:4]); !d.hasGen {
-				d.gen, d.hasGen = gen, true
-			} else if gen != d.gen {
-				interrupted = true
-			}
-			if err := fn(payload[0], payload[4:]); err != nil {
-				return err
-			}
-		}
+		d.filter = filter
+		ds = append(ds, d)
+	}
+	return ds, nil
+}
+
+func (ds dumpers) Close() {
+	for _, d := range ds {
+		d.Close()
 	}
 }
 
-// dumpRulesByTable dumps the rules of every table, one table per dump.
+func (ds dumpers) SetDeadline(t time.Time) error {
+	for _, d := range ds {
+		if err := d.SetDeadline(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// run runs jobs 0 to n-1 on the sockets, one job at a time on each, in
+// the order of their numbers, and returns the error of the job of the
+// lowest number that failed; after a failure no job starts.
+func (ds dumpers) run(n int, job func(d *dumper, i int) error) error {
+	errs := make([]error, n)
+	var next atomic.Int64
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	for _, d := range ds[:min(len(ds), n)] {
+		wg.Go(func() {
+			for !failed.Load() {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if errs[i] = job(d, i); errs[i] != nil {
+					failed.Store(true)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sameRuleset tells whether every socket's replies were of one ruleset
+// generation (each checks its own): otherwise the ruleset changed between
+// two dumps of the read.
+func (ds dumpers) sameRuleset() bool {
+	first, seen := uint16(0), false
+	for _, d := range ds {
+		if gen, ok := d.Generation(); ok {
+			if seen && gen != first {
+				return false
+			}
+			first, seen = gen, true
+		}
+	}
+	return true
+}
+
+// listTables lists the tables, and returns those that the filter reads,
+// in the kernel's order. Their handles are kept for objectHandle, on every
+// socket.
 //
 // A dump of all rules restarts its walk from the first rule of the first
 // table for each chunk, so it costs the square of all the rules; one dump
 // per table costs the sum of each table's square. With 10,000 rules in each
 // of two tables (native nft and iptables-nft) that halves the kernel's
-// work. One dump per chain would cut it further for many small chains, but
-// costs a round trip per chain, and iptables-nft hosts have thousands.
-func (d *dumper) dumpRulesByTable(fn func(family uint8, attrs []byte) error) error {
+// work, and the two dumps run at once. One dump per chain would cut it
+// further for many small chains, but costs a round trip per chain, and
+// iptables-nft hosts have thousands.
+func (ds dumpers) listTables() ([]tableKey, error) {
 	var tables []tableKey
-	d.tables = make(map[tableKey]uint64)
-	err := d.dump(unix.NFT_MSG_GETTABLE, unix.AF_UNSPEC, nil, func(family uint8, b []byte) error {
+	handles := make(map[tableKey]uint64)
+	err := ds[0].Dump(unix.NFT_MSG_GETTABLE, unix.AF_UNSPEC, nil, func(family uint8, b []byte) error {
 		a := attrs{b: b}
 		t := tableKey{family: family}
 		var handle uint64
@@ -196,29 +168,26 @@ func (d *dumper) dumpRulesByTable(fn func(family uint8, attrs []byte) error) err
 				handle, _ = be64(a.val)
 			}
 		}
-		tables = append(tables, t)
-		d.tables[t] = handle
+		handles[t] = handle
+		if ds[0].filter.Table(FamilyName(nftables.TableFamily(t.family)), t.name) {
+			tables = append(tables, t) // not read: what matters on hosts with huge rulesets
+		}
 		return a.err
 	})
-	if err != nil {
-		return err
+	for _, d := range ds {
+		d.tables = handles
 	}
-	for _, t := range tables {
-		if !d.filter.Table(FamilyName(nftables.TableFamily(t.family)), t.name) {
-			continue // not read: what matters on hosts with huge rulesets
-		}
-		err := d.dump(unix.NFT_MSG_GETRULE, t.family, stringAttr(unix.NFTA_RULE_TABLE, t.name), fn)
-		if errors.Is(err, unix.ENOENT) {
-			return errDumpInterrupted // the table went away since the list
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return tables, err
 }
 
-func nlmsgAlign(n int) int { return (n + unix.NLMSG_ALIGNTO - 1) &^ (unix.NLMSG_ALIGNTO - 1) }
+// dumpRules dumps a table's rules.
+func (d *dumper) dumpRules(t tableKey, fn func(family uint8, attrs []byte) error) error {
+	err := d.Dump(unix.NFT_MSG_GETRULE, t.family, nfdump.StringAttr(unix.NFTA_RULE_TABLE, t.name), fn)
+	if errors.Is(err, unix.ENOENT) {
+		return errDumpInterrupted // the table went away since the list
+	}
+	return err
+}
 
 // attrs walks netlink attributes without copying or allocating.
 type attrs struct {

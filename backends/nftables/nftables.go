@@ -19,6 +19,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
+	"slices"
 	"strconv"
 
 	"github.com/google/nftables"
@@ -49,9 +51,13 @@ type Options struct {
 	DumpBufferSize int
 }
 
-// Backend reads nftables counters. It keeps no socket between reads.
+// Backend reads nftables counters. It keeps no socket between reads;
+// it keeps how many records each table and elements each set had in the
+// last read.
 type Backend struct {
-	opts Options
+	opts       Options
+	tableSizes lastSizes[tableKey]
+	setSizes   lastSizes[setKey]
 }
 
 // New returns a Backend.
@@ -82,66 +88,28 @@ func (b *Backend) read(ctx context.Context, lastTry bool) (backends.Reading, err
 		return reading, err
 	}
 	defer closeNS()
-	d, err := newDumper(nsFd, b.opts.DumpBufferSize)
+	ds, err := openDumpers(nsFd, b.opts.DumpBufferSize, min(runtime.GOMAXPROCS(0), maxDumpers), b.opts.Filter)
 	if err != nil {
 		return reading, explain("opening a netlink socket", err)
 	}
-	defer d.Close()
+	defer ds.Close()
 	if dl, ok := ctx.Deadline(); ok {
-		if err := d.conn.SetDeadline(dl); err != nil {
+		if err := ds.SetDeadline(dl); err != nil {
 			return reading, err
 		}
 	}
 
-	loc := location{filter: b.opts.Filter}
-	overflow := map[setKey]*backends.Counter{}
-	d.filter = b.opts.Filter
-	err = d.dumpRulesByTable(func(family uint8, attrs []byte) error {
-		r, err := parseRule(attrs)
-		if err != nil {
-			return fmt.Errorf("decoding a rule: %w", err)
-		}
-		if !r.hasComment {
-			return nil
-		}
-		where, fam, read := loc.of(family, r.table, r.chain)
-		if !read {
-			return nil
-		}
-		if set, ok := bytes.CutPrefix(r.comment, []byte(overflowCommentStart)); ok && r.hasCounter {
-			k := setKey{family, string(r.table), string(set)}
-			c := overflow[k]
-			if c == nil {
-				c = &backends.Counter{}
-				overflow[k] = c
-			}
-			c.Packets += r.packets
-			c.Bytes += r.bytes
-			return nil
-		}
-		if !r.hasCounter {
-			// A tagged rule without a counter counts nothing: say so, so
-			// that the operator adds "counter".
-			if _, perr := parseTag(r.comment); perr == nil {
-				reading.Invalid = append(reading.Invalid, backends.InvalidComment{
-					Where: where, Comment: string(r.comment), Err: errors.New("the rule has no counter expression"),
-				})
-				return nil
-			}
-		}
-		reading.Add(where, string(r.comment), backends.Record{Family: fam, Packets: r.packets, Bytes: r.bytes,
-			ID: r.id(where), Handle: d.objectHandle(family, r.table, r.handle), MadeAtZero: loc.managed})
-		return nil
-	})
+	overflow, err := b.readRules(ds, &reading)
 	if err != nil {
 		return reading, explain("dumping rules", err)
 	}
 
+	d := ds[0]
 	typ := make([]byte, 8)
 	binary.NativeEndian.PutUint16(typ[0:2], 8)
 	binary.NativeEndian.PutUint16(typ[2:4], unix.NFTA_OBJ_TYPE)
 	binary.BigEndian.PutUint32(typ[4:8], unix.NFT_OBJECT_COUNTER)
-	err = d.dump(unix.NFT_MSG_GETOBJ, unix.AF_UNSPEC, typ, func(family uint8, attrs []byte) error {
+	err = d.Dump(unix.NFT_MSG_GETOBJ, unix.AF_UNSPEC, typ, func(family uint8, attrs []byte) error {
 		o, err := parseCounterObject(attrs)
 		if err != nil {
 			return fmt.Errorf("decoding a named counter: %w", err)
@@ -151,21 +119,132 @@ func (b *Backend) read(ctx context.Context, lastTry bool) (backends.Reading, err
 			return nil
 		}
 		where := fam + " " + string(o.table) + " counter " + string(o.name)
-		reading.Add(where, string(o.comment), backends.Record{Family: fam, Packets: o.packets, Bytes: o.bytes,
-			ID: where, Handle: d.objectHandle(family, o.table, o.handle), MadeAtZero: b.opts.Filter.IsManaged(fam, string(o.table))})
+		reading.Add(where, backends.ParseComment(string(o.comment)), backends.Record{Family: fam, Packets: o.packets, Bytes: o.bytes,
+			ID: backends.ID(where), Handle: d.objectHandle(family, o.table, o.handle), MadeAtZero: b.opts.Filter.IsManaged(fam, string(o.table))})
 		return nil
 	})
 	if err != nil {
 		return reading, explain("dumping named counters", err)
 	}
-	if err := readSets(d, &reading, overflow, lastTry); err != nil {
+	if err := b.readSets(ds, &reading, overflow, lastTry); err != nil {
 		return reading, err
+	}
+	if !ds.sameRuleset() {
+		return reading, errDumpInterrupted
 	}
 	return reading, nil
 }
 
-// id is the rule's Record.ID: where it is and a hash of what it does.
-func (r rule) id(where string) string { return where + " #" + strconv.FormatUint(r.content, 16) }
+// readRules dumps the rules of every table the filter reads, several at
+// once, into the reading in the kernel's order of tables, and returns the
+// counters of the sets' overflow rules.
+func (b *Backend) readRules(ds dumpers, reading *backends.Reading) (map[setKey]*backends.Counter, error) {
+	tables, err := ds.listTables()
+	if err != nil {
+		return nil, err
+	}
+	// Each table's records go into its part of one slice, as large as the
+	// table had in the last read: when none has changed its count, the
+	// parts make the reading's records as they are.
+	parts := make([]backends.Reading, len(tables))
+	want := make([]int, len(tables))
+	for i, t := range tables {
+		want[i] = b.tableSizes.get(t)
+	}
+	all := make([]backends.Record, 0, sum(want))
+	for i, off := 0, 0; i < len(tables); i++ {
+		parts[i].Records = all[off : off : off+want[i]]
+		off += want[i]
+	}
+	overflows := make([]map[setKey]*backends.Counter, len(tables))
+	err = ds.run(len(tables), func(d *dumper, i int) error {
+		overflows[i] = map[setKey]*backends.Counter{}
+		rr := &ruleReader{reading: &parts[i], loc: location{filter: b.opts.Filter}, d: d, overflow: overflows[i]}
+		return d.dumpRules(tables[i], rr.rule)
+	})
+	if err != nil {
+		return nil, err
+	}
+	sizes := make(map[tableKey]int, len(tables))
+	got := make([]int, len(tables))
+	for i, p := range parts {
+		got[i] = len(p.Records)
+		sizes[tables[i]] = got[i]
+	}
+	b.tableSizes.set(sizes)
+	if slices.Equal(got, want) {
+		reading.Records = all[:sum(got)]
+	} else {
+		reading.Records = make([]backends.Record, 0, sum(got))
+		for _, p := range parts {
+			reading.Records = append(reading.Records, p.Records...)
+		}
+	}
+	overflow := map[setKey]*backends.Counter{}
+	for i, p := range parts {
+		reading.Invalid = append(reading.Invalid, p.Invalid...)
+		for k, c := range overflows[i] {
+			overflow[k] = c // a table's sets' overflow rules are in the table
+		}
+	}
+	return overflow, nil
+}
+
+func sum(n []int) int {
+	s := 0
+	for _, v := range n {
+		s += v
+	}
+	return s
+}
+
+// ruleReader turns the messages of a rule dump into a reading's records,
+// invalid comments and overflow counters.
+type ruleReader struct {
+	reading  *backends.Reading
+	loc      location
+	d        *dumper
+	overflow map[setKey]*backends.Counter
+}
+
+func (rr *ruleReader) rule(family uint8, attrs []byte) error {
+	r, err := parseRule(attrs)
+	if err != nil {
+		return fmt.Errorf("decoding a rule: %w", err)
+	}
+	if !r.hasComment {
+		return nil
+	}
+	where, fam, read := rr.loc.of(family, r.table, r.chain)
+	if !read {
+		return nil
+	}
+	if set, ok := bytes.CutPrefix(r.comment, []byte(overflowCommentStart)); ok && r.hasCounter {
+		k := setKey{family, string(r.table), string(set)}
+		c := rr.overflow[k]
+		if c == nil {
+			c = &backends.Counter{}
+			rr.overflow[k] = c
+		}
+		c.Packets += r.packets
+		c.Bytes += r.bytes
+		return nil
+	}
+	// The comment's one copy out of the receive buffer: the tag and the
+	// description are parts of it.
+	c := backends.ParseComment(string(r.comment))
+	if !r.hasCounter && c.Err == nil {
+		// A tagged rule without a counter counts nothing: say so, so
+		// that the operator adds "counter".
+		rr.reading.Invalid = append(rr.reading.Invalid, backends.InvalidComment{
+			Where: where, Comment: c.Text, Err: errors.New("the rule has no counter expression"),
+		})
+		return nil
+	}
+	rr.reading.Add(where, c, backends.Record{Family: fam, Packets: r.packets, Bytes: r.bytes,
+		ID: rr.loc.id(r.content), Handle: rr.d.objectHandle(family, r.table, r.handle), MadeAtZero: rr.loc.managed})
+	return nil
+}
 
 // location names where a rule is, converting the table and chain names to
 // strings, and deciding whether the filter reads the chain, once per chain
@@ -177,6 +256,8 @@ type location struct {
 	where, fam   string
 	read         bool
 	managed      bool // the exporter's own table
+	// idWhere is the hash of "where #", which a rule's ID goes on from.
+	idWhere uint64
 }
 
 func (l *location) of(family uint8, table, chain []byte) (where, fam string, read bool) {
@@ -186,8 +267,16 @@ func (l *location) of(family uint8, table, chain []byte) (where, fam string, rea
 		l.where = l.fam + " " + l.table + " " + l.chain
 		l.read = l.filter.Chain(l.fam, l.table, l.chain)
 		l.managed = l.filter.IsManaged(l.fam, l.table)
+		l.idWhere = backends.ID(l.where + " #")
 	}
 	return l.where, l.fam, l.read
+}
+
+// id is the Record.ID of the rule of content (parseRule's hash) at the
+// location: ID("where #content-in-hex"), the string it hashes never made.
+func (l *location) id(content uint64) uint64 {
+	var hex [16]byte
+	return backends.HashMore(l.idWhere, strconv.AppendUint(hex[:0], content, 16))
 }
 
 // FamilyName is the netfilter family as nft spells it.

@@ -2,8 +2,16 @@ package nftables
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
+	"time"
+
+	nft "github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
 
 	"github.com/ipacct/ipacct_exporter/backends"
 	"github.com/ipacct/ipacct_exporter/internal/netnstest"
@@ -152,15 +160,15 @@ table inet t {
 	if len(r.Records) != len(want) {
 		t.Fatalf("records: got %+v, want %+v", r.Records, want)
 	}
-	ids := map[string]bool{}
+	ids := map[uint64]bool{}
 	for i := range want {
 		got := r.Records[i]
 		// Identities: present, distinct, and with a handle from the kernel.
-		if got.ID == "" || ids[got.ID] || got.Handle == 0 {
-			t.Errorf("record %d: ID %q, handle %d: want a distinct ID and a handle", i, got.ID, got.Handle)
+		if got.ID == 0 || ids[got.ID] || got.Handle == 0 {
+			t.Errorf("record %d: ID %x, handle %d: want a distinct ID and a handle", i, got.ID, got.Handle)
 		}
 		ids[got.ID] = true
-		got.ID, got.Handle = "", 0
+		got.ID, got.Handle = 0, 0
 		if got != want[i] {
 			t.Errorf("record %d: got %+v, want %+v", i, got, want[i])
 		}
@@ -224,5 +232,85 @@ func TestMissingNamespace(t *testing.T) {
 	_, err := New(Options{NetNS: "/run/netns/ipacct-does-not-exist"}).Read(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "network namespace") {
 		t.Errorf("got %v, want a network namespace error", err)
+	}
+}
+
+// TestReadIsOneRuleset: a transaction every few milliseconds changes the
+// tagged rule of two tables together while reads run, which dump the two
+// tables on two sockets at once. Every read that succeeds saw one ruleset:
+// both tables at the same version.
+func TestReadIsOneRuleset(t *testing.T) {
+	netnstest.RequireRoot(t, "nft")
+	ns := netnstest.New(t)
+	// Untagged filler makes each table's dump take a while.
+	var filler strings.Builder
+	for _, table := range []string{"a", "b"} {
+		fmt.Fprintf(&filler, "table inet %s {\n\tchain fill {\n", table)
+		for i := range 2000 {
+			fmt.Fprintf(&filler, "\t\tip saddr 10.1.%d.%d counter\n", i>>8, i&255)
+		}
+		filler.WriteString("\t}\n\tchain c {\n\t\tcounter comment \"=v0_in=\"\n\t}\n}\n")
+	}
+	ns.NFT(filler.String())
+
+	f, err := os.Open(ns.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	conn, err := nft.New(nft.WithNetNSFd(int(f.Fd())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chains []*nft.Chain
+	for _, name := range []string{"a", "b"} {
+		chains = append(chains, &nft.Chain{Name: "c", Table: &nft.Table{Name: name, Family: nft.TableFamilyINet}})
+	}
+	stop := make(chan struct{})
+	done := make(chan int)
+	go func() {
+		n := 1
+		defer func() { done <- n }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for _, c := range chains {
+				conn.FlushChain(c)
+				conn.AddRule(&nft.Rule{Table: c.Table, Chain: c, Exprs: []expr.Any{&expr.Counter{}},
+					UserData: userdata.AppendString(nil, userdata.TypeComment, fmt.Sprintf("=v%d_in=", n))})
+			}
+			if err := conn.Flush(); err != nil {
+				t.Error(err)
+				return
+			}
+			n++
+			time.Sleep(3 * time.Millisecond)
+		}
+	}()
+	b := New(Options{NetNS: ns.Path()})
+	read, interrupted := 0, 0
+	deadline := time.Now().Add(5 * time.Second)
+	for read < 200 && time.Now().Before(deadline) {
+		r, err := b.Read(context.Background())
+		if errors.Is(err, errDumpInterrupted) {
+			interrupted++ // three tries, each while the ruleset changed
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		read++
+		if len(r.Records) != 2 || r.Records[0].Tag != r.Records[1].Tag {
+			t.Fatalf("read %d mixes two rulesets: %+v", read, r.Records)
+		}
+	}
+	close(stop)
+	changes := <-done
+	t.Logf("%d reads, %d interrupted three times, while %d transactions ran", read, interrupted, changes)
+	if read < 10 || changes < 100 {
+		t.Errorf("%d reads while %d transactions ran: too few to show anything", read, changes)
 	}
 }

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync"
 
 	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
 
 	"github.com/ipacct/ipacct_exporter/backends"
+	"github.com/ipacct/ipacct_exporter/internal/nfdump"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
 
@@ -197,7 +199,8 @@ type setKey struct {
 }
 
 // readSets reads every set whose comment carries a tag, with its elements'
-// counters, into r. overflow holds the overflow rules' counters by set.
+// counters, into r, the elements of several sets at once. overflow holds
+// the overflow rules' counters by set.
 //
 // The kernel walks a set's hash table again for each dump chunk, skipping
 // what it sent before. When the table is resized between two chunks (it
@@ -205,7 +208,7 @@ type setKey struct {
 // changes, and the dump repeats some elements and misses others, without
 // the flag that marks an interrupted dump. A repeated address is the sign:
 // the read starts again, and on its last try keeps one copy of each.
-func readSets(d *dumper, r *backends.Reading, overflow map[setKey]*backends.Counter, lastTry bool) error {
+func (b *Backend) readSets(ds dumpers, r *backends.Reading, overflow map[setKey]*backends.Counter, lastTry bool) error {
 	// What is kept of a set past its dump: the parsed set's slices point
 	// into the receive buffer, which the next chunk overwrites.
 	type tagged struct {
@@ -218,7 +221,8 @@ func readSets(d *dumper, r *backends.Reading, overflow map[setKey]*backends.Coun
 		managed        bool
 	}
 	var sets []tagged
-	err := d.dump(unix.NFT_MSG_GETSET, unix.AF_UNSPEC, nil, func(family uint8, attrs []byte) error {
+	d := ds[0]
+	err := d.Dump(unix.NFT_MSG_GETSET, unix.AF_UNSPEC, nil, func(family uint8, attrs []byte) error {
 		s, err := parseSet(attrs)
 		if err != nil {
 			return fmt.Errorf("decoding a set: %w", err)
@@ -226,7 +230,7 @@ func readSets(d *dumper, r *backends.Reading, overflow map[setKey]*backends.Coun
 		if !s.hasComment || s.flags&unix.NFT_SET_ANONYMOUS != 0 || !d.filter.Table(FamilyName(nftables.TableFamily(family)), string(s.table)) {
 			return nil
 		}
-		t, err := parseTag(s.comment)
+		t, err := tag.Parse(string(s.comment))
 		if errors.Is(err, tag.ErrNoTag) {
 			return nil
 		}
@@ -247,66 +251,102 @@ func readSets(d *dumper, r *backends.Reading, overflow map[setKey]*backends.Coun
 		return explain("dumping sets", err)
 	}
 
-	for _, ts := range sets {
-		where := ts.where
-		as := backends.AddressSet{
-			Tag: ts.tag.Name, Direction: ts.tag.Direction, Description: ts.tag.Description,
-			Family: ts.family, Where: where, Handle: ts.handle, MadeAtZero: ts.managed, Capacity: ts.size, Overflow: overflow[ts.key],
-		}
+	type dumped struct {
+		as        backends.AddressSet
+		uncounted int
+		gone      bool // deleted since the set dump
+	}
+	results := make([]dumped, len(sets))
+	err = ds.run(len(sets), func(d *dumper, i int) error {
+		ts, res := sets[i], &results[i]
 		keyLen := int(ts.keyLen)
-		uncounted := 0
-		req := append(stringAttr(unix.NFTA_SET_ELEM_LIST_TABLE, ts.key.table), stringAttr(unix.NFTA_SET_ELEM_LIST_SET, ts.key.name)...)
-		err := d.dump(unix.NFT_MSG_GETSETELEM, ts.key.family, req, func(_ uint8, attrs []byte) error {
+		res.as.Elements = make([]backends.AddressCount, 0, b.setSizes.get(ts.key))
+		req := append(nfdump.StringAttr(unix.NFTA_SET_ELEM_LIST_TABLE, ts.key.table), nfdump.StringAttr(unix.NFTA_SET_ELEM_LIST_SET, ts.key.name)...)
+		err := d.Dump(unix.NFT_MSG_GETSETELEM, ts.key.family, req, func(_ uint8, attrs []byte) error {
 			return parseElements(attrs, func(e element) {
 				switch {
 				case e.skip:
 				case len(e.key) != keyLen:
 				case !e.hasCounter:
-					uncounted++
+					res.uncounted++
 				default:
 					addr, _ := netip.AddrFromSlice(e.key)
-					as.Elements = append(as.Elements, backends.AddressCount{Addr: addr, Packets: e.packets, Bytes: e.bytes})
+					res.as.Elements = append(res.as.Elements, backends.AddressCount{Addr: addr, Packets: e.packets, Bytes: e.bytes})
 				}
 			})
 		})
-		switch {
-		case errors.Is(err, unix.ENOENT):
-			continue // deleted since the set dump
-		case err != nil:
-			return explain("dumping the elements of "+where, err)
+		if errors.Is(err, unix.ENOENT) {
+			res.gone = true
+			return nil
 		}
-		if repeated := dedupe(&as); repeated && !lastTry {
+		if err != nil {
+			return explain("dumping the elements of "+ts.where, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+
+	var seen map[netip.Addr]struct{}
+	sizes := make(map[setKey]int, len(sets))
+	for i, ts := range sets {
+		res := results[i]
+		if res.gone {
+			continue
+		}
+		as := res.as
+		as.Tag, as.Direction, as.Description = ts.tag.Name, ts.tag.Direction, ts.tag.Description
+		as.Family, as.Where, as.Handle, as.Capacity, as.Overflow = ts.family, ts.where, ts.handle, ts.size, overflow[ts.key]
+		as.MadeAtZero = ts.managed
+		if seen == nil {
+			seen = make(map[netip.Addr]struct{}, len(as.Elements))
+		}
+		if repeated := dedupe(&as, seen); repeated && !lastTry {
 			return errDumpInterrupted
 		}
-		if uncounted > 0 {
-			r.Invalid = append(r.Invalid, backends.InvalidComment{Where: where, Comment: ts.comment,
-				Err: fmt.Errorf("%d elements have no counter and are not counted: give the set the counter flag, or add \"counter\" to the statement that adds them", uncounted)})
+		sizes[ts.key] = len(as.Elements)
+		if res.uncounted > 0 {
+			r.Invalid = append(r.Invalid, backends.InvalidComment{Where: ts.where, Comment: ts.comment,
+				Err: fmt.Errorf("%d elements have no counter and are not counted: give the set the counter flag, or add \"counter\" to the statement that adds them", res.uncounted)})
 			if len(as.Elements) == 0 {
 				continue // nothing in it counts: not a per-address set
 			}
 		}
 		r.Sets = append(r.Sets, as)
 	}
+	b.setSizes.set(sizes)
 	return nil
 }
 
-// stringAttr encodes a NUL-terminated string attribute for a request.
-func stringAttr(typ uint16, v string) []byte {
-	l := 4 + len(v) + 1
-	b := make([]byte, (l+unix.NLA_ALIGNTO-1)&^(unix.NLA_ALIGNTO-1))
-	binary.NativeEndian.PutUint16(b[0:2], uint16(l))
-	binary.NativeEndian.PutUint16(b[2:4], typ)
-	copy(b[4:], v)
-	return b
+// lastSizes are how many records each table, or elements each set, had
+// in the last read: a read makes its slices that large at once, instead of
+// growing them by doubling.
+type lastSizes[K comparable] struct {
+	mu sync.Mutex
+	m  map[K]int
+}
+
+func (s *lastSizes[K]) get(k K) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m[k]
+}
+
+func (s *lastSizes[K]) set(m map[K]int) {
+	s.mu.Lock()
+	s.m = m
+	s.mu.Unlock()
 }
 
 // dedupe removes repeated addresses from a set's elements, keeping the
-// first, and reports whether there were any.
-func dedupe(as *backends.AddressSet) bool {
+// first, and reports whether there were any. seen is a map to use, left
+// empty: one serves every set of a read.
+func dedupe(as *backends.AddressSet, seen map[netip.Addr]struct{}) bool {
 	if len(as.Elements) < 2 {
 		return false
 	}
-	seen := make(map[netip.Addr]struct{}, len(as.Elements))
+	defer clear(seen)
 	out := as.Elements[:0]
 	for _, e := range as.Elements {
 		if _, dup := seen[e.Addr]; dup {

@@ -57,6 +57,7 @@ const prometheusAccept = "application/openmetrics-text;version=1.0.0;q=0.5,appli
 
 type config struct {
 	rules, addresses []int
+	tags             []int
 	rounds           int
 	steadyScrapes    int
 	steadyAddresses  int
@@ -69,6 +70,7 @@ type config struct {
 func main() {
 	var (
 		rulesFlag = flag.String("rules", "1k,10k,20k", "tagged rule counts to measure, half native nft and half iptables-nft (k and M suffixes); empty for none")
+		tagsFlag  = flag.String("tags", "100", "distinct tags over the rules of each rule case; several measure each rule count with each")
 		addrsFlag = flag.String("addresses", "10k,100k", "per-address set sizes to measure; empty for none")
 		sizesFlag = flag.String("sizes", "", "both lists at once, e.g. rules=1k,20k/addresses=100k (a kind left out is not measured)")
 		oneM      = flag.Bool("1m", false, "also measure a set of 1,000,000 addresses (loading and each dump take long)")
@@ -89,6 +91,9 @@ func main() {
 	var err error
 	if cfg.rules, err = parseSizes(*rulesFlag); err != nil {
 		fatal("-rules: %v", err)
+	}
+	if cfg.tags, err = parseSizes(*tagsFlag); err != nil || len(cfg.tags) == 0 {
+		fatal("-tags: want at least one count: %v", err)
 	}
 	if cfg.addresses, err = parseSizes(*addrsFlag); err != nil {
 		fatal("-addresses: %v", err)
@@ -146,16 +151,18 @@ func main() {
 	start := time.Now()
 	var results []*caseResult
 	for _, n := range cfg.rules {
-		results = append(results, runCase(cfg, "rules", n))
+		for _, tags := range cfg.tags {
+			results = append(results, runCase(cfg, "rules", n, tags))
+		}
 	}
 	for _, n := range cfg.addresses {
 		// One set, as an operator's own; and the shards the exporter's
 		// rules.yaml makes of an entry that size, where there are several.
 		if slices.Contains(strings.Split(*layouts, ","), "one") {
-			results = append(results, runCase(cfg, "addresses", n))
+			results = append(results, runCase(cfg, "addresses", n, 1))
 		}
 		if bench.SetShards(n) > 1 && slices.Contains(strings.Split(*layouts, ","), "sharded") {
-			results = append(results, runCase(cfg, "sharded", n))
+			results = append(results, runCase(cfg, "sharded", n, 1))
 		}
 	}
 	var dp []dpRow
@@ -247,8 +254,9 @@ func (p *probe) min() time.Duration { return slices.Min(p.samples) }
 
 // caseResult is what one case measured.
 type caseResult struct {
-	kind   string // rules or addresses
+	kind   string // rules, addresses or sharded
 	size   int
+	tags   int // of a rules case
 	probes map[string]*probe
 	tools  []string // names of the tool probes, in table order
 	// peakRSS and rss are the exporter's VmHWM and VmRSS after the
@@ -305,14 +313,22 @@ func toolsFor(kind string) []tool {
 // toolLabels are all tool columns of the table, in order.
 var toolLabels = []string{"nft -j list ruleset", "iptables-nft-save -c", "nft -j list set", "nft -j list table"}
 
-func runCase(cfg config, kind string, n int) *caseResult {
-	r := &caseResult{kind: kind, size: n, probes: map[string]*probe{}}
-	logf("%s=%d: setting up", kind, n)
+func runCase(cfg config, kind string, n, tags int) *caseResult {
+	r := &caseResult{kind: kind, size: n, tags: tags, probes: map[string]*probe{}}
+	logf("%s: setting up", r.name())
 	if err := measureCase(cfg, r); err != nil {
-		logf("%s=%d: %v", kind, n, err)
+		logf("%s: %v", r.name(), err)
 		r.err = err
 	}
 	return r
+}
+
+// name names the case in the log.
+func (r *caseResult) name() string {
+	if r.kind == "rules" {
+		return fmt.Sprintf("rules=%d,tags=%d", r.size, r.tags)
+	}
+	return fmt.Sprintf("%s=%d", r.kind, r.size)
 }
 
 func measureCase(cfg config, r *caseResult) error {
@@ -332,8 +348,8 @@ func measureCase(cfg config, r *caseResult) error {
 	shards := 1
 	switch r.kind {
 	case "rules":
-		err = bench.LoadRules(run, r.size)
-		wants = bench.RuleSeries(r.size)
+		err = bench.LoadRules(run, r.size, r.tags)
+		wants = bench.RuleSeries(r.size, r.tags)
 		tables = append(tables, setRef{unix.NFPROTO_IPV4, "filter", ""})
 	default:
 		if r.kind == "sharded" {
@@ -351,7 +367,7 @@ func measureCase(cfg config, r *caseResult) error {
 		return fmt.Errorf("loading: %w", err)
 	}
 	r.load = time.Since(t0)
-	logf("%s=%d: loaded in %s", r.kind, r.size, r.load.Round(time.Millisecond))
+	logf("%s: loaded in %s", r.name(), r.load.Round(time.Millisecond))
 	if r.kind != "rules" {
 		// The kernel grows a large set's hash table in the background
 		// after the load; a dump during a resize misses and repeats
@@ -480,7 +496,7 @@ func measureCase(cfg config, r *caseResult) error {
 				}
 			}
 		}
-		logf("%s=%d: round %d/%d: scrape %s", r.kind, r.size, round+1, r.rounds, probes[0].samples[len(probes[0].samples)-1].Round(time.Millisecond))
+		logf("%s: round %d/%d: scrape %s", r.name(), round+1, r.rounds, probes[0].samples[len(probes[0].samples)-1].Round(time.Millisecond))
 	}
 	for _, p := range probes {
 		r.probes[p.name] = p
@@ -764,6 +780,7 @@ func environment(cfg config) []string {
 	}
 	env = append(env,
 		fmt.Sprintf("%d measured rounds per case after one warm-up, interleaved; scrapes over HTTP with gzip=%v; exporter --scrape.timeout=%s", cfg.rounds, cfg.gzip, cfg.scrapeTimeout),
+		"what a scrape measures: the exporter's binary listens on 127.0.0.1 in the host's namespace and reads the case's namespace over netlink; the rules there sit in chains that no hook calls and no rule jumps to, so no packet, the scrapes' included, walks them: the scrape pays for reading them, as the tools do, and for nothing else",
 		fmt.Sprintf("load average at the start: %s", loadavg()))
 	return env
 }
