@@ -135,13 +135,18 @@ func testSoftflowd(t *testing.T, version int) {
 	}
 
 	// softflowd has sent everything; wait until the exporter has taken it.
+	// A scrape reads the flows' counts before the datagram counter, so one
+	// datagram can land between the two: the counter has it, the counts
+	// show it one scrape later, where its new addresses are served at 0
+	// first. With the counter the same in three scrapes in a row, the
+	// last is a read after the first that had the last datagram's counts.
 	var fams map[string]*dto.MetricFamily
-	last := -1.0
+	last := []float64{-1, -1}
 	waitFor(t, 10*time.Second, "the exporter to receive the datagrams", func() bool {
 		_, fams = scrapeWith(t, client, e)
 		n, _ := value(fams, "ipacct_flow_datagrams_total", map[string]string{"exporter": "127.0.0.1"})
-		stable := n > 0 && n == last
-		last = n
+		stable := n > 0 && n == last[0] && n == last[1]
+		last = []float64{last[1], n}
 		if !stable {
 			time.Sleep(200 * time.Millisecond)
 		}
