@@ -321,7 +321,7 @@ func (a *addrTracks) apply(failed func(src int) bool) (carriedChanged bool) {
 					a.multi[i].withheld = true
 				}
 			case s.has(slotMulti):
-				alive, changed := a.multi[i].applyRead(failed)
+				alive, changed := a.multi[i].apply(failed)
 				a.changed = a.changed || changed
 				if !alive {
 					a.remove(i)

@@ -111,7 +111,8 @@ func (e *Exporter) aggregate(sources []Source, results []result, now time.Time) 
 		}
 	}
 	changed = e.addrs.apply(failed) || changed
-	changed = applyAll(e.overflows, failed, func(k setGroup) bool { return waitSets(k.netns) }) || changed
+	overflowsChanged, _ := applyAll(e.overflows, failed, func(k setGroup) bool { return waitSets(k.netns) })
+	changed = overflowsChanged || changed
 	if changed {
 		// A counter vanished or was zeroed: what it counted is only in
 		// the state now, which a crash before the next save would lose.
@@ -149,26 +150,35 @@ func trackOf[K comparable](m map[K]*track, k K, born int64) *track {
 	return t
 }
 
+// tracked is a series' state that a read is applied to: *track, and the
+// tag series' *tagTrack, which embeds it.
+type tracked interface {
+	apply(failed func(src int) bool) (alive, carriedChanged bool)
+	hold()
+}
+
 // applyAll ends a read for every series of m, dropping those that are
-// gone, and tells whether what any of them carries changed. Series that
-// wait for a source's first read (loaded from the state file) stay as they
-// are, withheld.
-func applyAll[K comparable](m map[K]*track, failed func(src int) bool, wait func(K) bool) (carriedChanged bool) {
+// gone. It tells whether what any of them carries changed, and whether any
+// was dropped. Series that wait for a source's first read (loaded from the
+// state file) stay as they are, withheld.
+func applyAll[K comparable, T tracked](m map[K]T, failed func(src int) bool, wait func(K) bool) (carriedChanged, dropped bool) {
 	for k, t := range m {
 		if wait(k) {
-			t.withheld = true
+			t.hold()
 			continue
 		}
-		alive, changed := t.applyRead(failed)
+		alive, changed := t.apply(failed)
 		carriedChanged = carriedChanged || changed
 		if !alive {
 			delete(m, k)
+			dropped = true
 		}
 	}
-	return carriedChanged
+	return carriedChanged, dropped
 }
 
-func (k setGroup) namespace() string { return k.netns }
+func (k setGroup) namespace() string  { return k.netns }
+func (k seriesKey) namespace() string { return k.netns }
 
 // sourceID numbers a source for the parts it feeds.
 func (e *Exporter) sourceID(sk sourceKey) int {
@@ -204,20 +214,21 @@ func (e *Exporter) forget(listed map[sourceKey]bool, listedNS map[string]bool) {
 			delete(e.complete, ns)
 		}
 	}
-	for k := range e.tags {
-		if !listedNS[k.netns] {
-			delete(e.tags, k)
-			e.tagOrder = nil
-		}
+	if dropNS(e.tags, listedNS, seriesKey.namespace) {
+		e.tagOrder = nil
 	}
 	e.addrs.forget(listedNS)
 	dropNS(e.overflows, listedNS, setGroup.namespace)
 }
 
-func dropNS[K comparable](m map[K]*track, listed map[string]bool, netns func(K) string) {
+// dropNS drops the series of namespaces not listed, and tells whether it
+// dropped any.
+func dropNS[K comparable, T any](m map[K]T, listed map[string]bool, netns func(K) string) (dropped bool) {
 	for k := range m {
 		if !listed[netns(k)] {
 			delete(m, k)
+			dropped = true
 		}
 	}
+	return dropped
 }

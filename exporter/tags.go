@@ -94,17 +94,9 @@ func (e *Exporter) tagStateOf(tk tagKey) *tagState {
 // applyTags ends a read for the tag series and forgets the tags it did not
 // see.
 func (e *Exporter) applyTags(failed func(src int) bool, wait func(seriesKey) bool) (carriedChanged bool) {
-	for k, t := range e.tags {
-		if wait(k) {
-			t.withheld = true
-			continue
-		}
-		alive, changed := t.applyRead(failed)
-		carriedChanged = carriedChanged || changed
-		if !alive {
-			delete(e.tags, k)
-			e.tagOrder = nil
-		}
+	carriedChanged, dropped := applyAll(e.tags, failed, wait)
+	if dropped {
+		e.tagOrder = nil
 	}
 	for tk, d := range e.tagStates {
 		if d.read != e.reads {

@@ -156,15 +156,10 @@ func judge(last, cur backends.Counter, lastHandle, curHandle uint64, madeAtZero 
 }
 
 // apply ends a read for the series: failed tells the sources that failed
-// in it. It returns false when the series is gone: no part is left.
-func (t *track) apply(failed func(src int) bool) bool {
-	alive, _ := t.applyRead(failed)
-	return alive
-}
-
-// applyRead is apply that also tells whether what the series carries
-// changed, which the state file must then keep soon.
-func (t *track) applyRead(failed func(src int) bool) (alive, carriedChanged bool) {
+// in it. alive is false when the series is gone: no part is left.
+// carriedChanged tells whether what the series carries changed, which the
+// state file must then keep soon.
+func (t *track) apply(failed func(src int) bool) (alive, carriedChanged bool) {
 	before := t.carried
 	for _, p := range t.parts {
 		if p.handle != newPart && failed(p.src) {
@@ -199,6 +194,10 @@ func (t *track) applyRead(failed func(src int) bool) (alive, carriedChanged bool
 	t.observed = false
 	return len(t.parts) > 0, t.carried != before
 }
+
+// hold withholds the series without applying the read: it waits for a
+// source's first read.
+func (t *track) hold() { t.withheld = true }
 
 // reset forgets a read's observations.
 func (t *track) reset() {
