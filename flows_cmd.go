@@ -11,7 +11,7 @@ import (
 
 	"github.com/ipacct/ipacct_exporter/config"
 	"github.com/ipacct/ipacct_exporter/exporter"
-	"github.com/ipacct/ipacct_exporter/flows"
+	"github.com/ipacct/ipacct_exporter/flow"
 	"github.com/ipacct/ipacct_exporter/managed"
 )
 
@@ -19,7 +19,7 @@ import (
 // unless --collector.netflow.listen-address names a UDP address.
 type netflowCmd struct {
 	listen    *string
-	collector *flows.Collector
+	collector *flow.Collector
 	conn      *net.UDPConn
 }
 
@@ -40,7 +40,7 @@ func (n *netflowCmd) prepare(logger *slog.Logger, configFile string) int {
 		fmt.Fprintln(os.Stderr, "--collector.netflow.listen-address needs --config.file: flows count only for the accounting and addresses entries with source: flows")
 		return 2
 	}
-	n.collector = flows.New(logger.With("collector", "netflow"))
+	n.collector = flow.New(logger.With("collector", "netflow"))
 	return 0
 }
 
@@ -65,7 +65,7 @@ func (n *netflowCmd) start(logger *slog.Logger) int {
 	if n.collector == nil {
 		return 0
 	}
-	conn, err := flows.Listen(*n.listen)
+	conn, err := flow.Listen(*n.listen)
 	if err != nil {
 		logger.Error("netflow collector: cannot listen", "address", *n.listen, "err", err)
 		return 1
@@ -80,11 +80,11 @@ func (n *netflowCmd) start(logger *slog.Logger) int {
 	return 0
 }
 
-func (n *netflowCmd) sources() []exporter.Source {
+func (n *netflowCmd) sources() []exporter.Collector {
 	if n.collector == nil {
 		return nil
 	}
-	return []exporter.Source{{Name: "netflow", Backend: n.collector}}
+	return []exporter.Collector{{Name: "netflow", Collector: n.collector}}
 }
 
 func (n *netflowCmd) register(r *prometheus.Registry) {

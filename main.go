@@ -24,7 +24,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
-	"github.com/ipacct/ipacct_exporter/backends"
+	"github.com/ipacct/ipacct_exporter/collector"
 	"github.com/ipacct/ipacct_exporter/config"
 	"github.com/ipacct/ipacct_exporter/exporter"
 	"github.com/ipacct/ipacct_exporter/internal/buildinfo"
@@ -103,7 +103,7 @@ func run(args []string) int {
 		return code
 	}
 	defer netflow.close()
-	filter := backends.Filter{Tables: *tables, Chains: *chains}
+	filter := collector.Filter{Tables: *tables, Chains: *chains}
 	if err := filter.Check(); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: --collector.table or --collector.chain: %v\n", name, err)
 		return 2

@@ -8,41 +8,41 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ipacct/ipacct_exporter/backends"
-	"github.com/ipacct/ipacct_exporter/backends/iptables"
-	"github.com/ipacct/ipacct_exporter/backends/nftables"
+	"github.com/ipacct/ipacct_exporter/collector"
+	"github.com/ipacct/ipacct_exporter/collector/iptables"
+	"github.com/ipacct/ipacct_exporter/collector/nft"
 	"github.com/ipacct/ipacct_exporter/exporter"
 	"github.com/ipacct/ipacct_exporter/internal/netns"
 )
 
-// collectorSet says which backends read each namespace.
+// collectorSet says which collectors read each namespace.
 type collectorSet struct {
 	nftables, iptables bool
 	lockTimeout        time.Duration
-	filter             backends.Filter
+	filter             collector.Filter
 	// allowUserNamespaces reads namespaces that a user namespace other
 	// than the exporter's owns, which any local user can make (see
 	// netns.CheckOwner); without it the exporter refuses them.
 	allowUserNamespaces bool
 }
 
-// sources returns the enabled collectors' backends for the namespace at
+// sources returns the enabled collectors' collectors for the namespace at
 // path ("" for the exporter's own).
-func (c collectorSet) sources(ns netns.Namespace) []exporter.Source {
-	var list []exporter.Source
+func (c collectorSet) sources(ns netns.Namespace) []exporter.Collector {
+	var list []exporter.Collector
 	if c.nftables {
-		list = append(list, exporter.Source{Name: "nftables", NetNS: ns.Name, Backend: nftables.New(nftables.Options{NetNS: ns.Path, Filter: c.filter})})
+		list = append(list, exporter.Collector{Name: "nftables", NetNS: ns.Name, Collector: nft.New(nft.Options{NetNS: ns.Path, Filter: c.filter})})
 	}
 	if c.iptables {
-		list = append(list, exporter.Source{Name: "iptables", NetNS: ns.Name, Backend: iptables.New(iptables.Options{NetNS: ns.Path, LockTimeout: c.lockTimeout, Filter: c.filter}),
+		list = append(list, exporter.Collector{Name: "iptables", NetNS: ns.Name, Collector: iptables.New(iptables.Options{NetNS: ns.Path, LockTimeout: c.lockTimeout, Filter: c.filter}),
 			Feeds: exporter.Feeds{TagFamilies: []string{"ip", "ip6"}, NoSets: true}})
 	}
 	for i := range list {
 		if ns.Path != "" && !c.allowUserNamespaces {
-			list[i].Backend = ownerChecked{list[i].Backend, ns.Path}
+			list[i].Collector = ownerChecked{list[i].Collector, ns.Path}
 		}
 		if ns.Globbed {
-			list[i].Backend = vanishing{list[i].Backend, ns.Path}
+			list[i].Collector = vanishing{list[i].Collector, ns.Path}
 		}
 	}
 	return list
@@ -56,21 +56,21 @@ type namespaceSources struct {
 	logger     *slog.Logger
 
 	mu sync.Mutex
-	// byPath keeps a namespace's backends from scrape to scrape (the
+	// byPath keeps a namespace's collectors from scrape to scrape (the
 	// iptables one keeps its tool handles); a namespace no longer listed is
 	// dropped, so that churn does not grow it.
-	byPath map[string][]exporter.Source
+	byPath map[string][]exporter.Collector
 	// skipped are the namespaces found by a glob and left out because
 	// another user namespace owns them, logged when first found.
 	skipped map[string]bool
 }
 
-func (n *namespaceSources) list() []exporter.Source {
+func (n *namespaceSources) list() []exporter.Collector {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	current := make(map[string][]exporter.Source)
+	current := make(map[string][]exporter.Collector)
 	skipped := make(map[string]bool)
-	var list []exporter.Source
+	var list []exporter.Collector
 	for _, ns := range n.patterns.Resolve() {
 		if ns.Globbed && !n.collectors.allowUserNamespaces {
 			if err := netns.CheckOwner(ns.Path); errors.Is(err, netns.ErrOtherUserNamespace) {
@@ -96,29 +96,29 @@ func (n *namespaceSources) list() []exporter.Source {
 // owns it: a path such as /proc/PID/ns/net names another namespace once the
 // process is gone and its PID reused.
 type ownerChecked struct {
-	backends.Backend
+	collector.Collector
 	path string
 }
 
-func (o ownerChecked) Read(ctx context.Context) (backends.Reading, error) {
+func (o ownerChecked) Read(ctx context.Context) (collector.Reading, error) {
 	if err := netns.CheckOwner(o.path); err != nil {
 		if errors.Is(err, netns.ErrOtherUserNamespace) {
 			err = fmt.Errorf("%w; not read, since any local user can make such a namespace (--netns.allow-user-namespaces reads it)", err)
 		}
-		return backends.Reading{}, err
+		return collector.Reading{}, err
 	}
-	return o.Backend.Read(ctx)
+	return o.Collector.Read(ctx)
 }
 
 // vanishing reads a namespace that a glob found: if it is gone by the time
 // of the read, the exporter leaves it out instead of reporting a failure.
 type vanishing struct {
-	backends.Backend
+	collector.Collector
 	path string
 }
 
-func (v vanishing) Read(ctx context.Context) (backends.Reading, error) {
-	r, err := v.Backend.Read(ctx)
+func (v vanishing) Read(ctx context.Context) (collector.Reading, error) {
+	r, err := v.Collector.Read(ctx)
 	if err != nil && netns.Gone(v.path) {
 		return r, fmt.Errorf("%w: %v", exporter.ErrSourceGone, err)
 	}

@@ -5,14 +5,14 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/ipacct/ipacct_exporter/backends"
+	"github.com/ipacct/ipacct_exporter/collector"
 	"github.com/ipacct/ipacct_exporter/exporter"
 )
 
 type failingBackend struct{}
 
-func (failingBackend) Read(context.Context) (backends.Reading, error) {
-	return backends.Reading{}, errors.New("network namespace: no such file or directory")
+func (failingBackend) Read(context.Context) (collector.Reading, error) {
+	return collector.Reading{}, errors.New("network namespace: no such file or directory")
 }
 
 // TestVanishingNamespace: a read that fails because the namespace a glob

@@ -6,7 +6,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/ipacct/ipacct_exporter/backends/nftables"
+	"github.com/ipacct/ipacct_exporter/collector/nft"
 	"github.com/ipacct/ipacct_exporter/internal/netnstest"
 )
 
@@ -19,7 +19,7 @@ func loadSet(b *testing.B, ns *netnstest.NS, n int) {
 }
 
 // BenchmarkAddresses reads a per-address set of 10k, 100k and 1M addresses:
-// the exporter's scrape over HTTP, its backend read alone with the dump
+// the exporter's scrape over HTTP, its collector read alone with the dump
 // buffer small and large, and `nft -j list set` on the same set.
 func BenchmarkAddresses(b *testing.B) {
 	netnstest.RequireRoot(b, "nft")
@@ -33,9 +33,9 @@ func BenchmarkAddresses(b *testing.B) {
 		b.Run(fmt.Sprintf("addresses=%d/exporter-http", n), func(b *testing.B) {
 			scrapeOverHTTP(b, ns, SetSeries(n))
 		})
-		for _, size := range []int{4096, nftables.DefaultDumpBufferSize} {
-			b.Run(fmt.Sprintf("addresses=%d/backend-read-buffer=%d", n, size), func(b *testing.B) {
-				be := nftables.New(nftables.Options{NetNS: ns.Path(), DumpBufferSize: size})
+		for _, size := range []int{4096, nft.DefaultDumpBufferSize} {
+			b.Run(fmt.Sprintf("addresses=%d/collector-read-buffer=%d", n, size), func(b *testing.B) {
+				be := nft.New(nft.Options{NetNS: ns.Path(), DumpBufferSize: size})
 				b.ReportAllocs()
 				for b.Loop() {
 					r, err := be.Read(context.Background())

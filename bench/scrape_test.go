@@ -13,7 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ipacct/ipacct_exporter/backends/nftables"
+	"github.com/ipacct/ipacct_exporter/collector/nft"
 	"github.com/ipacct/ipacct_exporter/exporter"
 	"github.com/ipacct/ipacct_exporter/internal/netns"
 	"github.com/ipacct/ipacct_exporter/internal/netnstest"
@@ -32,7 +32,7 @@ func loadRules(b *testing.B, ns *netnstest.NS, n int) {
 // answer.
 func scrapeOverHTTP(b *testing.B, ns *netnstest.NS, want ...string) {
 	e := exporter.New(slog.New(slog.DiscardHandler), 0,
-		exporter.Source{Name: "nftables", Backend: nftables.New(nftables.Options{NetNS: ns.Path()})})
+		exporter.Collector{Name: "nftables", Collector: nft.New(nft.Options{NetNS: ns.Path()})})
 	srv := httptest.NewServer(exporter.Handler(e, prometheus.NewRegistry(), slog.New(slog.DiscardHandler)))
 	defer srv.Close()
 	b.ReportAllocs()
@@ -71,9 +71,9 @@ func BenchmarkScrape(b *testing.B) {
 		b.Run(fmt.Sprintf("rules=%d/exporter-http", n), func(b *testing.B) {
 			scrapeOverHTTP(b, ns, RuleSeries(n, Tags)...)
 		})
-		for _, size := range []int{4096, nftables.DefaultDumpBufferSize} {
-			b.Run(fmt.Sprintf("rules=%d/backend-read-buffer=%d", n, size), func(b *testing.B) {
-				be := nftables.New(nftables.Options{NetNS: ns.Path(), DumpBufferSize: size})
+		for _, size := range []int{4096, nft.DefaultDumpBufferSize} {
+			b.Run(fmt.Sprintf("rules=%d/collector-read-buffer=%d", n, size), func(b *testing.B) {
+				be := nft.New(nft.Options{NetNS: ns.Path(), DumpBufferSize: size})
 				b.ReportAllocs()
 				for b.Loop() {
 					r, err := be.Read(context.Background())

@@ -118,10 +118,10 @@ func TestInvalid(t *testing.T) {
 		"interface-too-long":           `3: accounting[0].interface: "enp0s31f6-uplink0" is 17 characters long, at most 15 are allowed`,
 		"ipv4-mapped":                  "3: accounting[0].local[0]: ::ffff:192.0.2.1 is IPv4-mapped; write 192.0.2.1",
 		"mapping-for-list":             "2: accounting: expected a list, got a mapping",
-		"match": "3: accounting[0].match: column 10: \"establishd\" is not a ct state; expected one of new, established, related, invalid, untracked (match takes a subset of nft: https://pkg.go.dev/github.com/ipacct/ipacct_exporter/managed/nftmatch)\n" +
+		"match": "3: accounting[0].match: column 10: \"establishd\" is not a ct state; expected one of new, established, related, invalid, untracked (match takes a subset of nft: https://pkg.go.dev/github.com/ipacct/ipacct_exporter/nftmatch)\n" +
 			"6: accounting[1].match: matches IPv4 packets only, but family is both\n" +
 			"9: accounting[2].match: matches IPv6 packets only, but the addresses are IPv4\n" +
-			"11: accounting[3].match: column 11: \"meta mark set\" is a statement; a match only selects packets (match takes a subset of nft: https://pkg.go.dev/github.com/ipacct/ipacct_exporter/managed/nftmatch)",
+			"11: accounting[3].match: column 11: \"meta mark set\" is a statement; a match only selects packets (match takes a subset of nft: https://pkg.go.dev/github.com/ipacct/ipacct_exporter/nftmatch)",
 		"merge-key":              `4: accounting[1]."<<": merge keys are not supported; write the keys out`,
 		"not-a-mapping":          "1: expected a mapping with the key accounting, got a list",
 		"overlap":                "6: accounting[0].remote[2]: 10.1.0.0/16 overlaps 10.0.0.0/8 at remote[0]",
@@ -567,7 +567,7 @@ func TestRevalidate(t *testing.T) {
 	errs := &errList{path: f.Path}
 	validate(f, nil, errs)
 	want := "test.yaml:2: accounting[0].local[1]: 192.0.2.1 overlaps 192.0.2.0/24 at local[0]\n" +
-		"test.yaml:2: accounting[0].match: column 14: \"accept\" is a verdict; a match only selects packets (match takes a subset of nft: https://pkg.go.dev/github.com/ipacct/ipacct_exporter/managed/nftmatch)"
+		"test.yaml:2: accounting[0].match: column 14: \"accept\" is a verdict; a match only selects packets (match takes a subset of nft: https://pkg.go.dev/github.com/ipacct/ipacct_exporter/nftmatch)"
 	if err := errs.err(); err == nil || err.Error() != want {
 		t.Errorf("got %v\nwant %s", err, want)
 	}

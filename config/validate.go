@@ -10,7 +10,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/ipacct/ipacct_exporter/managed/nftmatch"
+	"github.com/ipacct/ipacct_exporter/nftmatch"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
 

@@ -7,14 +7,14 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/ipacct/ipacct_exporter/backends"
+	"github.com/ipacct/ipacct_exporter/collector"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
 
 // namespaceSets are the sets read in one network namespace.
 type namespaceSets struct {
 	netns string
-	sets  []backends.AddressSet
+	sets  []collector.AddressSet
 }
 
 // setGroup is the sets that feed one tag, family and direction in one
@@ -99,8 +99,8 @@ func (e *Exporter) addressFamilies() []family {
 		return nil
 	}
 	return []family{
-		addrFamily{ipBytesName, ipBytesHelp, func(v backends.Counter) uint64 { return v.Bytes }, as},
-		addrFamily{ipPacketsName, ipPacketsHelp, func(v backends.Counter) uint64 { return v.Packets }, as},
+		addrFamily{ipBytesName, ipBytesHelp, func(v collector.Counter) uint64 { return v.Bytes }, as},
+		addrFamily{ipPacketsName, ipPacketsHelp, func(v collector.Counter) uint64 { return v.Packets }, as},
 	}
 }
 
@@ -120,7 +120,7 @@ type addrValue struct {
 	addr    uint32
 	group   uint32
 	created int64
-	v       backends.Counter
+	v       collector.Counter
 }
 
 func (s *addrSeries) ip(av *addrValue) netip.Addr {
@@ -135,7 +135,7 @@ func (s *addrSeries) ip(av *addrValue) netip.Addr {
 // addrFamily is ipacct_ip_bytes_total or ipacct_ip_packets_total.
 type addrFamily struct {
 	name_, help string
-	value       func(backends.Counter) uint64
+	value       func(collector.Counter) uint64
 	series      *addrSeries
 }
 

@@ -13,28 +13,28 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/expfmt"
 
-	"github.com/ipacct/ipacct_exporter/backends"
+	"github.com/ipacct/ipacct_exporter/collector"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
 
-func addr(s string, p, b uint64) backends.AddressCount {
-	return backends.AddressCount{Addr: netip.MustParseAddr(s), Packets: p, Bytes: b}
+func addr(s string, p, b uint64) collector.AddressCount {
+	return collector.AddressCount{Addr: netip.MustParseAddr(s), Packets: p, Bytes: b}
 }
 
 func TestAddressSets(t *testing.T) {
-	nft := &fakeBackend{reading: backends.Reading{Sets: []backends.AddressSet{
+	nft := &fakeBackend{reading: collector.Reading{Sets: []collector.AddressSet{
 		{Tag: "rent31", Direction: tag.Out, Family: "ipv4", Description: "Tenant 31", Capacity: 2,
-			Elements: []backends.AddressCount{addr("192.0.2.1", 1, 100), addr("192.0.2.2", 2, 200)},
-			Overflow: &backends.Counter{Packets: 3, Bytes: 300}},
-		{Tag: "rent31", Direction: tag.Out, Family: "ipv6", Elements: []backends.AddressCount{addr("2001:db8::1", 4, 400)}},
+			Elements: []collector.AddressCount{addr("192.0.2.1", 1, 100), addr("192.0.2.2", 2, 200)},
+			Overflow: &collector.Counter{Packets: 3, Bytes: 300}},
+		{Tag: "rent31", Direction: tag.Out, Family: "ipv6", Elements: []collector.AddressCount{addr("2001:db8::1", 4, 400)}},
 		// Two sets of one tag, family and direction (two tables, say): the
 		// addresses they share are summed, the gauges too.
-		{Tag: "srv", Direction: tag.In, Family: "ipv4", Capacity: 10, Elements: []backends.AddressCount{addr("198.51.100.1", 5, 500)}},
+		{Tag: "srv", Direction: tag.In, Family: "ipv4", Capacity: 10, Elements: []collector.AddressCount{addr("198.51.100.1", 5, 500)}},
 		{Tag: "srv", Direction: tag.In, Family: "ipv4", Description: "Servers", Capacity: 10,
-			Elements: []backends.AddressCount{addr("198.51.100.1", 1, 10), addr("198.51.100.2", 6, 600)}},
+			Elements: []collector.AddressCount{addr("198.51.100.1", 1, 10), addr("198.51.100.2", 6, 600)}},
 		{Tag: "empty", Direction: tag.In, Family: "ipv6"},
 	}}}
-	e := New(slog.New(slog.DiscardHandler), 0, Source{Name: "nftables", Backend: nft})
+	e := New(slog.New(slog.DiscardHandler), 0, Collector{Name: "nftables", Collector: nft})
 	want := `
 # HELP ipacct_ip_addresses Addresses now in the tag's sets.
 # TYPE ipacct_ip_addresses gauge
@@ -97,24 +97,24 @@ func TestAddressChurn(t *testing.T) {
 		dir tag.Direction
 	}{{"a", tag.In}, {"a", tag.Out}, {"b", tag.Out}}
 	b := &fakeBackend{}
-	e := NewForNamespaces(slog.New(slog.DiscardHandler), 0, func() []Source {
-		return []Source{{Name: "nftables", NetNS: "n1", Backend: b}}
+	e := NewForNamespaces(slog.New(slog.DiscardHandler), 0, func() []Collector {
+		return []Collector{{Name: "nftables", NetNS: "n1", Collector: b}}
 	})
 	present := map[string]bool{} // group/address served before
 	var held *answer
 	var heldText []byte
 	written := make(chan []byte, 3)
 	for step := uint64(1); step <= 40; step++ {
-		var r backends.Reading
+		var r collector.Reading
 		want := map[string]float64{}
 		for gi, g := range groups {
-			s := backends.AddressSet{Tag: g.tag, Direction: g.dir, Family: "ipv4", Where: fmt.Sprint("inet t set ", gi), Handle: uint64(gi + 1)}
+			s := collector.AddressSet{Tag: g.tag, Direction: g.dir, Family: "ipv4", Where: fmt.Sprint("inet t set ", gi), Handle: uint64(gi + 1)}
 			for ai, a := range pool {
 				if rnd.IntN(3) == 0 {
 					continue // not in the set in this read
 				}
 				v := step*1000 + uint64(ai)
-				s.Elements = append(s.Elements, backends.AddressCount{Addr: a, Packets: v, Bytes: v})
+				s.Elements = append(s.Elements, collector.AddressCount{Addr: a, Packets: v, Bytes: v})
 				k := fmt.Sprint(g.tag, "/", g.dir, "/", a)
 				want[k] = float64(v)
 				if !present[k] && step > 1 {
@@ -205,18 +205,18 @@ func writeAnswer(t *testing.T, a *answer) []byte {
 // addresses come in the same read, in the slots the first one's freed:
 // the series of the one go, those of the other come, once each.
 func TestAddressesOfAGoneNamespace(t *testing.T) {
-	set := func(first int) backends.Reading {
-		s := backends.AddressSet{Tag: "t", Direction: tag.Out, Family: "ipv4", Where: "inet t set s", Handle: 1}
+	set := func(first int) collector.Reading {
+		s := collector.AddressSet{Tag: "t", Direction: tag.Out, Family: "ipv4", Where: "inet t set s", Handle: 1}
 		for i := first; i < first+100; i++ {
 			s.Elements = append(s.Elements, addr(fmt.Sprintf("192.0.2.%d", i), 1, 10))
 		}
-		return backends.Reading{Sets: []backends.AddressSet{s}}
+		return collector.Reading{Sets: []collector.AddressSet{s}}
 	}
-	a := Source{Name: "nftables", NetNS: "a", Backend: &fakeBackend{reading: set(0)}}
-	b := Source{Name: "nftables", NetNS: "b", Backend: &fakeBackend{reading: set(100)}}
-	listed := []Source{a}
-	e := NewForNamespaces(slog.New(slog.DiscardHandler), 0, func() []Source { return listed })
-	for step, l := range [][]Source{{a}, {b}, {b}} {
+	a := Collector{Name: "nftables", NetNS: "a", Collector: &fakeBackend{reading: set(0)}}
+	b := Collector{Name: "nftables", NetNS: "b", Collector: &fakeBackend{reading: set(100)}}
+	listed := []Collector{a}
+	e := NewForNamespaces(slog.New(slog.DiscardHandler), 0, func() []Collector { return listed })
+	for step, l := range [][]Collector{{a}, {b}, {b}} {
 		listed = l
 		fams, err := e.Gather()
 		if err != nil {

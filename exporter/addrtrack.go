@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/ipacct/ipacct_exporter/backends"
+	"github.com/ipacct/ipacct_exporter/collector"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
 
@@ -47,7 +47,7 @@ type addrGroup struct {
 // addrSlot is one per-address series. addr, group and created do not
 // change while the slot lives.
 type addrSlot struct {
-	last    backends.Counter
+	last    collector.Counter
 	created int64
 	addr    [16]byte // an IPv4 address in the first 4
 	group   uint32   // the group's index, and slotIs4
@@ -115,14 +115,14 @@ type addrTracks struct {
 	sets    map[partID]uint32 // the numbers of sets, into setList
 	setList []addrSet
 	multi   map[uint32]*track
-	carried map[uint32]backends.Counter
+	carried map[uint32]collector.Counter
 	// changed tells that what a series carries changed in this read.
 	changed bool
 }
 
 func newAddrTracks() addrTracks {
 	return addrTracks{groupIdx: make(map[addrGroupKey]*addrGroup), sets: make(map[partID]uint32),
-		multi: make(map[uint32]*track), carried: make(map[uint32]backends.Counter)}
+		multi: make(map[uint32]*track), carried: make(map[uint32]collector.Counter)}
 }
 
 // group returns a group's state, making it when it is new.
@@ -230,7 +230,7 @@ func (a *addrTracks) remove(i uint32) {
 // observe applies one element's value read now: at once when it is the
 // series' one part, through a full track otherwise. madeAtZero is the
 // set's (AddressSet.MadeAtZero).
-func (a *addrTracks) observe(g *addrGroup, addr netip.Addr, born int64, set uint32, madeAtZero bool, v backends.Counter) {
+func (a *addrTracks) observe(g *addrGroup, addr netip.Addr, born int64, set uint32, madeAtZero bool, v collector.Counter) {
 	i, ok := a.slot(g, addr)
 	if !ok {
 		state := set | slotSeen
@@ -245,7 +245,7 @@ func (a *addrTracks) observe(g *addrGroup, addr netip.Addr, born int64, set uint
 	p := a.setList[set]
 	if !s.has(slotMulti) && s.set() == set && !s.has(slotSeen) {
 		s.state = s.state&^slotWithheld | slotSeen
-		if c := judge(s.last, v, p.prev, p.cur, madeAtZero); c != (backends.Counter{}) {
+		if c := judge(s.last, v, p.prev, p.cur, madeAtZero); c != (collector.Counter{}) {
 			a.carried[i] = add(a.carried[i], c)
 			s.state |= slotCarried
 			a.changed = true
@@ -290,7 +290,7 @@ func (a *addrTracks) load(g *addrGroup, addr netip.Addr, t *track) {
 	}
 	i, s := a.add(g, addr, t.created, set|slotShown)
 	s.last = p.last
-	if t.carried != (backends.Counter{}) {
+	if t.carried != (collector.Counter{}) {
 		a.carried[i] = t.carried
 		s.state |= slotCarried
 	}
@@ -347,16 +347,16 @@ func (a *addrTracks) apply(failed func(src int) bool) (carriedChanged bool) {
 
 // serve returns the value a scrape serves, and false when it is withheld.
 // A series that appeared while the exporter ran is served at 0 first.
-func (a *addrTracks) serve(i uint32, s *addrSlot) (backends.Counter, bool) {
+func (a *addrTracks) serve(i uint32, s *addrSlot) (collector.Counter, bool) {
 	if s.has(slotMulti) {
 		return a.multi[i].serve()
 	}
 	if s.has(slotWithheld) {
-		return backends.Counter{}, false
+		return collector.Counter{}, false
 	}
 	if !s.has(slotShown) {
 		s.state |= slotShown
-		return backends.Counter{}, true
+		return collector.Counter{}, true
 	}
 	v := s.last
 	if s.has(slotCarried) {

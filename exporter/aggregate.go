@@ -4,12 +4,12 @@ import (
 	"errors"
 	"time"
 
-	"github.com/ipacct/ipacct_exporter/backends"
+	"github.com/ipacct/ipacct_exporter/collector"
 )
 
 // aggregate applies one read of every source to the tracked series, and
 // returns the sets read, for their gauges. Called with e.mu held.
-func (e *Exporter) aggregate(sources []Source, results []result, now time.Time) []namespaceSets {
+func (e *Exporter) aggregate(sources []Collector, results []result, now time.Time) []namespaceSets {
 	e.dirty = true
 	e.reads++
 	ok := make(map[int]bool, len(sources))
@@ -92,13 +92,13 @@ func (e *Exporter) aggregate(sources []Source, results []result, now time.Time) 
 			d.shown = e.reads
 			if set.Overflow != nil {
 				g := setGroup{s.NetNS, set.Tag, set.Family, set.Direction}
-				trackOf(e.overflows, g, born).observe(backends.ID(set.Where), 0, set.MadeAtZero, src, *set.Overflow)
+				trackOf(e.overflows, g, born).observe(collector.ID(set.Where), 0, set.MadeAtZero, src, *set.Overflow)
 			}
-			idx := e.addrs.setIndex(backends.ID(set.Where), src)
+			idx := e.addrs.setIndex(collector.ID(set.Where), src)
 			e.addrs.readSet(idx, set.Handle)
 			g := e.addrs.group(addrGroupKey{s.NetNS, set.Tag, set.Direction}, e.withNS)
 			for _, el := range set.Elements {
-				e.addrs.observe(g, el.Addr, born, idx, set.MadeAtZero, backends.Counter{Packets: el.Packets, Bytes: el.Bytes})
+				e.addrs.observe(g, el.Addr, born, idx, set.MadeAtZero, collector.Counter{Packets: el.Packets, Bytes: el.Bytes})
 			}
 		}
 	}

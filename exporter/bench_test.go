@@ -19,7 +19,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"golang.org/x/sys/unix"
 
-	"github.com/ipacct/ipacct_exporter/backends"
+	"github.com/ipacct/ipacct_exporter/collector"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
 
@@ -30,27 +30,27 @@ import (
 //
 //	go test -run='^$' -bench=. -benchmem ./exporter/
 //
-// Gather is the read of the fake backend, the sums and the metric
+// Gather is the read of the fake collector, the sums and the metric
 // families; Scrape adds the text exposition.
 
 // benchBackend returns the same reading on every read.
-type benchBackend struct{ reading backends.Reading }
+type benchBackend struct{ reading collector.Reading }
 
-func (b *benchBackend) Read(context.Context) (backends.Reading, error) { return b.reading, nil }
+func (b *benchBackend) Read(context.Context) (collector.Reading, error) { return b.reading, nil }
 
 // benchRules is the reading of the suite's n tagged rules.
-func benchRules(n int) backends.Reading {
+func benchRules(n int) collector.Reading {
 	const tags = 100
-	var r backends.Reading
+	var r collector.Reading
 	for i := 0; i < n/2; i++ {
-		r.Records = append(r.Records, backends.Record{Tag: fmt.Sprintf("t%d", i%tags), Direction: tag.In, Family: "inet",
+		r.Records = append(r.Records, collector.Record{Tag: fmt.Sprintf("t%d", i%tags), Direction: tag.In, Family: "inet",
 			Description: fmt.Sprintf("native rule %d", i), Packets: uint64(i + 1), Bytes: uint64(100 * (i + 1)),
-			ID: backends.ID(fmt.Sprintf("inet t c #%x", i)), Handle: uint64(i + 1)})
+			ID: collector.ID(fmt.Sprintf("inet t c #%x", i)), Handle: uint64(i + 1)})
 	}
 	for i := 0; i < n-n/2; i++ {
-		r.Records = append(r.Records, backends.Record{Tag: fmt.Sprintf("t%d", i%tags), Direction: tag.Out, Family: "ip",
+		r.Records = append(r.Records, collector.Record{Tag: fmt.Sprintf("t%d", i%tags), Direction: tag.Out, Family: "ip",
 			Description: fmt.Sprintf("xt rule %d", i), Packets: uint64(i + 1), Bytes: uint64(100 * (i + 1)),
-			ID: backends.ID(fmt.Sprintf("ip filter ACCT #%x", i)), Handle: uint64(i + 1)})
+			ID: collector.ID(fmt.Sprintf("ip filter ACCT #%x", i)), Handle: uint64(i + 1)})
 	}
 	return r
 }
@@ -58,14 +58,14 @@ func benchRules(n int) backends.Reading {
 // benchSet is the reading of the suite's n addresses in shards sets, each
 // address in the set its lowest bits number (as bench.SetRuleset lays them
 // out), in the kernel's order (a hash table's: not sorted).
-func benchSet(n, shards int) backends.Reading {
-	var r backends.Reading
+func benchSet(n, shards int) collector.Reading {
+	var r collector.Reading
 	rnd := rand.New(rand.NewPCG(1, 2))
 	for k := range shards {
-		s := backends.AddressSet{Tag: "tenants", Direction: tag.Out, Family: "ipv4", Where: fmt.Sprintf("inet bench set addrs.%d", k),
-			Handle: uint64(k + 1), Capacity: 16777216, Elements: make([]backends.AddressCount, 0, n/shards+1)}
+		s := collector.AddressSet{Tag: "tenants", Direction: tag.Out, Family: "ipv4", Where: fmt.Sprintf("inet bench set addrs.%d", k),
+			Handle: uint64(k + 1), Capacity: 16777216, Elements: make([]collector.AddressCount, 0, n/shards+1)}
 		for i := k; i < n; i += shards {
-			s.Elements = append(s.Elements, backends.AddressCount{
+			s.Elements = append(s.Elements, collector.AddressCount{
 				Addr:    netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}),
 				Packets: uint64(i + 1), Bytes: uint64(100 * (i + 1)),
 			})
@@ -78,35 +78,35 @@ func benchSet(n, shards int) backends.Reading {
 
 var benchCases = []struct {
 	name    string
-	reading func() backends.Reading
+	reading func() collector.Reading
 	series  int // the exporter's series, for a check
 }{
-	{"rules=20000", func() backends.Reading { return benchRules(20000) }, 2 * 100 * 3},
-	{"rules=20000,tags=1", func() backends.Reading {
+	{"rules=20000", func() collector.Reading { return benchRules(20000) }, 2 * 100 * 3},
+	{"rules=20000,tags=1", func() collector.Reading {
 		r := benchRules(20000)
 		for i := range r.Records {
 			r.Records[i].Tag = "one"
 		}
 		return r
 	}, 2 * 3},
-	{"rules=20000,tags=10000", func() backends.Reading { return benchTags(benchRules(20000), 10000) }, 2 * 10000 * 3},
-	{"addresses=100000", func() backends.Reading { return benchSet(100000, 1) }, 2 * 100000},
-	{"addresses=1000000,sets=64", func() backends.Reading { return benchSet(1000000, 64) }, 2 * 1000000},
+	{"rules=20000,tags=10000", func() collector.Reading { return benchTags(benchRules(20000), 10000) }, 2 * 10000 * 3},
+	{"addresses=100000", func() collector.Reading { return benchSet(100000, 1) }, 2 * 100000},
+	{"addresses=1000000,sets=64", func() collector.Reading { return benchSet(1000000, 64) }, 2 * 1000000},
 }
 
 // benchTags spreads the rules over n tags, i%n each.
-func benchTags(r backends.Reading, n int) backends.Reading {
+func benchTags(r collector.Reading, n int) collector.Reading {
 	for i := range r.Records {
 		r.Records[i].Tag = fmt.Sprintf("t%d", i%n)
 	}
 	return r
 }
 
-func benchExporter(r backends.Reading) *Exporter {
-	return New(slog.New(slog.DiscardHandler), 0, Source{Name: "nftables", Backend: &benchBackend{reading: r}})
+func benchExporter(r collector.Reading) *Exporter {
+	return New(slog.New(slog.DiscardHandler), 0, Collector{Name: "nftables", Collector: &benchBackend{reading: r}})
 }
 
-// BenchmarkGather reads the fake backend, sums, and builds the metric
+// BenchmarkGather reads the fake collector, sums, and builds the metric
 // families, sorted: all of a scrape but the kernel read and the
 // exposition.
 func BenchmarkGather(b *testing.B) {

@@ -8,7 +8,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/ipacct/ipacct_exporter/backends"
+	"github.com/ipacct/ipacct_exporter/collector"
 )
 
 // answer is what one read serves: the exporter's families, sorted by
@@ -133,13 +133,13 @@ func (e *Exporter) overflowFamilies() []family {
 // serve returns the value a scrape serves for the series, and false when
 // it is withheld. A series that appeared while the exporter ran is served
 // at 0 the first time.
-func (t *track) serve() (backends.Counter, bool) {
+func (t *track) serve() (collector.Counter, bool) {
 	if t.withheld {
-		return backends.Counter{}, false
+		return collector.Counter{}, false
 	}
 	if !t.shown {
 		t.shown = true
-		return backends.Counter{}, true
+		return collector.Counter{}, true
 	}
 	return t.value(), true
 }

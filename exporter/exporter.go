@@ -1,5 +1,5 @@
 // Package exporter gathers the counters of ipacct_exporter: on each scrape
-// it reads every backend, tracks the tagged counters per tag, direction and
+// it reads every collector, tracks the tagged counters per tag, direction and
 // family and per address, and writes them straight into the exposition
 // (exposition.go): the series, which can number millions, are never built
 // as metric objects, nor sorted and checked again by a registry.
@@ -17,7 +17,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/ipacct/ipacct_exporter/backends"
+	"github.com/ipacct/ipacct_exporter/collector"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
 
@@ -25,13 +25,13 @@ import (
 // comments were already logged.
 const maxLoggedComments = 4096
 
-// Source is a backend under the name of its collector.
-type Source struct {
+// Collector is a collector under the name of its collector.
+type Collector struct {
 	Name string
-	// NetNS is the value of the netns label for what the backend reads. Only
+	// NetNS is the value of the netns label for what the collector reads. Only
 	// an exporter made by NewForNamespaces shows it.
 	NetNS   string
-	Backend backends.Backend
+	Collector collector.Collector
 	// Feeds tells which series the source can add to: until it has read
 	// once, those are not served. The zero value: every series.
 	Feeds Feeds
@@ -52,7 +52,7 @@ func (f Feeds) tag(family string) bool {
 
 func (f Feeds) sets() bool { return !f.NoSets }
 
-// ErrSourceGone is what a backend's Read wraps when what it reads vanished
+// ErrSourceGone is what a collector's Read wraps when what it reads vanished
 // during the scrape, such as a network namespace deleted between listing and
 // reading: the source is left out of that scrape, unlogged, as if it had not
 // been listed.
@@ -63,7 +63,7 @@ type sourceKey struct{ name, netns string }
 
 // Exporter collects from its sources on every scrape.
 type Exporter struct {
-	list    func() []Source
+	list    func() []Collector
 	withNS  bool
 	logger  *slog.Logger
 	timeout time.Duration
@@ -109,19 +109,19 @@ type Exporter struct {
 
 // New returns an Exporter over the sources, in the order that decides which
 // description a tag shows. timeout bounds each scrape's reads (0: none).
-func New(logger *slog.Logger, timeout time.Duration, sources ...Source) *Exporter {
-	return newExporter(logger, timeout, false, func() []Source { return sources })
+func New(logger *slog.Logger, timeout time.Duration, sources ...Collector) *Exporter {
+	return newExporter(logger, timeout, false, func() []Collector { return sources })
 }
 
 // NewForNamespaces returns an Exporter that calls list on every scrape and
 // labels each source's series with its NetNS, for reading several network
 // namespaces: namespaces that appear or vanish between scrapes come and go
 // with their series, without a restart.
-func NewForNamespaces(logger *slog.Logger, timeout time.Duration, list func() []Source) *Exporter {
+func NewForNamespaces(logger *slog.Logger, timeout time.Duration, list func() []Collector) *Exporter {
 	return newExporter(logger, timeout, true, list)
 }
 
-func newExporter(logger *slog.Logger, timeout time.Duration, withNS bool, list func() []Source) *Exporter {
+func newExporter(logger *slog.Logger, timeout time.Duration, withNS bool, list func() []Collector) *Exporter {
 	return &Exporter{
 		list:      list,
 		withNS:    withNS,
@@ -195,7 +195,7 @@ type seriesKey struct {
 }
 
 type result struct {
-	reading  backends.Reading
+	reading  collector.Reading
 	err      error
 	duration time.Duration
 }
@@ -252,7 +252,7 @@ func (e *Exporter) collect() (ans *answer, err error) {
 }
 
 // readAll reads every source at once.
-func (e *Exporter) readAll(sources []Source) []result {
+func (e *Exporter) readAll(sources []Collector) []result {
 	ctx := context.Background()
 	if e.timeout > 0 {
 		var cancel context.CancelFunc
@@ -265,16 +265,16 @@ func (e *Exporter) readAll(sources []Source) []result {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = read(ctx, s.Backend)
+			results[i] = read(ctx, s.Collector)
 		}()
 	}
 	wg.Wait()
 	return results
 }
 
-// read runs one backend, turning a panic on odd kernel data into an error:
+// read runs one collector, turning a panic on odd kernel data into an error:
 // one broken source must not take the others' metrics down with it.
-func read(ctx context.Context, b backends.Backend) (r result) {
+func read(ctx context.Context, b collector.Collector) (r result) {
 	start := time.Now()
 	defer func() {
 		if p := recover(); p != nil {
@@ -288,7 +288,7 @@ func read(ctx context.Context, b backends.Backend) (r result) {
 
 // logFailure logs a collector's error when it is new, and at debug level
 // while it repeats, so that a scrape every 15 s does not flood the journal.
-func (e *Exporter) logFailure(s Source, err error) {
+func (e *Exporter) logFailure(s Collector, err error) {
 	k, msg := sourceKey{s.Name, s.NetNS}, err.Error()
 	if e.lastErr[k] == msg {
 		e.logger.Debug("collector still failing", e.logAttrs(s, "err", err)...)
@@ -298,7 +298,7 @@ func (e *Exporter) logFailure(s Source, err error) {
 	e.logger.Error("collector failed", e.logAttrs(s, "err", err)...)
 }
 
-func (e *Exporter) logRecovery(s Source) {
+func (e *Exporter) logRecovery(s Collector) {
 	k := sourceKey{s.Name, s.NetNS}
 	if _, failed := e.lastErr[k]; failed {
 		delete(e.lastErr, k)
@@ -307,7 +307,7 @@ func (e *Exporter) logRecovery(s Source) {
 }
 
 // logWaiting says, once per source, that series wait for its first read.
-func (e *Exporter) logWaiting(s Source) {
+func (e *Exporter) logWaiting(s Collector) {
 	key := "waiting\x00" + s.Name + "\x00" + s.NetNS
 	if _, ok := e.logged[key]; ok {
 		return
@@ -318,7 +318,7 @@ func (e *Exporter) logWaiting(s Source) {
 
 // logAttrs names the source in a log line, and its namespace when the
 // exporter reads several.
-func (e *Exporter) logAttrs(s Source, attrs ...any) []any {
+func (e *Exporter) logAttrs(s Collector, attrs ...any) []any {
 	head := []any{"collector", s.Name}
 	if e.withNS {
 		head = append(head, netnsLabel, s.NetNS)
@@ -327,7 +327,7 @@ func (e *Exporter) logAttrs(s Source, attrs ...any) []any {
 }
 
 // logInvalid logs each distinct invalid comment once.
-func (e *Exporter) logInvalid(s Source, invalid []backends.InvalidComment) {
+func (e *Exporter) logInvalid(s Collector, invalid []collector.InvalidComment) {
 	for _, ic := range invalid {
 		key := s.Name + "\x00" + s.NetNS + "\x00" + ic.Comment
 		if _, ok := e.logged[key]; ok {

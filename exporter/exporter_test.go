@@ -11,44 +11,44 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/ipacct/ipacct_exporter/backends"
+	"github.com/ipacct/ipacct_exporter/collector"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
 
 // fakeBackend returns what the test sets, as a kernel would.
 type fakeBackend struct {
-	reading backends.Reading
+	reading collector.Reading
 	err     error
 	panics  bool
 }
 
-func (f *fakeBackend) Read(context.Context) (backends.Reading, error) {
+func (f *fakeBackend) Read(context.Context) (collector.Reading, error) {
 	if f.panics {
 		panic("odd kernel data")
 	}
 	return f.reading, f.err
 }
 
-func rec(t string, d tag.Direction, fam, desc string, p, b uint64) backends.Record {
-	return backends.Record{Tag: t, Direction: d, Family: fam, Description: desc, Packets: p, Bytes: b}
+func rec(t string, d tag.Direction, fam, desc string, p, b uint64) collector.Record {
+	return collector.Record{Tag: t, Direction: d, Family: fam, Description: desc, Packets: p, Bytes: b}
 }
 
 // tagMetrics are the metric names whose values do not depend on time.
 var tagMetrics = []string{"ipacct_tag_bytes_total", "ipacct_tag_packets_total", "ipacct_tag_rules", "ipacct_tag_info", "ipacct_invalid_tag_comments", "ipacct_collector_success"}
 
 func TestSumsAndDescriptions(t *testing.T) {
-	nft := &fakeBackend{reading: backends.Reading{Records: []backends.Record{
+	nft := &fakeBackend{reading: collector.Reading{Records: []collector.Record{
 		rec("web4", tag.In, "ip", "", 1, 100),
 		rec("web4", tag.In, "ip", "Combined web traffic", 2, 200),
 		rec("web4", tag.Out, "ip", "dummy", 3, 300),
 		rec("web4", tag.In, "inet", "later", 4, 400),
 		rec("ssh", tag.None, "ip6", "", 5, 500),
 	}}}
-	legacy := &fakeBackend{reading: backends.Reading{
-		Records: []backends.Record{rec("web4", tag.In, "ip", "from legacy", 10, 1000)},
-		Invalid: []backends.InvalidComment{{Where: "ip filter INPUT", Comment: "=bad tag=", Err: errors.New("bad")}},
+	legacy := &fakeBackend{reading: collector.Reading{
+		Records: []collector.Record{rec("web4", tag.In, "ip", "from legacy", 10, 1000)},
+		Invalid: []collector.InvalidComment{{Where: "ip filter INPUT", Comment: "=bad tag=", Err: errors.New("bad")}},
 	}}
-	e := New(slog.New(slog.DiscardHandler), 0, Source{Name: "nftables", Backend: nft}, Source{Name: "iptables", Backend: legacy})
+	e := New(slog.New(slog.DiscardHandler), 0, Collector{Name: "nftables", Collector: nft}, Collector{Name: "iptables", Collector: legacy})
 	want := `
 # HELP ipacct_collector_success 1 if the collector read its counters in this scrape, 0 if it failed.
 # TYPE ipacct_collector_success gauge
@@ -90,13 +90,13 @@ ipacct_tag_rules{direction="out",family="ip",tag="web4"} 1
 }
 
 func TestFailingSourceLeavesOthersAndWithholdsItsSums(t *testing.T) {
-	nft := &fakeBackend{reading: backends.Reading{Records: []backends.Record{
+	nft := &fakeBackend{reading: collector.Reading{Records: []collector.Record{
 		rec("web4", tag.In, "ip", "d", 1, 100),
 		rec("dns", tag.None, "ip", "d", 7, 700),
 	}}}
-	legacy := &fakeBackend{reading: backends.Reading{Records: []backends.Record{rec("web4", tag.In, "ip", "d", 10, 1000)}}}
+	legacy := &fakeBackend{reading: collector.Reading{Records: []collector.Record{rec("web4", tag.In, "ip", "d", 10, 1000)}}}
 	var logs bytes.Buffer
-	e := New(slog.New(slog.NewTextHandler(&logs, nil)), 0, Source{Name: "nftables", Backend: nft}, Source{Name: "iptables", Backend: legacy})
+	e := New(slog.New(slog.NewTextHandler(&logs, nil)), 0, Collector{Name: "nftables", Collector: nft}, Collector{Name: "iptables", Collector: legacy})
 	reg := e
 	if _, err := reg.Gather(); err != nil {
 		t.Fatal(err)
@@ -123,7 +123,7 @@ ipacct_tag_bytes_total{direction="none",family="ip",tag="dns"} 700
 		t.Errorf("a repeated failure should log once at error level, got %d:\n%s", n, logs.String())
 	}
 
-	// A panicking backend is a failure, not a crash.
+	// A panicking collector is a failure, not a crash.
 	legacy.err, legacy.panics = nil, true
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "ipacct_collector_success", "ipacct_tag_bytes_total"); err != nil {
 		t.Error(err)
@@ -147,13 +147,13 @@ ipacct_tag_bytes_total{direction="none",family="ip",tag="dns"} 700
 }
 
 func TestInvalidCommentsLoggedOnce(t *testing.T) {
-	b := &fakeBackend{reading: backends.Reading{Invalid: []backends.InvalidComment{
+	b := &fakeBackend{reading: collector.Reading{Invalid: []collector.InvalidComment{
 		{Where: "ip filter INPUT", Comment: "=a b=", Err: errors.New("bad")},
 		{Where: "ip filter OUTPUT", Comment: "=a b=", Err: errors.New("bad")},
 		{Where: "ip filter OUTPUT", Comment: "=c!=", Err: errors.New("bad")},
 	}}}
 	var logs bytes.Buffer
-	e := New(slog.New(slog.NewTextHandler(&logs, nil)), 0, Source{Name: "nftables", Backend: b})
+	e := New(slog.New(slog.NewTextHandler(&logs, nil)), 0, Collector{Name: "nftables", Collector: b})
 	for i := 0; i < 3; i++ {
 		if got := gauge(t, e, "ipacct_invalid_tag_comments"); got != 3 {
 			t.Errorf("invalid comments gauge %v, want 3 (rules)", got)

@@ -9,7 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/ipacct/ipacct_exporter/backends"
+	"github.com/ipacct/ipacct_exporter/collector"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
 
@@ -17,17 +17,17 @@ import (
 // they must stay two series each, told apart by the netns label, never
 // summed; a namespace that vanishes mid-scrape leaves no trace.
 func TestNamespacesKeptApart(t *testing.T) {
-	reading := func(n uint64) backends.Reading {
-		return backends.Reading{
-			Records: []backends.Record{rec("web", tag.In, "ip", "Web "+fmt.Sprint(n), n, 100*n)},
-			Sets: []backends.AddressSet{{Tag: "tenants", Direction: tag.Out, Family: "ipv4", Capacity: 10,
-				Elements: []backends.AddressCount{{Addr: netip.MustParseAddr("192.0.2.1"), Packets: n, Bytes: 10 * n}}}},
+	reading := func(n uint64) collector.Reading {
+		return collector.Reading{
+			Records: []collector.Record{rec("web", tag.In, "ip", "Web "+fmt.Sprint(n), n, 100*n)},
+			Sets: []collector.AddressSet{{Tag: "tenants", Direction: tag.Out, Family: "ipv4", Capacity: 10,
+				Elements: []collector.AddressCount{{Addr: netip.MustParseAddr("192.0.2.1"), Packets: n, Bytes: 10 * n}}}},
 		}
 	}
 	a, b := &fakeBackend{reading: reading(1)}, &fakeBackend{reading: reading(2)}
 	gone := &fakeBackend{err: fmt.Errorf("opening /run/netns/c: %w", ErrSourceGone)}
-	listed := []Source{{Name: "nftables", NetNS: "a", Backend: a}, {Name: "nftables", NetNS: "b", Backend: b}, {Name: "nftables", NetNS: "c", Backend: gone}}
-	e := NewForNamespaces(slog.New(slog.DiscardHandler), 0, func() []Source { return listed })
+	listed := []Collector{{Name: "nftables", NetNS: "a", Collector: a}, {Name: "nftables", NetNS: "b", Collector: b}, {Name: "nftables", NetNS: "c", Collector: gone}}
+	e := NewForNamespaces(slog.New(slog.DiscardHandler), 0, func() []Collector { return listed })
 
 	want := `
 # HELP ipacct_collector_success 1 if the collector read its counters in this scrape, 0 if it failed.

@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/ipacct/ipacct_exporter/backends"
+	"github.com/ipacct/ipacct_exporter/collector"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
 
@@ -24,7 +24,7 @@ import (
 // (one of which may vanish while the exporter is down). A series of one
 // counter and nothing carried serves the kernel's value, state or not.
 
-// stateVersion 2 names a part by its backend's ID, a hash, in hex; version
+// stateVersion 2 names a part by its collector's ID, a hash, in hex; version
 // 1, which named it by the text that ID hashes, is read too.
 const stateVersion = 2
 
@@ -61,7 +61,7 @@ type statePart struct {
 // worthKeeping tells whether a restart without the series' state would
 // serve it wrong.
 func (t *track) worthKeeping() bool {
-	return !t.withheld && (t.carried != backends.Counter{} || len(t.parts) > 1)
+	return !t.withheld && (t.carried != collector.Counter{} || len(t.parts) > 1)
 }
 
 // StateChanged receives when a scrape found a counter vanished or zeroed:
@@ -172,10 +172,10 @@ func (e *Exporter) LoadState(path string) (loaded int, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, s := range sf.Series {
-		t := &track{carried: backends.Counter{Packets: s.Packets, Bytes: s.Bytes}, created: s.Created, shown: true}
+		t := &track{carried: collector.Counter{Packets: s.Packets, Bytes: s.Bytes}, created: s.Created, shown: true}
 		for _, p := range s.Parts {
 			src := e.sourceID(sourceKey{p.Source, s.NetNS})
-			t.parts = append(t.parts, part{id: partIDOf(sf.Version, p.ID), src: src, handle: p.Handle, last: backends.Counter{Packets: p.Packets, Bytes: p.Bytes}})
+			t.parts = append(t.parts, part{id: partIDOf(sf.Version, p.ID), src: src, handle: p.Handle, last: collector.Counter{Packets: p.Packets, Bytes: p.Bytes}})
 		}
 		dir := tag.Direction(s.Direction)
 		switch s.Kind {
@@ -194,7 +194,7 @@ func (e *Exporter) LoadState(path string) (loaded int, err error) {
 // partIDOf is a part's ID as the state file of the version holds it.
 func partIDOf(version int, id string) uint64 {
 	if version == 1 {
-		return backends.ID(id)
+		return collector.ID(id)
 	}
 	v, _ := strconv.ParseUint(id, 16, 64) // checked by readState
 	return v

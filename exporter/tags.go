@@ -7,7 +7,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/ipacct/ipacct_exporter/backends"
+	"github.com/ipacct/ipacct_exporter/collector"
 )
 
 // The tag series (ipacct_tag_*) keep their state across reads, as their
@@ -55,7 +55,7 @@ func (d *tagState) describe(read uint64, description string) {
 }
 
 // observeRecord applies one tagged counter of the read.
-func (e *Exporter) observeRecord(k seriesKey, rec *backends.Record, src int, born int64) {
+func (e *Exporter) observeRecord(k seriesKey, rec *collector.Record, src int, born int64) {
 	t := e.tags[k]
 	if t == nil {
 		t = e.newTagTrack(k, born)
@@ -65,7 +65,7 @@ func (e *Exporter) observeRecord(k seriesKey, rec *backends.Record, src int, bor
 	}
 	t.rules++
 	t.tag.describe(e.reads, rec.Description)
-	t.observe(rec.ID, rec.Handle, rec.MadeAtZero, src, backends.Counter{Packets: rec.Packets, Bytes: rec.Bytes})
+	t.observe(rec.ID, rec.Handle, rec.MadeAtZero, src, collector.Counter{Packets: rec.Packets, Bytes: rec.Bytes})
 }
 
 // newTagTrack adds a tag series, new in this read (or loaded from the
@@ -118,7 +118,7 @@ type tagSeries struct {
 // created time do not change.
 type tagSample struct {
 	t     *tagTrack
-	v     backends.Counter
+	v     collector.Counter
 	rules int
 }
 

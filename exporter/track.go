@@ -1,7 +1,7 @@
 package exporter
 
 import (
-	"github.com/ipacct/ipacct_exporter/backends"
+	"github.com/ipacct/ipacct_exporter/collector"
 )
 
 // Counter tracking: what keeps a served series monotonic while the kernel
@@ -10,7 +10,7 @@ import (
 // A served series is the sum of its parts: the kernel counters that feed it
 // (rules, named counters, set elements, flows entries). The tracker remembers
 // each part's last value under an identity that survives what operators do
-// (the backends' ID: where the counter is and what it matches, not its
+// (the collectors' ID: where the counter is and what it matches, not its
 // handle or values) and keeps in carried what parts that vanished or were
 // zeroed had counted. The served value is carried plus the parts' values:
 //
@@ -37,21 +37,21 @@ const restoreDivisor = 2
 
 // part is one kernel counter of a series.
 type part struct {
-	id     uint64 // the backend's identity of the counter (Record.ID)
+	id     uint64 // the collector's identity of the counter (Record.ID)
 	src    int    // the source it came from, as numbered by the exporter
 	handle uint64 // the kernel object's handle at the last read, 0 when unknown
-	last   backends.Counter
+	last   collector.Counter
 
 	// This read's observation, while a read is applied.
 	seen       bool
 	madeAtZero bool // the exporter made the counter at zero: see judge
 	curHandle  uint64
-	cur        backends.Counter
+	cur        collector.Counter
 }
 
 // track is one served series' state between scrapes.
 type track struct {
-	carried backends.Counter
+	carried collector.Counter
 	parts   []part
 	// created is the unix time in milliseconds when the series was known
 	// to be zero, for a series that appeared while the exporter ran; 0
@@ -81,7 +81,7 @@ type partID struct {
 const indexFrom = 16
 
 // value is what the series serves: carried plus its parts' last values.
-func (t *track) value() backends.Counter {
+func (t *track) value() collector.Counter {
 	v := t.carried
 	for _, p := range t.parts {
 		v = add(v, p.last)
@@ -89,15 +89,15 @@ func (t *track) value() backends.Counter {
 	return v
 }
 
-func add(a, b backends.Counter) backends.Counter {
-	return backends.Counter{Packets: a.Packets + b.Packets, Bytes: a.Bytes + b.Bytes}
+func add(a, b collector.Counter) collector.Counter {
+	return collector.Counter{Packets: a.Packets + b.Packets, Bytes: a.Bytes + b.Bytes}
 }
 
 // observe records one part's value in the read being applied. Parts with
 // one id in one series (identical rules in one chain) are told apart by
 // their order, which is the kernel's: the n-th observation of an id is the
 // n-th part with it.
-func (t *track) observe(id, handle uint64, madeAtZero bool, src int, v backends.Counter) {
+func (t *track) observe(id, handle uint64, madeAtZero bool, src int, v collector.Counter) {
 	t.observed = true
 	if t.index == nil && len(t.parts) >= indexFrom {
 		t.index = make(map[partID][]int, len(t.parts))
@@ -142,17 +142,17 @@ const newPart = ^uint64(0)
 //     zero), or when it holds less than half its last value.
 //   - restored from a save: what it lost, so that the served value holds
 //     and only its growth from now on counts.
-func judge(last, cur backends.Counter, lastHandle, curHandle uint64, madeAtZero bool) backends.Counter {
+func judge(last, cur collector.Counter, lastHandle, curHandle uint64, madeAtZero bool) collector.Counter {
 	recreated := lastHandle != 0 && curHandle != 0 && lastHandle != curHandle
 	switch {
 	case madeAtZero && recreated:
 		return last
 	case cur.Bytes >= last.Bytes && cur.Packets >= last.Packets:
-		return backends.Counter{}
+		return collector.Counter{}
 	case curHandle != 0 && curHandle == lastHandle, cur.Bytes < last.Bytes/restoreDivisor:
 		return last
 	}
-	return backends.Counter{Packets: sub(last.Packets, cur.Packets), Bytes: sub(last.Bytes, cur.Bytes)}
+	return collector.Counter{Packets: sub(last.Packets, cur.Packets), Bytes: sub(last.Bytes, cur.Bytes)}
 }
 
 // apply ends a read for the series: failed tells the sources that failed
@@ -215,6 +215,6 @@ func (t *track) reset() {
 }
 
 func (p part) clear() part {
-	p.seen, p.curHandle, p.cur = false, 0, backends.Counter{}
+	p.seen, p.curHandle, p.cur = false, 0, collector.Counter{}
 	return p
 }

@@ -14,11 +14,11 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/ipacct/ipacct_exporter/backends"
+	"github.com/ipacct/ipacct_exporter/collector"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
 
-// counted is a rule as a backend reads it: its identity, handle and bytes
+// counted is a rule as a collector reads it: its identity, handle and bytes
 // (packets are bytes/100 in these tests).
 type counted struct {
 	id     string
@@ -26,11 +26,11 @@ type counted struct {
 	bytes  uint64
 }
 
-func svc(rules ...counted) backends.Reading {
-	var r backends.Reading
+func svc(rules ...counted) collector.Reading {
+	var r collector.Reading
 	for _, c := range rules {
-		r.Records = append(r.Records, backends.Record{Tag: "svc", Direction: tag.Out, Family: "ip",
-			Packets: c.bytes / 100, Bytes: c.bytes, ID: backends.ID(c.id), Handle: c.handle})
+		r.Records = append(r.Records, collector.Record{Tag: "svc", Direction: tag.Out, Family: "ip",
+			Packets: c.bytes / 100, Bytes: c.bytes, ID: collector.ID(c.id), Handle: c.handle})
 	}
 	return r
 }
@@ -77,7 +77,7 @@ func find(fams []*dto.MetricFamily, name, label, value string) (float64, bool) {
 func TestTrackedTagSeries(t *testing.T) {
 	steps := []struct {
 		name    string
-		reading backends.Reading
+		reading collector.Reading
 		traffic float64 // counted by the kernel since the last scrape
 		kernel  bool    // the served value equals the kernel's sum
 	}{
@@ -93,7 +93,7 @@ func TestTrackedTagSeries(t *testing.T) {
 		{"a new rule beside them", svc(counted{"a", 7, 3}, counted{"b", 8, 4}, counted{"c", 9, 500}), 500, false},
 	}
 	b := &fakeBackend{}
-	e := New(slog.New(slog.DiscardHandler), 0, Source{Name: "nftables", Backend: b})
+	e := New(slog.New(slog.DiscardHandler), 0, Collector{Name: "nftables", Collector: b})
 	var prev float64
 	for i, s := range steps {
 		b.reading = s.reading
@@ -123,7 +123,7 @@ func TestTrackedTagSeries(t *testing.T) {
 func TestWithheldUntilEverySourceRead(t *testing.T) {
 	nft := &fakeBackend{reading: svc(counted{"a", 1, 411200})}
 	legacy := &fakeBackend{reading: svc(counted{"b", 0, 205600}), err: errors.New("xtables lock held")}
-	e := New(slog.New(slog.DiscardHandler), 0, Source{Name: "nftables", Backend: nft}, Source{Name: "iptables", Backend: legacy})
+	e := New(slog.New(slog.DiscardHandler), 0, Collector{Name: "nftables", Collector: nft}, Collector{Name: "iptables", Collector: legacy})
 	if v, ok := served(t, e, "ipacct_tag_bytes_total", "tag", "svc"); ok {
 		t.Errorf("served %v before iptables' first read", v)
 	}
@@ -146,12 +146,12 @@ func TestWithheldUntilEverySourceRead(t *testing.T) {
 // has counted its first burst already, and Prometheus never counts a
 // series' first sample: it is served at 0 once, with its created time.
 func TestNewSeriesStartAtZero(t *testing.T) {
-	set := func(elems ...backends.AddressCount) backends.Reading {
-		return backends.Reading{Sets: []backends.AddressSet{{Tag: "rent", Direction: tag.Out, Family: "ipv4",
+	set := func(elems ...collector.AddressCount) collector.Reading {
+		return collector.Reading{Sets: []collector.AddressSet{{Tag: "rent", Direction: tag.Out, Family: "ipv4",
 			Where: "inet ipacct set rent", Handle: 1, Elements: elems}}}
 	}
 	b := &fakeBackend{reading: set(addr("192.0.2.1", 1, 100))}
-	e := New(slog.New(slog.DiscardHandler), 0, Source{Name: "nftables", Backend: b})
+	e := New(slog.New(slog.DiscardHandler), 0, Collector{Name: "nftables", Collector: b})
 	clock := time.Unix(1_800_000_000, 0)
 	e.now = func() time.Time { return clock }
 	fams, _ := e.Gather()
@@ -196,19 +196,19 @@ func createdOf(fams []*dto.MetricFamily, name, ip string) interface{ AsTime() ti
 // TestAddressInTwoSets: one address in two sets of a tag; one element
 // times out. The series keeps what it had counted.
 func TestAddressInTwoSets(t *testing.T) {
-	sets := func(a, b uint64) backends.Reading {
-		var r backends.Reading
+	sets := func(a, b uint64) collector.Reading {
+		var r collector.Reading
 		for i, v := range []uint64{a, b} {
-			s := backends.AddressSet{Tag: "rent", Direction: tag.Out, Family: "ipv4", Where: []string{"inet t set a", "inet t set b"}[i], Handle: uint64(i + 1)}
+			s := collector.AddressSet{Tag: "rent", Direction: tag.Out, Family: "ipv4", Where: []string{"inet t set a", "inet t set b"}[i], Handle: uint64(i + 1)}
 			if v > 0 {
-				s.Elements = []backends.AddressCount{addr("192.0.2.1", v/100, v)}
+				s.Elements = []collector.AddressCount{addr("192.0.2.1", v/100, v)}
 			}
 			r.Sets = append(r.Sets, s)
 		}
 		return r
 	}
 	b := &fakeBackend{reading: sets(1000, 3000)}
-	e := New(slog.New(slog.DiscardHandler), 0, Source{Name: "nftables", Backend: b})
+	e := New(slog.New(slog.DiscardHandler), 0, Collector{Name: "nftables", Collector: b})
 	v0, _ := served(t, e, "ipacct_ip_bytes_total", "ip", "192.0.2.1")
 	b.reading = sets(1200, 0) // b's element timed out
 	v1, _ := served(t, e, "ipacct_ip_bytes_total", "ip", "192.0.2.1")
@@ -219,7 +219,7 @@ func TestAddressInTwoSets(t *testing.T) {
 
 func TestIdenticalRulesToldApartByOrder(t *testing.T) {
 	b := &fakeBackend{reading: svc(counted{"x", 0, 100}, counted{"x", 0, 200})}
-	e := New(slog.New(slog.DiscardHandler), 0, Source{Name: "iptables", Backend: b})
+	e := New(slog.New(slog.DiscardHandler), 0, Collector{Name: "iptables", Collector: b})
 	v0, _ := served(t, e, "ipacct_tag_bytes_total", "tag", "svc")
 	b.reading = svc(counted{"x", 0, 150}, counted{"x", 0, 260})
 	v1, _ := served(t, e, "ipacct_tag_bytes_total", "tag", "svc")
@@ -230,18 +230,18 @@ func TestIdenticalRulesToldApartByOrder(t *testing.T) {
 
 func TestTrackApplyKeepsStateWhileASourceFails(t *testing.T) {
 	tr := &track{shown: true}
-	a, b := backends.ID("a"), backends.ID("b")
-	tr.observe(a, 1, false, 0, backends.Counter{Bytes: 100})
-	tr.observe(b, 0, false, 1, backends.Counter{Bytes: 50})
+	a, b := collector.ID("a"), collector.ID("b")
+	tr.observe(a, 1, false, 0, collector.Counter{Bytes: 100})
+	tr.observe(b, 0, false, 1, collector.Counter{Bytes: 50})
 	tr.apply(func(int) bool { return false })
 	// Source 1 fails: a's growth waits, the series is withheld.
-	tr.observe(a, 1, false, 0, backends.Counter{Bytes: 130})
+	tr.observe(a, 1, false, 0, collector.Counter{Bytes: 130})
 	tr.apply(func(src int) bool { return src == 1 })
 	if !tr.withheld || tr.value().Bytes != 150 {
 		t.Errorf("while a source fails: withheld %v, value %d; want withheld, 150", tr.withheld, tr.value().Bytes)
 	}
-	tr.observe(a, 1, false, 0, backends.Counter{Bytes: 140})
-	tr.observe(b, 0, false, 1, backends.Counter{Bytes: 60})
+	tr.observe(a, 1, false, 0, collector.Counter{Bytes: 140})
+	tr.observe(b, 0, false, 1, collector.Counter{Bytes: 60})
 	tr.apply(func(int) bool { return false })
 	if tr.withheld || tr.value().Bytes != 200 {
 		t.Errorf("after recovery: withheld %v, value %d; want 200", tr.withheld, tr.value().Bytes)
@@ -254,7 +254,7 @@ func TestTrackApplyKeepsStateWhileASourceFails(t *testing.T) {
 func TestStateAcrossRestart(t *testing.T) {
 	path := t.TempDir() + "/state.json"
 	b := &fakeBackend{reading: svc(counted{"a", 1, 5000}, counted{"b", 2, 1000})}
-	e := New(slog.New(slog.DiscardHandler), 0, Source{Name: "nftables", Backend: b})
+	e := New(slog.New(slog.DiscardHandler), 0, Collector{Name: "nftables", Collector: b})
 	served(t, e, "ipacct_tag_bytes_total", "tag", "svc")
 	b.reading = svc(counted{"a", 1, 5100}) // b deleted
 	before, _ := served(t, e, "ipacct_tag_bytes_total", "tag", "svc")
@@ -267,11 +267,11 @@ func TestStateAcrossRestart(t *testing.T) {
 
 	// While the exporter is down, a counts 40 more.
 	b.reading = svc(counted{"a", 1, 5140})
-	without := New(slog.New(slog.DiscardHandler), 0, Source{Name: "nftables", Backend: b})
+	without := New(slog.New(slog.DiscardHandler), 0, Collector{Name: "nftables", Collector: b})
 	if v, _ := served(t, without, "ipacct_tag_bytes_total", "tag", "svc"); promIncrease(before, v) == 40 {
 		t.Errorf("without the state file the restart should look like a reset; got %v after %v", v, before)
 	}
-	restarted := New(slog.New(slog.DiscardHandler), 0, Source{Name: "nftables", Backend: b})
+	restarted := New(slog.New(slog.DiscardHandler), 0, Collector{Name: "nftables", Collector: b})
 	if n, err := restarted.LoadState(path); err != nil || n != 1 {
 		t.Fatalf("LoadState: %d series, %v; want 1", n, err)
 	}
@@ -289,7 +289,7 @@ func TestStateFileVersion1(t *testing.T) {
 	if err := os.WriteFile(path, []byte(v1), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e := New(slog.New(slog.DiscardHandler), 0, Source{Name: "nftables", Backend: &fakeBackend{reading: svc(counted{"a", 1, 5140})}})
+	e := New(slog.New(slog.DiscardHandler), 0, Collector{Name: "nftables", Collector: &fakeBackend{reading: svc(counted{"a", 1, 5140})}})
 	if n, err := e.LoadState(path); n != 1 || err != nil {
 		t.Fatalf("LoadState: %d series, %v", n, err)
 	}
@@ -312,7 +312,7 @@ func TestStateFileCorrupt(t *testing.T) {
 		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		e := New(slog.New(slog.DiscardHandler), 0, Source{Name: "nftables", Backend: &fakeBackend{reading: svc(counted{"a", 1, 10})}})
+		e := New(slog.New(slog.DiscardHandler), 0, Collector{Name: "nftables", Collector: &fakeBackend{reading: svc(counted{"a", 1, 10})}})
 		_, err := e.LoadState(path)
 		if err == nil || !strings.Contains(err.Error(), "moved to "+path+".corrupt") {
 			t.Errorf("%s: %v, want an error saying the file was moved aside", name, err)
@@ -334,7 +334,7 @@ type countingBackend struct {
 	reads atomic.Int64
 }
 
-func (c *countingBackend) Read(context.Context) (backends.Reading, error) {
+func (c *countingBackend) Read(context.Context) (collector.Reading, error) {
 	n := c.reads.Add(1)
 	time.Sleep(20 * time.Millisecond)
 	return svc(counted{"a", 1, uint64(100 * n)}), nil
@@ -344,7 +344,7 @@ func (c *countingBackend) Read(context.Context) (backends.Reading, error) {
 // read of the kernel each round, not fifty, and each gets a whole answer.
 func TestConcurrentScrapesShareReads(t *testing.T) {
 	b := &countingBackend{}
-	e := New(slog.New(slog.DiscardHandler), 0, Source{Name: "nftables", Backend: b})
+	e := New(slog.New(slog.DiscardHandler), 0, Collector{Name: "nftables", Collector: b})
 	const scrapers, rounds = 50, 4
 	for range rounds {
 		var wg sync.WaitGroup
@@ -368,8 +368,8 @@ func TestConcurrentScrapesShareReads(t *testing.T) {
 // answers.
 func TestPanicFailsOneScrape(t *testing.T) {
 	bad := "tenant\xff"
-	list := []Source{{Name: "nftables", NetNS: bad, Backend: &fakeBackend{reading: svc(counted{"a", 1, 10})}}}
-	e := NewForNamespaces(slog.New(slog.DiscardHandler), 0, func() []Source { return list })
+	list := []Collector{{Name: "nftables", NetNS: bad, Collector: &fakeBackend{reading: svc(counted{"a", 1, 10})}}}
+	e := NewForNamespaces(slog.New(slog.DiscardHandler), 0, func() []Collector { return list })
 	if _, err := e.Gather(); err == nil {
 		t.Error("a scrape with an invalid label value did not fail")
 	}
@@ -383,13 +383,13 @@ func TestPanicFailsOneScrape(t *testing.T) {
 // made at zero, so one recreated (a repair after the table was deleted)
 // counts all its value, even more than the old one had.
 func TestManagedCountersRecreated(t *testing.T) {
-	managed := func(handle, bytes uint64) backends.Reading {
+	managed := func(handle, bytes uint64) collector.Reading {
 		r := svc(counted{"inet ipacct web_in #1", handle, bytes})
 		r.Records[0].MadeAtZero = true
 		return r
 	}
 	b := &fakeBackend{reading: managed(1<<40|2, 3436)}
-	e := New(slog.New(slog.DiscardHandler), 0, Source{Name: "nftables", Backend: b})
+	e := New(slog.New(slog.DiscardHandler), 0, Collector{Name: "nftables", Collector: b})
 	v0, _ := served(t, e, "ipacct_tag_bytes_total", "tag", "svc")
 	b.reading = managed(2<<40|2, 6872) // the table made again, twice the traffic
 	v1, _ := served(t, e, "ipacct_tag_bytes_total", "tag", "svc")

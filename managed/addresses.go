@@ -13,7 +13,7 @@ import (
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 
-	ipnft "github.com/ipacct/ipacct_exporter/backends/nftables"
+	"github.com/ipacct/ipacct_exporter/collector/nft"
 	"github.com/ipacct/ipacct_exporter/config"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
@@ -229,7 +229,7 @@ func setRules(s Set, dir tag.Direction) []Rule {
 	}
 	overflow := Rule{
 		Text:    "counter",
-		Comment: ipnft.OverflowComment(s.Name),
+		Comment: nft.OverflowComment(s.Name),
 		Exprs:   []expr.Any{&expr.Counter{}},
 		Full:    true,
 	}

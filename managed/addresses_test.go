@@ -7,16 +7,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ipacct/ipacct_exporter/backends"
-	nftbackend "github.com/ipacct/ipacct_exporter/backends/nftables"
+	"github.com/ipacct/ipacct_exporter/collector"
+	"github.com/ipacct/ipacct_exporter/collector/nft"
 	"github.com/ipacct/ipacct_exporter/internal/netnstest"
 )
 
 // readAddresses reads the per-address counters with the exporter's own
-// backend, keyed as netnstest.NFTSetCounters keys them, and the sets.
-func readAddresses(t *testing.T, ns *netnstest.NS) (map[string]netnstest.Counter, []backends.AddressSet) {
+// collector, keyed as netnstest.NFTSetCounters keys them, and the sets.
+func readAddresses(t *testing.T, ns *netnstest.NS) (map[string]netnstest.Counter, []collector.AddressSet) {
 	t.Helper()
-	r, err := nftbackend.New(nftbackend.Options{NetNS: ns.Path()}).Read(context.Background())
+	r, err := nft.New(nft.Options{NetNS: ns.Path()}).Read(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ addresses:
 
 // TestAddressesCountTraffic: a server namespace with several addresses
 // exchanges known traffic; each address's in and out equal what was sent,
-// read by the exporter's backend and by nft.
+// read by the exporter's collector and by nft.
 func TestAddressesCountTraffic(t *testing.T) {
 	netnstest.RequireRoot(t, "nft")
 	ns := netnstest.New(t, "192.0.2.1/24", "192.0.2.2/24", "192.0.2.3/24", "2001:db8::1/64", "2001:db8::2/64")
@@ -87,7 +87,7 @@ func TestAddressesCountTraffic(t *testing.T) {
 	compareCounters(t, "against traffic sent", got, want)
 	compareCounters(t, "against nft -j list ruleset", got, ns.NFTSetCounters())
 	for _, s := range sets {
-		if s.Overflow == nil || *s.Overflow != (backends.Counter{}) {
+		if s.Overflow == nil || *s.Overflow != (collector.Counter{}) {
 			t.Errorf("%s: overflow %+v", s.Where, s.Overflow)
 		}
 		if s.Tag == "other" {
@@ -175,7 +175,7 @@ func TestAddressesOverflow(t *testing.T) {
 	if len(sets) != 1 || sets[0].Capacity != 2 || len(sets[0].Elements) != 2 {
 		t.Fatalf("sets: %+v", sets)
 	}
-	if o := sets[0].Overflow; o == nil || *o != (backends.Counter{Packets: 7, Bytes: c}) {
+	if o := sets[0].Overflow; o == nil || *o != (collector.Counter{Packets: 7, Bytes: c}) {
 		t.Errorf("overflow %+v, want 7 packets, %d bytes", o, c)
 	}
 }

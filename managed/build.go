@@ -31,7 +31,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ipacct/ipacct_exporter/config"
-	"github.com/ipacct/ipacct_exporter/managed/nftmatch"
+	"github.com/ipacct/ipacct_exporter/nftmatch"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
 

@@ -9,7 +9,7 @@ import (
 
 	"github.com/google/nftables"
 
-	nftbackend "github.com/ipacct/ipacct_exporter/backends/nftables"
+	"github.com/ipacct/ipacct_exporter/collector/nft"
 	"github.com/ipacct/ipacct_exporter/config"
 	"github.com/ipacct/ipacct_exporter/internal/netnstest"
 )
@@ -124,11 +124,11 @@ func apply(t *testing.T, ns *netnstest.NS, rs *Ruleset) Changes {
 	return ch
 }
 
-// readTags reads the namespace's counters with the exporter's own backend,
+// readTags reads the namespace's counters with the exporter's own collector,
 // per tag token.
 func readTags(t *testing.T, ns *netnstest.NS) map[string]netnstest.Counter {
 	t.Helper()
-	r, err := nftbackend.New(nftbackend.Options{NetNS: ns.Path()}).Read(context.Background())
+	r, err := nft.New(nft.Options{NetNS: ns.Path()}).Read(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@
 // namespace of its own (ipacct-bench-PID-N), loads the rules or the set
 // (bench.LoadRules, bench.LoadSet), starts the real binary with --netns on
 // it, and then measures in rounds, each of which runs every probe once, in
-// turn: a scrape of /metrics over HTTP, the nftables backend's Read in this
+// turn: a scrape of /metrics over HTTP, the nftables collector's Read in this
 // process, the bare netlink dumps that Read makes (the kernel's floor), and
 // the tools (nft -j list ruleset, iptables-nft-save -c, nft -j list set),
 // started inside the namespace by setns rather than `ip netns exec`. The
@@ -45,9 +45,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/ipacct/ipacct_exporter/backends"
-	"github.com/ipacct/ipacct_exporter/backends/nftables"
 	"github.com/ipacct/ipacct_exporter/bench"
+	"github.com/ipacct/ipacct_exporter/collector"
+	"github.com/ipacct/ipacct_exporter/collector/nft"
 	"github.com/ipacct/ipacct_exporter/internal/netns"
 )
 
@@ -283,7 +283,7 @@ type steadyResult struct {
 // Probe names that are not tools.
 const (
 	probeScrape = "scrape"
-	probeRead   = "backend read"
+	probeRead   = "collector read"
 	probeRaw    = "raw dump"
 	// probeRawIP is the bare dump of the ip family's rules alone, which
 	// is all that iptables-save reads: the floor of its time.
@@ -342,7 +342,7 @@ func measureCase(cfg config, r *caseResult) error {
 	var wants []string
 	var perAddress int
 	var elems []setRef
-	// The tables whose rules the backend dumps, one dump each.
+	// The tables whose rules the collector dumps, one dump each.
 	tables := []setRef{{unix.NFPROTO_INET, bench.SetTable, ""}}
 	collectors := []string{"--collector.nftables", "--collector.iptables"}
 	shards := 1
@@ -417,25 +417,25 @@ func measureCase(cfg config, r *caseResult) error {
 			return err
 		}},
 		{name: probeRead, run: func() error {
-			rd, err := nftables.New(nftables.Options{NetNS: ns.Path()}).Read(context.Background())
+			rd, err := nft.New(nft.Options{NetNS: ns.Path()}).Read(context.Background())
 			switch {
 			case err != nil:
 				return err
 			case r.kind == "rules" && len(rd.Records) != r.size:
-				return fmt.Errorf("backend read %d records, want %d", len(rd.Records), r.size)
+				return fmt.Errorf("collector read %d records, want %d", len(rd.Records), r.size)
 			case r.kind != "rules" && (len(rd.Sets) != shards || elements(rd.Sets) != r.size):
-				return fmt.Errorf("backend read %d sets of %d addresses, want %d of %d", len(rd.Sets), elements(rd.Sets), shards, r.size)
+				return fmt.Errorf("collector read %d sets of %d addresses, want %d of %d", len(rd.Sets), elements(rd.Sets), shards, r.size)
 			}
 			return nil
 		}},
 		{name: probeRaw, run: func() error {
-			_, err := rawDump(ns.Path(), nftables.DefaultDumpBufferSize, tables, elems)
+			_, err := rawDump(ns.Path(), nft.DefaultDumpBufferSize, tables, elems)
 			return err
 		}},
 	}
 	if r.kind == "rules" {
 		probes = append(probes, &probe{name: probeRawIP, run: func() error {
-			_, err := rawRuleDump(ns.Path(), nftables.DefaultDumpBufferSize, unix.NFPROTO_IPV4)
+			_, err := rawRuleDump(ns.Path(), nft.DefaultDumpBufferSize, unix.NFPROTO_IPV4)
 			return err
 		}})
 	}
@@ -518,7 +518,7 @@ func measureCase(cfg config, r *caseResult) error {
 	return nil
 }
 
-// settle waits until two backend reads in a row see the n elements of
+// settle waits until two collector reads in a row see the n elements of
 // the bench set, for at most a minute or ten reads, whichever is longer.
 func settle(nsPath string, n, shards int) error {
 	start := time.Now()
@@ -526,7 +526,7 @@ func settle(nsPath string, n, shards int) error {
 	good := 0
 	for {
 		t := time.Now()
-		rd, err := nftables.New(nftables.Options{NetNS: nsPath}).Read(context.Background())
+		rd, err := nft.New(nft.Options{NetNS: nsPath}).Read(context.Background())
 		if d := t.Add(10 * time.Since(t)); d.After(deadline) {
 			deadline = d
 		}
@@ -803,7 +803,7 @@ func loadavg() string {
 }
 
 // elements counts the addresses of all sets.
-func elements(sets []backends.AddressSet) int {
+func elements(sets []collector.AddressSet) int {
 	n := 0
 	for _, s := range sets {
 		n += len(s.Elements)

@@ -88,7 +88,7 @@ type namespace struct {
 	del  func()
 }
 
-// Path is the namespace's file, for netns.Do and the backend.
+// Path is the namespace's file, for netns.Do and the collector.
 func (ns *namespace) Path() string { return "/run/netns/" + ns.Name }
 
 // Close deletes the namespace (also registered to run at exit).

@@ -14,13 +14,13 @@ import (
 	"github.com/ipacct/ipacct_exporter/internal/nfdump"
 )
 
-// rawDump makes the netlink dumps that the nftables backend's Read makes
+// rawDump makes the netlink dumps that the nftables collector's Read makes
 // (the rules of each table, the counter objects, the sets and, for the set
 // cases, the bench sets' elements), as it makes them (package nfdump, its
 // receive buffer, the tables' and the sets' dumps spread over as many
 // sockets as it opens), and decodes nothing. Its time is what the kernel
 // and the copy to user space cost, the floor of a scrape. Comparing it
-// with the backend's Read gives the decode share.
+// with the collector's Read gives the decode share.
 func rawDump(nsPath string, bufSize int, tables, setElems []setRef) (msgs int, err error) {
 	return rawDumps(nsPath, bufSize, unix.AF_UNSPEC, tables, setElems)
 }
@@ -31,8 +31,8 @@ func rawRuleDump(nsPath string, bufSize int, family uint8) (msgs int, err error)
 	return rawDumps(nsPath, bufSize, family, nil, nil)
 }
 
-// rawDumps makes the backend's dumps: the rules of each of tables (as the
-// backend dumps them, one table at a time; all of the family's rules at
+// rawDumps makes the collector's dumps: the rules of each of tables (as the
+// collector dumps them, one table at a time; all of the family's rules at
 // once when tables is nil, and nothing else), the named counters, the sets
 // and the elements of setElems.
 func rawDumps(nsPath string, bufSize int, family uint8, tables, setElems []setRef) (int, error) {
@@ -47,7 +47,7 @@ func rawDumps(nsPath string, bufSize int, family uint8, tables, setElems []setRe
 			c.Close()
 		}
 	}()
-	// As many sockets as the backend opens (nftables.maxDumpers).
+	// As many sockets as the collector opens (nftables.maxDumpers).
 	for range min(runtime.GOMAXPROCS(0), 4) {
 		c, err := nfdump.Dial(int(ns.Fd()), bufSize)
 		if err != nil {

@@ -19,7 +19,7 @@ func report(w io.Writer, cfg config, env []string, results []*caseResult, withDP
 	}
 	fmt.Fprintln(w)
 
-	head := []string{"case", "size", "scrape median (min)", "backend read", "raw dump", "decode share", "scrape / raw dump"}
+	head := []string{"case", "size", "scrape median (min)", "collector read", "raw dump", "decode share", "scrape / raw dump"}
 	for _, t := range toolLabels {
 		head = append(head, t+" (÷ scrape)")
 	}
@@ -57,7 +57,7 @@ func report(w io.Writer, cfg config, env []string, results []*caseResult, withDP
 		}
 		fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
 	}
-	fmt.Fprintf(w, "\nMedians of %d rounds. *backend read*: the nftables backend's Read in the suite's process (netlink dumps and decode, no HTTP, no exposition); *raw dump*: the same netlink dumps, on as many sockets at once, with nothing decoded (the kernel's floor); *decode share* = 1 − raw dump ÷ backend read; *÷ scrape*: the tool's median over the scrape's (above 1: the scrape is faster). Peak RSS is the exporter's VmHWM after its %d scrapes (one a warm-up).\n",
+	fmt.Fprintf(w, "\nMedians of %d rounds. *collector read*: the nftables collector's Read in the suite's process (netlink dumps and decode, no HTTP, no exposition); *raw dump*: the same netlink dumps, on as many sockets at once, with nothing decoded (the kernel's floor); *decode share* = 1 − raw dump ÷ collector read; *÷ scrape*: the tool's median over the scrape's (above 1: the scrape is faster). Peak RSS is the exporter's VmHWM after its %d scrapes (one a warm-up).\n",
 		cfg.rounds, cfg.rounds+1)
 
 	var steady []*caseResult
@@ -137,7 +137,7 @@ func targets(w io.Writer, results []*caseResult) {
 		save := r.probes["iptables-nft-save -c"].median()
 		nft := r.probes["nft -j list ruleset"].median()
 		q := float64(scrape) / float64(save)
-		fmt.Fprintf(w, "- 20k rules, %s tags: a scrape at most %.2f × `iptables-save -c`%s: %.2f× (%s vs %s): %s. iptables-save reads only the ip family's half of the rules: the bare kernel dump of that half takes %s, of all rules %s; the backend read %s.\n",
+		fmt.Fprintf(w, "- 20k rules, %s tags: a scrape at most %.2f × `iptables-save -c`%s: %.2f× (%s vs %s): %s. iptables-save reads only the ip family's half of the rules: the bare kernel dump of that half takes %s, of all rules %s; the collector read %s.\n",
 			count(c.tags), c.saveRatio, c.saveReason, q, dur(scrape), dur(save), met(q <= c.saveRatio),
 			dur(r.probes[probeRawIP].median()), dur(r.probes[probeRaw].median()), dur(r.probes[probeRead].median()))
 		if c.nftRatio > 0 {
@@ -158,13 +158,13 @@ func targets(w io.Writer, results []*caseResult) {
 	if r := find("sharded", 1000000, 0); r != nil {
 		any = true
 		scrape := r.probes[probeScrape].median()
-		fmt.Fprintf(w, "- 1M addresses in %d sets: a scrape at most 2 s: %s: %s (the backend read alone %s, the raw dump %s); peak RSS at most 300 MiB: %s: %s.\n",
+		fmt.Fprintf(w, "- 1M addresses in %d sets: a scrape at most 2 s: %s: %s (the collector read alone %s, the raw dump %s); peak RSS at most 300 MiB: %s: %s.\n",
 			bench.SetShards(r.size), dur(scrape), met(scrape <= 2*time.Second), dur(r.probes[probeRead].median()), dur(r.probes[probeRaw].median()),
 			mib(r.peakRSS), met(r.peakRSS <= 300<<20))
 	}
 	if r := find("addresses", 1000000, 0); r != nil {
 		any = true
-		fmt.Fprintf(w, "- 1M addresses in one set: a scrape takes %s, the backend read %s, peak RSS %s.\n",
+		fmt.Fprintf(w, "- 1M addresses in one set: a scrape takes %s, the collector read %s, peak RSS %s.\n",
 			dur(r.probes[probeScrape].median()), dur(r.probes[probeRead].median()), mib(r.peakRSS))
 	}
 	for _, r := range results {

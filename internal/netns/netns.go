@@ -1,6 +1,6 @@
 // Package netns runs code inside another network namespace. The nftables
-// backend does not need it (netlink sockets take a namespace fd); the
-// iptables backend does, because iptables-legacy is a process that inherits
+// collector does not need it (netlink sockets take a namespace fd); the
+// iptables collector does, because iptables-legacy is a process that inherits
 // the namespace of the thread that starts it.
 package netns
 

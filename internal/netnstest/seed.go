@@ -3,7 +3,7 @@ package netnstest
 import "strings"
 
 // The example of seed 003 (the munin traffic_accounting plugin), shared by
-// the backend and end-to-end tests: udp in place of tcp, so that a test can
+// the collector and end-to-end tests: udp in place of tcp, so that a test can
 // send exact traffic without a handshake.
 
 // SeedAddrs are the addresses the seed rules and traffic use.

@@ -1,6 +1,6 @@
 // Package nfdump runs nftables dump requests over netlink and hands each
 // reply message to a callback straight from a reused receive buffer. The
-// nftables backend reads the kernel with it; the bench suite measures with
+// nftables collector reads the kernel with it; the bench suite measures with
 // it what the kernel's dumps cost alone.
 //
 // The kernel sizes each dump chunk after the largest buffer that recvmsg

@@ -1,4 +1,4 @@
-package nftables
+package nft
 
 import (
 	"encoding/binary"
@@ -11,7 +11,7 @@ import (
 	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
 
-	"github.com/ipacct/ipacct_exporter/backends"
+	"github.com/ipacct/ipacct_exporter/collector"
 	"github.com/ipacct/ipacct_exporter/internal/nfdump"
 )
 
@@ -29,7 +29,7 @@ type dumper struct {
 	// one kernel object across reads.
 	tables map[tableKey]uint64
 	// filter narrows the tables and sets read.
-	filter backends.Filter
+	filter collector.Filter
 }
 
 type tableKey struct {
@@ -67,7 +67,7 @@ type dumpers []*dumper
 // maxDumpers bounds the sockets of a read, whatever the cores.
 const maxDumpers = 4
 
-func openDumpers(nsFd, bufSize, n int, filter backends.Filter) (dumpers, error) {
+func openDumpers(nsFd, bufSize, n int, filter collector.Filter) (dumpers, error) {
 	ds := make(dumpers, 0, n)
 	for range n {
 		d, err := newDumper(nsFd, bufSize)

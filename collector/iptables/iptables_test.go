@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ipacct/ipacct_exporter/backends"
-	"github.com/ipacct/ipacct_exporter/backends/iptables"
+	"github.com/ipacct/ipacct_exporter/collector"
+	"github.com/ipacct/ipacct_exporter/collector/iptables"
 	"github.com/ipacct/ipacct_exporter/internal/netnstest"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
@@ -101,8 +101,8 @@ func saveCounters(t *testing.T, ns *netnstest.NS, tool, table, chain string) [][
 	return counters
 }
 
-func record(name string, dir tag.Direction, family, desc string, packets, bytes uint64) backends.Record {
-	return backends.Record{Tag: name, Direction: dir, Family: family, Description: desc, Packets: packets, Bytes: bytes}
+func record(name string, dir tag.Direction, family, desc string, packets, bytes uint64) collector.Record {
+	return collector.Record{Tag: name, Direction: dir, Family: family, Description: desc, Packets: packets, Bytes: bytes}
 }
 
 // withoutIDs checks the records' identities and returns the records
@@ -110,7 +110,7 @@ func record(name string, dir tag.Direction, family, desc string, packets, bytes 
 // without counters: distinct here, since every rule of these tests
 // differs. (TestReadSeedExample checks that they do not change with the
 // counters.)
-func withoutIDs(t *testing.T, records []backends.Record) []backends.Record {
+func withoutIDs(t *testing.T, records []collector.Record) []collector.Record {
 	t.Helper()
 	ids := map[uint64]bool{}
 	out := slices.Clone(records)
@@ -151,7 +151,7 @@ func TestReadSeedExample(t *testing.T) {
 	ssl6in := ns.SendUDP("[2001:db8:f00d::1]:40443", "[2001:db8:f00d::1]:443", 90, 2)
 	ssl6out := ns.SendUDP("[2001:db8:f00d::1]:443", "[2001:db8:f00d::1]:40444", 110, 6)
 
-	byTable := map[string][]backends.Record{
+	byTable := map[string][]collector.Record{
 		"filter": {
 			record("unauthssh", tag.None, "ip", "Unauthorized SSH traffic received", 2*3, 2*ssh),
 			record("web4", tag.In, "ip", webDesc, 2*5, 2*web80in),
@@ -162,7 +162,7 @@ func TestReadSeedExample(t *testing.T) {
 		},
 		"mangle": {record("mangle80", tag.In, "ip", "prerouting", 5, web80in)},
 	}
-	var want []backends.Record
+	var want []collector.Record
 	tables := tablesOf(t, ns, "/proc/net/ip_tables_names")
 	if !reflect.DeepEqual(slices.Sorted(slices.Values(tables)), []string{"filter", "mangle"}) {
 		t.Fatalf("IPv4 legacy tables %q, want filter and mangle", tables)
@@ -219,7 +219,7 @@ func TestReadSeedExample(t *testing.T) {
 		t.Fatalf("iptables-legacy-save shows %d, %d and %d rules, want %d, %d and 1",
 			len(kernel["ip filter"]), len(kernel["ip6 filter"]), len(kernel["ip mangle"]), len(acct4), len(acct6))
 	}
-	var fromKernel []backends.Record
+	var fromKernel []collector.Record
 	for _, table := range tables {
 		for i, r := range byTable[table] {
 			c := kernel["ip "+table][i]
@@ -241,9 +241,9 @@ func TestReadSeedExample(t *testing.T) {
 		t.Errorf("untagged IPv4 rule counted %d packets, want %d", c[0], all4)
 	}
 
-	// Concurrent scrapes on one Backend see the same counters.
+	// Concurrent scrapes on one Collector see the same counters.
 	var wg sync.WaitGroup
-	results := make([]backends.Reading, 4)
+	results := make([]collector.Reading, 4)
 	errs := make([]error, len(results))
 	for i := range results {
 		wg.Go(func() { results[i], errs[i] = b.Read(context.Background()) })
@@ -298,7 +298,7 @@ func TestReadUnusualRules(t *testing.T) {
 
 	sent := ns.SendUDP("192.0.2.1:40007", "192.0.2.1:7", 20, 4)
 	where := "ip filter " + odd
-	want := []backends.Record{
+	want := []collector.Record{
 		// A description is one line: the tag package makes a newline a
 		// space.
 		record("nl", tag.In, "ip", "line1 line2", 4, sent),
@@ -332,7 +332,7 @@ func TestReadNoLegacyTables(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Read: %v", err)
 	}
-	if !reflect.DeepEqual(got, backends.Reading{}) {
+	if !reflect.DeepEqual(got, collector.Reading{}) {
 		t.Errorf("Read = %+v, want nothing", got)
 	}
 	if tables := append(tablesOf(t, ns, v4), tablesOf(t, ns, v6)...); len(tables) != 0 {
@@ -346,7 +346,7 @@ func TestReadNoLegacyTables(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Read: %v", err)
 	}
-	want := []backends.Record{record("v6only", tag.In, "ip6", "only", 3, sent)}
+	want := []collector.Record{record("v6only", tag.In, "ip6", "only", 3, sent)}
 	if !reflect.DeepEqual(withoutIDs(t, got.Records), want) {
 		t.Errorf("Records:\n got %s\nwant %s", dump(got.Records), dump(want))
 	}
@@ -478,7 +478,7 @@ func copyFile(t *testing.T, from, to string) {
 	}
 }
 
-func dump(records []backends.Record) string {
+func dump(records []collector.Record) string {
 	var b strings.Builder
 	for _, r := range records {
 		fmt.Fprintf(&b, "\n\t%s %s %s %q packets=%d bytes=%d", r.Family, r.Tag, r.Direction, r.Description, r.Packets, r.Bytes)

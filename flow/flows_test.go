@@ -1,4 +1,4 @@
-package flows
+package flow
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/ipacct/ipacct_exporter/backends"
+	"github.com/ipacct/ipacct_exporter/collector"
 	"github.com/ipacct/ipacct_exporter/config"
 )
 
@@ -60,21 +60,21 @@ func newCollector(t testing.TB, doc string) *Collector {
 // counts reads the collector as the exporter does: "tag ip direction" for
 // addresses, "tag direction" for tag entries, "tag family direction
 // overflow" for overflow counters.
-func counts(t testing.TB, c *Collector) map[string]backends.Counter {
+func counts(t testing.TB, c *Collector) map[string]collector.Counter {
 	t.Helper()
 	r, err := c.Read(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := make(map[string]backends.Counter)
+	out := make(map[string]collector.Counter)
 	for _, rec := range r.Records {
 		if rec.Packets > 0 || rec.Bytes > 0 {
-			out[rec.Tag+" "+string(rec.Direction)] = backends.Counter{Packets: rec.Packets, Bytes: rec.Bytes}
+			out[rec.Tag+" "+string(rec.Direction)] = collector.Counter{Packets: rec.Packets, Bytes: rec.Bytes}
 		}
 	}
 	for _, s := range r.Sets {
 		for _, e := range s.Elements {
-			out[fmt.Sprintf("%s %s %s", s.Tag, e.Addr, s.Direction)] = backends.Counter{Packets: e.Packets, Bytes: e.Bytes}
+			out[fmt.Sprintf("%s %s %s", s.Tag, e.Addr, s.Direction)] = collector.Counter{Packets: e.Packets, Bytes: e.Bytes}
 		}
 		if s.Overflow != nil && s.Overflow.Bytes > 0 {
 			out[fmt.Sprintf("%s %s %s overflow", s.Tag, s.Family, s.Direction)] = *s.Overflow
@@ -83,7 +83,7 @@ func counts(t testing.TB, c *Collector) map[string]backends.Counter {
 	return out
 }
 
-func checkCounts(t *testing.T, c *Collector, want map[string]backends.Counter) {
+func checkCounts(t *testing.T, c *Collector, want map[string]collector.Counter) {
 	t.Helper()
 	got := counts(t, c)
 	if !maps.Equal(got, want) {
@@ -128,7 +128,7 @@ func TestV5(t *testing.T) {
 	)
 	c.Datagram(router, pkt)
 	c.Datagram(netip.MustParseAddr("::ffff:192.0.2.254"), pkt) // the same router, over a dual-stack socket
-	checkCounts(t, c, map[string]backends.Counter{
+	checkCounts(t, c, map[string]collector.Counter{
 		"rent31 192.168.31.10 out":      {Packets: 26, Bytes: 10600},
 		"rent31 192.168.31.10 in":       {Packets: 40, Bytes: 60000},
 		"rent31-lab 192.168.31.200 out": {Packets: 2, Bytes: 200},
@@ -152,7 +152,7 @@ func TestSampling(t *testing.T) {
 		c.Datagram(router, v5Packet(0x4000|100, v5Record{src: "192.168.31.1", dst: "203.0.113.1", packets: 3, bytes: 1500}))
 		// No sampling: 0.
 		c.Datagram(router, v5Packet(0, v5Record{src: "192.168.31.2", dst: "203.0.113.1", packets: 3, bytes: 1500}))
-		checkCounts(t, c, map[string]backends.Counter{
+		checkCounts(t, c, map[string]collector.Counter{
 			"rent31 192.168.31.1 out": {Packets: 300, Bytes: 150000},
 			"rent31 192.168.31.2 out": {Packets: 3, Bytes: 1500},
 		})
@@ -163,7 +163,7 @@ func TestSampling(t *testing.T) {
 		r := rec4("192.168.31.1", "203.0.113.1", 1, 2, 17, 2, 1000)
 		r[34] = uint64(64)
 		c.Datagram(router, message(9, 7, templateSet(9, 300, fields), dataSet(300, fields, r)))
-		checkCounts(t, c, map[string]backends.Counter{"rent31 192.168.31.1 out": {Packets: 128, Bytes: 64000}})
+		checkCounts(t, c, map[string]collector.Counter{"rent31 192.168.31.1 out": {Packets: 128, Bytes: 64000}})
 	})
 	t.Run("v9 options", func(t *testing.T) {
 		c := newCollector(t, doc)
@@ -185,7 +185,7 @@ func TestSampling(t *testing.T) {
 		c.Datagram(router, message(9, 7, dataSet(256, fields, a, b)))
 		// Another source id has no rate: its flows count as they are.
 		c.Datagram(router, message(9, 8, templateSet(9, 256, fields), dataSet(256, fields, a)))
-		checkCounts(t, c, map[string]backends.Counter{
+		checkCounts(t, c, map[string]collector.Counter{
 			"rent31 192.168.31.1 out": {Packets: 11, Bytes: 1100},
 			"rent31 192.168.31.2 out": {Packets: 1000, Bytes: 100000},
 		})
@@ -202,7 +202,7 @@ func TestSampling(t *testing.T) {
 			dataSet(400, append(slices.Clone(scopes), options...), flowRecord{149: uint64(3), 305: uint64(1), 306: uint64(99)}),
 			templateSet(10, 401, ipv6Fields),
 			dataSet(401, ipv6Fields, rec6("2001:db8:31::5", "2001:db8:ff::1", 4, 400))))
-		checkCounts(t, c, map[string]backends.Counter{"rent31 2001:db8:31::5 out": {Packets: 400, Bytes: 40000}})
+		checkCounts(t, c, map[string]collector.Counter{"rent31 2001:db8:31::5 out": {Packets: 400, Bytes: 40000}})
 	})
 }
 
@@ -224,7 +224,7 @@ func TestSamplingPacketSpace(t *testing.T) {
 		{taken: 3, skipped: 1, flows: 3, want: 4},    // 4/3; 1 each, 25 % low, before
 		{taken: 1, skipped: 99, flows: 3, want: 300}, // 100
 	} {
-		want := backends.Counter{Packets: tc.want, Bytes: 101 * tc.want}
+		want := collector.Counter{Packets: tc.want, Bytes: 101 * tc.want}
 		t.Run(fmt.Sprintf("%d/%d options", tc.taken, tc.skipped), func(t *testing.T) {
 			c := newCollector(t, doc)
 			c.Datagram(router, message(10, 3,
@@ -234,7 +234,7 @@ func TestSamplingPacketSpace(t *testing.T) {
 			for range tc.flows {
 				c.Datagram(router, message(10, 3, dataSet(401, ipv4Fields, rec4("192.168.31.1", "203.0.113.1", 1, 2, 17, 1, 101))))
 			}
-			checkCounts(t, c, map[string]backends.Counter{"rent31 192.168.31.1 out": want})
+			checkCounts(t, c, map[string]collector.Counter{"rent31 192.168.31.1 out": want})
 		})
 		t.Run(fmt.Sprintf("%d/%d records", tc.taken, tc.skipped), func(t *testing.T) {
 			c := newCollector(t, doc)
@@ -245,7 +245,7 @@ func TestSamplingPacketSpace(t *testing.T) {
 				recs[i] = r
 			}
 			c.Datagram(router, message(10, 3, templateSet(10, 402, perRecord), dataSet(402, perRecord, recs...)))
-			checkCounts(t, c, map[string]backends.Counter{"rent31 192.168.31.1 out": want})
+			checkCounts(t, c, map[string]collector.Counter{"rent31 192.168.31.1 out": want})
 		})
 	}
 }
@@ -266,7 +266,7 @@ func TestTemplateRefresh(t *testing.T) {
 			c.Datagram(router, message(version, 1, dataSet(256, reversed, r, r)))
 			// The same template again (a periodic refresh) changes nothing.
 			c.Datagram(router, message(version, 1, templateSet(version, 256, reversed), dataSet(256, reversed, r)))
-			checkCounts(t, c, map[string]backends.Counter{"rent31 192.168.31.1 out": {Packets: 4, Bytes: 400}})
+			checkCounts(t, c, map[string]collector.Counter{"rent31 192.168.31.1 out": {Packets: 4, Bytes: 400}})
 			if version == 10 {
 				// A template record with no fields withdraws the id.
 				c.Datagram(router, message(version, 1, templateSet(version, 256, nil)))
@@ -296,7 +296,7 @@ func TestUnknownTemplate(t *testing.T) {
 			c.Datagram(router, message(version, 2, dataSet(257, ipv4Fields, r)))
 			other := netip.MustParseAddr("192.0.2.253")
 			c.Datagram(other, message(version, 1, dataSet(257, ipv4Fields, r)))
-			checkCounts(t, c, map[string]backends.Counter{"rent31 192.168.31.1 out": {Packets: 1, Bytes: 100}})
+			checkCounts(t, c, map[string]collector.Counter{"rent31 192.168.31.1 out": {Packets: 1, Bytes: 100}})
 			if got := tel(c, router); got.unknownTemplate != 3 || got.records != 1 || got.decodeErrors != 0 {
 				t.Errorf("telemetry %+v, want 3 unknown template sets, 1 record", got)
 			}
@@ -379,7 +379,7 @@ func TestHostileTemplates(t *testing.T) {
 		t.Errorf("%d decode errors, want 13", got)
 	}
 	c.Datagram(router, message(9, 0, dataSet(256, ipv4Fields, rec4("192.168.31.1", "203.0.113.1", 1, 2, 17, 1, 100))))
-	checkCounts(t, c, map[string]backends.Counter{"rent31 192.168.31.1 out": {Packets: 1, Bytes: 100}})
+	checkCounts(t, c, map[string]collector.Counter{"rent31 192.168.31.1 out": {Packets: 1, Bytes: 100}})
 }
 
 // TestExporterFilters: with flows.exporters, only the listed routers
@@ -406,7 +406,7 @@ flows:
 	c.Datagram(router, up)
 	stranger := netip.MustParseAddr("192.0.2.1")
 	c.Datagram(stranger, up)
-	checkCounts(t, c, map[string]backends.Counter{
+	checkCounts(t, c, map[string]collector.Counter{
 		"rent31 192.168.31.1 out": {Packets: 1, Bytes: 100},
 		"rent31 192.168.31.1 in":  {Packets: 2, Bytes: 200},
 	})
@@ -428,7 +428,7 @@ func TestCapacity(t *testing.T) {
 	}
 	c.Datagram(router, v5Packet(0, recs...))
 	c.Datagram(router, v5Packet(0, recs[0]))
-	checkCounts(t, c, map[string]backends.Counter{
+	checkCounts(t, c, map[string]collector.Counter{
 		"rent32 192.168.32.1 out":  {Packets: 2, Bytes: 200},
 		"rent32 192.168.32.2 out":  {Packets: 1, Bytes: 200},
 		"rent32 ipv4 out overflow": {Packets: 2, Bytes: 700},
@@ -443,7 +443,7 @@ func TestCapacity(t *testing.T) {
 	c.Datagram(router, v5Packet(0, recs[1]))
 	now = now.Add(61 * time.Second)
 	c.Datagram(router, v5Packet(0, recs[2]))
-	checkCounts(t, c, map[string]backends.Counter{
+	checkCounts(t, c, map[string]collector.Counter{
 		"pool 192.168.32.3 out":  {Packets: 1, Bytes: 300},
 		"pool ipv4 out overflow": {Packets: 1, Bytes: 200},
 	})
@@ -478,7 +478,7 @@ addresses:
     networks: [192.168.32.0/24]
 `))
 	c.Datagram(router, pkt)
-	checkCounts(t, c, map[string]backends.Counter{
+	checkCounts(t, c, map[string]collector.Counter{
 		"rent31 192.168.31.1 out": {Packets: 2, Bytes: 200},
 		"rent33 192.168.32.1 out": {Packets: 1, Bytes: 100},
 	})
@@ -492,7 +492,7 @@ func TestBiflow(t *testing.T) {
 	r := rec4("192.168.31.1", "203.0.113.1", 1, 2, 17, 3, 300)
 	r[1|0x8000], r[2|0x8000] = uint64(5000), uint64(5)
 	c.Datagram(router, message(10, 1, templateSet(10, 256, fields), dataSet(256, fields, r)))
-	checkCounts(t, c, map[string]backends.Counter{
+	checkCounts(t, c, map[string]collector.Counter{
 		"rent31 192.168.31.1 out": {Packets: 3, Bytes: 300},
 		"rent31 192.168.31.1 in":  {Packets: 5, Bytes: 5000},
 	})

@@ -5,9 +5,9 @@
 // exporter's templates and sampling rate, attributes each flow to the
 // address entry that holds its source (out) or destination (in), longest
 // prefix first, and to the tag entries it matches, and keeps cumulative
-// counters. As a backends.Backend it hands them to the exporter on every
+// counters. As a collector.Collector it hands them to the exporter on every
 // scrape.
-package flows
+package flow
 
 import (
 	"context"
@@ -20,7 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ipacct/ipacct_exporter/backends"
+	"github.com/ipacct/ipacct_exporter/collector"
 	"github.com/ipacct/ipacct_exporter/config"
 )
 
@@ -165,33 +165,33 @@ func (c *Collector) logOnce(from netip.Addr, err error) {
 	c.logger.Warn("flow datagram dropped: malformed (logged once per exporter and error)", "exporter", from, "err", err)
 }
 
-// Read implements backends.Backend: the tag entries counted from flows as
+// Read implements collector.Collector: the tag entries counted from flows as
 // Records, the address entries as Sets, in file order. Counts are
 // cumulative since the collector started.
-func (c *Collector) Read(ctx context.Context) (backends.Reading, error) {
+func (c *Collector) Read(ctx context.Context) (collector.Reading, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
-	var r backends.Reading
+	var r collector.Reading
 	for _, t := range c.plan.records {
-		r.Records = append(r.Records, backends.Record{
+		r.Records = append(r.Records, collector.Record{
 			Tag: t.tag, Direction: t.direction, Family: family, Description: t.description,
-			Packets: t.packets, Bytes: t.bytes, ID: backends.ID("flows " + t.tag),
+			Packets: t.packets, Bytes: t.bytes, ID: collector.ID("flows " + t.tag),
 		})
 	}
 	for _, s := range c.plan.sets {
 		if s.timeout > 0 {
 			s.sweep(now)
 		}
-		set := backends.AddressSet{
+		set := collector.AddressSet{
 			Tag: s.tag, Direction: s.direction, Description: s.description, Family: s.family,
 			Where:    fmt.Sprintf("flows %s %s %s", s.tag, s.family, s.direction),
 			Capacity: uint32(s.capacity),
-			Elements: make([]backends.AddressCount, 0, len(s.elems)),
-			Overflow: &backends.Counter{Packets: s.overflow.Packets, Bytes: s.overflow.Bytes},
+			Elements: make([]collector.AddressCount, 0, len(s.elems)),
+			Overflow: &collector.Counter{Packets: s.overflow.Packets, Bytes: s.overflow.Bytes},
 		}
 		for a, e := range s.elems {
-			set.Elements = append(set.Elements, backends.AddressCount{Addr: a, Packets: e.packets, Bytes: e.bytes})
+			set.Elements = append(set.Elements, collector.AddressCount{Addr: a, Packets: e.packets, Bytes: e.bytes})
 		}
 		r.Sets = append(r.Sets, set)
 	}

@@ -1,4 +1,4 @@
-package nftables
+package nft
 
 import (
 	"context"
@@ -6,11 +6,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ipacct/ipacct_exporter/backends"
+	"github.com/ipacct/ipacct_exporter/collector"
 	"github.com/ipacct/ipacct_exporter/internal/netnstest"
 )
 
-// setsRuleset has per-address sets of each kind the backend reads, and sets
+// setsRuleset has per-address sets of each kind the collector reads, and sets
 // it must refuse with a reason.
 const setsRuleset = `
 table inet acct {
@@ -56,7 +56,7 @@ func TestTaggedSets(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := map[string]netnstest.Counter{}
-	sets := map[string]backends.AddressSet{}
+	sets := map[string]collector.AddressSet{}
 	for _, s := range r.Sets {
 		sets[s.Where] = s
 		for _, e := range s.Elements {
@@ -83,7 +83,7 @@ func TestTaggedSets(t *testing.T) {
 	if small.Capacity != 2 || small.Family != "ipv4" || small.Description != "two at most" {
 		t.Errorf("small4: %+v", small)
 	}
-	if small.Overflow == nil || *small.Overflow != (backends.Counter{Packets: 4, Bytes: b31}) {
+	if small.Overflow == nil || *small.Overflow != (collector.Counter{Packets: 4, Bytes: b31}) {
 		t.Errorf("small4 overflow: %+v, want 4 packets, %d bytes", small.Overflow, b31)
 	}
 	// nft gives a set with a counter the size 65535 when it names none.

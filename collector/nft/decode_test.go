@@ -1,4 +1,4 @@
-package nftables
+package nft
 
 import (
 	"encoding/binary"
@@ -10,7 +10,7 @@ import (
 
 	"github.com/google/nftables/userdata"
 
-	"github.com/ipacct/ipacct_exporter/backends"
+	"github.com/ipacct/ipacct_exporter/collector"
 )
 
 func TestCommentFromUserData(t *testing.T) {
@@ -186,7 +186,7 @@ func FuzzParseSetMessages(f *testing.F) {
 }
 
 func TestDedupe(t *testing.T) {
-	as := backends.AddressSet{Elements: []backends.AddressCount{
+	as := collector.AddressSet{Elements: []collector.AddressCount{
 		{Addr: netip.MustParseAddr("192.0.2.1"), Packets: 1},
 		{Addr: netip.MustParseAddr("192.0.2.2"), Packets: 2},
 		{Addr: netip.MustParseAddr("192.0.2.1"), Packets: 3},
@@ -206,7 +206,7 @@ func TestRuleID(t *testing.T) {
 	var l location
 	l.of(unix.NFPROTO_INET, []byte("t"), []byte("c"))
 	for _, content := range []uint64{0, 1, 0xabc, 1<<64 - 1} {
-		if got, want := l.id(content), backends.ID("inet t c #"+strconv.FormatUint(content, 16)); got != want {
+		if got, want := l.id(content), collector.ID("inet t c #"+strconv.FormatUint(content, 16)); got != want {
 			t.Errorf("id(%x) = %x, want %x", content, got, want)
 		}
 	}

@@ -3,7 +3,7 @@ package nftmatch
 import "fmt"
 
 // DocRef is where error messages send the reader for the subset.
-const DocRef = "https://pkg.go.dev/github.com/ipacct/ipacct_exporter/managed/nftmatch"
+const DocRef = "https://pkg.go.dev/github.com/ipacct/ipacct_exporter/nftmatch"
 
 // Error is a match that does not parse or does not compile, at a place in
 // its text.

@@ -1,11 +1,11 @@
-package backends
+package collector
 
 import (
 	"fmt"
 	"path"
 )
 
-// Filter narrows what a backend reads to the tables and chains an operator
+// Filter narrows what a collector reads to the tables and chains an operator
 // names, as munin's plugin reads only the chains it is told: a stray tagged
 // rule elsewhere then cannot change a bill, and a host with a huge ruleset
 // (kube-proxy's) reads only what it accounts with. The zero Filter reads

@@ -1,11 +1,11 @@
-package flows
+package flow
 
 import (
 	"net/netip"
 	"slices"
 	"time"
 
-	"github.com/ipacct/ipacct_exporter/backends"
+	"github.com/ipacct/ipacct_exporter/collector"
 	"github.com/ipacct/ipacct_exporter/config"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
@@ -89,7 +89,7 @@ type addrSet struct {
 	capacity                 int
 	timeout                  time.Duration
 	elems                    map[netip.Addr]*element
-	overflow                 backends.Counter
+	overflow                 collector.Counter
 	lastSweep                time.Time
 }
 

@@ -2,9 +2,9 @@
 // IPv6, whose comment carries an accounting tag.
 //
 // Only the legacy (x_tables) tables are read. Rules made with iptables-nft
-// live in nftables, where the nftables backend counts them, and every kernel
+// live in nftables, where the nftables collector counts them, and every kernel
 // counter must be counted exactly once. Debian's plain `iptables` is
-// iptables-nft, so this backend runs iptables-legacy and ip6tables-legacy by
+// iptables-nft, so this collector runs iptables-legacy and ip6tables-legacy by
 // name, and never the plain tool.
 //
 // Listing a table with iptables-legacy creates it in the kernel. So a family
@@ -37,7 +37,7 @@ import (
 	goiptables "github.com/coreos/go-iptables/iptables"
 	"golang.org/x/sys/unix"
 
-	"github.com/ipacct/ipacct_exporter/backends"
+	"github.com/ipacct/ipacct_exporter/collector"
 	"github.com/ipacct/ipacct_exporter/internal/netns"
 )
 
@@ -45,13 +45,13 @@ import (
 // Options.LockTimeout is zero.
 const DefaultLockTimeout = 5 * time.Second
 
-// Options configure a Backend.
+// Options configure a Collector.
 type Options struct {
 	// NetNS is the path of the network namespace file to read
 	// (/run/netns/NAME, /proc/PID/ns/net); "" is the exporter's own.
 	NetNS string
 	// Filter narrows the tables and chains read.
-	Filter backends.Filter
+	Filter collector.Filter
 	// LockTimeout bounds the wait of each iptables-legacy command for the
 	// xtables lock, which a rule change holds. It is rounded up to whole
 	// seconds; zero or less means DefaultLockTimeout. Without a bound, a
@@ -59,27 +59,27 @@ type Options struct {
 	LockTimeout time.Duration
 }
 
-// Backend reads tagged counters of legacy iptables rules. It is safe for
+// Collector reads tagged counters of legacy iptables rules. It is safe for
 // concurrent use.
-type Backend struct {
+type Collector struct {
 	netNS       string
 	lockSeconds int
-	filter      backends.Filter
+	filter      collector.Filter
 
 	mu      sync.Mutex
 	handles map[string]*goiptables.IPTables // by family name, made on first use
 }
 
-var _ backends.Backend = (*Backend)(nil)
+var _ collector.Collector = (*Collector)(nil)
 
-// New returns a Backend. It runs nothing: the tools are looked up when a
+// New returns a Collector. It runs nothing: the tools are looked up when a
 // family first has legacy tables to read.
-func New(opts Options) *Backend {
+func New(opts Options) *Collector {
 	timeout := opts.LockTimeout
 	if timeout <= 0 {
 		timeout = DefaultLockTimeout
 	}
-	return &Backend{
+	return &Collector{
 		netNS:  opts.NetNS,
 		filter: opts.Filter,
 		// go-iptables waits forever with Timeout(0): never pass it.
@@ -90,7 +90,7 @@ func New(opts Options) *Backend {
 
 // family is one address family of x_tables.
 type family struct {
-	name       string // as in backends.Record.Family
+	name       string // as in collector.Record.Family
 	tool       string
 	tablesFile string // the legacy tables loaded in the reading thread's namespace
 	proto      goiptables.Protocol
@@ -105,8 +105,8 @@ func families() []family {
 
 // Read lists every legacy table of the namespace, IPv4 then IPv6, tables in
 // the kernel's order, chains and rules in the order iptables prints them.
-func (b *Backend) Read(ctx context.Context) (backends.Reading, error) {
-	var reading backends.Reading
+func (b *Collector) Read(ctx context.Context) (collector.Reading, error) {
+	var reading collector.Reading
 	// Inside the namespace: the /proc files are per thread, and the tools
 	// inherit the namespace of the thread that starts them.
 	err := netns.Do(b.netNS, func() error {
@@ -122,12 +122,12 @@ func (b *Backend) Read(ctx context.Context) (backends.Reading, error) {
 			// Only setns fails with EPERM here: the reads fail otherwise.
 			err = fmt.Errorf("%w (entering another network namespace (--netns) needs CAP_SYS_ADMIN)", err)
 		}
-		return backends.Reading{}, err
+		return collector.Reading{}, err
 	}
 	return reading, nil
 }
 
-func (b *Backend) readFamily(ctx context.Context, f family, reading *backends.Reading) error {
+func (b *Collector) readFamily(ctx context.Context, f family, reading *collector.Reading) error {
 	tables, err := loadedTables(f.tablesFile)
 	if err != nil || len(tables) == 0 {
 		return err
@@ -166,7 +166,7 @@ func (b *Backend) readFamily(ctx context.Context, f family, reading *backends.Re
 			}
 			for _, r := range rules {
 				if r.commented {
-					reading.Add(where, backends.ParseComment(r.comment), backends.Record{Family: f.name, Packets: r.packets, Bytes: r.bytes, ID: backends.ID(f.name + " " + table + " " + r.content)})
+					reading.Add(where, collector.ParseComment(r.comment), collector.Record{Family: f.name, Packets: r.packets, Bytes: r.bytes, ID: collector.ID(f.name + " " + table + " " + r.content)})
 				}
 			}
 		}
@@ -194,7 +194,7 @@ func loadedTables(path string) ([]string, error) {
 
 // handle returns the family's go-iptables handle, made once. A failure is
 // not kept, so that installing the tool later needs no restart.
-func (b *Backend) handle(f family) (*goiptables.IPTables, error) {
+func (b *Collector) handle(f family) (*goiptables.IPTables, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if ipt := b.handles[f.name]; ipt != nil {

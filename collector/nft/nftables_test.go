@@ -1,4 +1,4 @@
-package nftables
+package nft
 
 import (
 	"context"
@@ -9,17 +9,17 @@ import (
 	"testing"
 	"time"
 
-	nft "github.com/google/nftables"
+	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
 
-	"github.com/ipacct/ipacct_exporter/backends"
+	"github.com/ipacct/ipacct_exporter/collector"
 	"github.com/ipacct/ipacct_exporter/internal/netnstest"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
 
 // byTag sums a reading's records per tag and direction.
-func byTag(r backends.Reading) map[string]netnstest.Counter {
+func byTag(r collector.Reading) map[string]netnstest.Counter {
 	sums := map[string]netnstest.Counter{}
 	for _, rec := range r.Records {
 		k := rec.Tag + "/" + string(rec.Direction)
@@ -152,7 +152,7 @@ table inet t {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []backends.Record{
+	want := []collector.Record{
 		{Tag: "dns", Direction: tag.None, Family: "inet", Description: `quotes " backslash \ ünïcödé`, Packets: 11, Bytes: sent},
 		{Tag: "dns", Direction: tag.None, Family: "inet", Description: "second rule, same tag", Packets: 11, Bytes: sent},
 		{Tag: "objtag", Direction: tag.In, Family: "inet", Description: "named counter", Packets: 11, Bytes: sent},
@@ -258,13 +258,13 @@ func TestReadIsOneRuleset(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	conn, err := nft.New(nft.WithNetNSFd(int(f.Fd())))
+	conn, err := nftables.New(nftables.WithNetNSFd(int(f.Fd())))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var chains []*nft.Chain
+	var chains []*nftables.Chain
 	for _, name := range []string{"a", "b"} {
-		chains = append(chains, &nft.Chain{Name: "c", Table: &nft.Table{Name: name, Family: nft.TableFamilyINet}})
+		chains = append(chains, &nftables.Chain{Name: "c", Table: &nftables.Table{Name: name, Family: nftables.TableFamilyINet}})
 	}
 	stop := make(chan struct{})
 	done := make(chan int)
@@ -279,7 +279,7 @@ func TestReadIsOneRuleset(t *testing.T) {
 			}
 			for _, c := range chains {
 				conn.FlushChain(c)
-				conn.AddRule(&nft.Rule{Table: c.Table, Chain: c, Exprs: []expr.Any{&expr.Counter{}},
+				conn.AddRule(&nftables.Rule{Table: c.Table, Chain: c, Exprs: []expr.Any{&expr.Counter{}},
 					UserData: userdata.AppendString(nil, userdata.TypeComment, fmt.Sprintf("=v%d_in=", n))})
 			}
 			if err := conn.Flush(); err != nil {

@@ -1,11 +1,11 @@
-package flows
+package flow
 
 import (
 	"net/netip"
 	"slices"
 	"testing"
 
-	"github.com/ipacct/ipacct_exporter/backends"
+	"github.com/ipacct/ipacct_exporter/collector"
 )
 
 // FuzzDatagram feeds arbitrary bytes, twice (so that a template in the
@@ -67,7 +67,7 @@ func FuzzDatagram(f *testing.F) {
 	})
 }
 
-func inNetworks(c *Collector, s backends.AddressSet, a netip.Addr) bool {
+func inNetworks(c *Collector, s collector.AddressSet, a netip.Addr) bool {
 	for _, set := range c.plan.sets {
 		if set.tag == s.Tag && set.family == s.Family && set.direction == s.Direction {
 			return anyContains(set.networks, a)
@@ -77,6 +77,6 @@ func inNetworks(c *Collector, s backends.AddressSet, a netip.Addr) bool {
 }
 
 // totals are the counters by series, overflow and tag records included.
-func totals(t *testing.T, c *Collector) map[string]backends.Counter {
+func totals(t *testing.T, c *Collector) map[string]collector.Counter {
 	return counts(t, c)
 }

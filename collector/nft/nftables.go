@@ -10,7 +10,7 @@
 // google/nftables and asking chain by chain: that is what makes a scrape of
 // 10,000 rules cost about what the kernel's own dump costs. Nothing here
 // writes to the kernel: no rule, counter or object is changed or reset.
-package nftables
+package nft
 
 import (
 	"bytes"
@@ -26,7 +26,7 @@ import (
 	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
 
-	"github.com/ipacct/ipacct_exporter/backends"
+	"github.com/ipacct/ipacct_exporter/collector"
 )
 
 // DefaultDumpBufferSize is the receive buffer for dumps. The kernel makes
@@ -38,40 +38,40 @@ const DefaultDumpBufferSize = 64 << 10
 // under it.
 const dumpRetries = 3
 
-// Options configures a Backend.
+// Options configures a Collector.
 type Options struct {
 	// NetNS is the path of the network namespace to read; empty for the
 	// exporter's own.
 	NetNS string
 	// Filter narrows the tables and chains read.
-	Filter backends.Filter
+	Filter collector.Filter
 	// DumpBufferSize is the receive buffer in bytes; 0 means
 	// DefaultDumpBufferSize. A smaller buffer makes smaller dump chunks:
 	// benchmarks use it to show the difference.
 	DumpBufferSize int
 }
 
-// Backend reads nftables counters. It keeps no socket between reads;
+// Collector reads nftables counters. It keeps no socket between reads;
 // it keeps how many records each table and elements each set had in the
 // last read.
-type Backend struct {
+type Collector struct {
 	opts       Options
 	tableSizes lastSizes[tableKey]
 	setSizes   lastSizes[setKey]
 }
 
-// New returns a Backend.
-func New(opts Options) *Backend {
+// New returns a Collector.
+func New(opts Options) *Collector {
 	if opts.DumpBufferSize <= 0 {
 		opts.DumpBufferSize = DefaultDumpBufferSize
 	}
-	return &Backend{opts: opts}
+	return &Collector{opts: opts}
 }
 
 // Read dumps the rules of all tables in the kernel's order, then the named
 // counters, then the tagged sets of addresses and their elements. When the ruleset changes during the dump the kernel says so, and
 // Read starts again, so that no scrape mixes two rulesets.
-func (b *Backend) Read(ctx context.Context) (backends.Reading, error) {
+func (b *Collector) Read(ctx context.Context) (collector.Reading, error) {
 	for attempt := 1; ; attempt++ {
 		r, err := b.read(ctx, attempt == dumpRetries)
 		if errors.Is(err, errDumpInterrupted) && attempt < dumpRetries {
@@ -81,8 +81,8 @@ func (b *Backend) Read(ctx context.Context) (backends.Reading, error) {
 	}
 }
 
-func (b *Backend) read(ctx context.Context, lastTry bool) (backends.Reading, error) {
-	var reading backends.Reading
+func (b *Collector) read(ctx context.Context, lastTry bool) (collector.Reading, error) {
+	var reading collector.Reading
 	nsFd, closeNS, err := openNetNS(b.opts.NetNS)
 	if err != nil {
 		return reading, err
@@ -119,8 +119,8 @@ func (b *Backend) read(ctx context.Context, lastTry bool) (backends.Reading, err
 			return nil
 		}
 		where := fam + " " + string(o.table) + " counter " + string(o.name)
-		reading.Add(where, backends.ParseComment(string(o.comment)), backends.Record{Family: fam, Packets: o.packets, Bytes: o.bytes,
-			ID: backends.ID(where), Handle: d.objectHandle(family, o.table, o.handle), MadeAtZero: b.opts.Filter.IsManaged(fam, string(o.table))})
+		reading.Add(where, collector.ParseComment(string(o.comment)), collector.Record{Family: fam, Packets: o.packets, Bytes: o.bytes,
+			ID: collector.ID(where), Handle: d.objectHandle(family, o.table, o.handle), MadeAtZero: b.opts.Filter.IsManaged(fam, string(o.table))})
 		return nil
 	})
 	if err != nil {
@@ -138,7 +138,7 @@ func (b *Backend) read(ctx context.Context, lastTry bool) (backends.Reading, err
 // readRules dumps the rules of every table the filter reads, several at
 // once, into the reading in the kernel's order of tables, and returns the
 // counters of the sets' overflow rules.
-func (b *Backend) readRules(ds dumpers, reading *backends.Reading) (map[setKey]*backends.Counter, error) {
+func (b *Collector) readRules(ds dumpers, reading *collector.Reading) (map[setKey]*collector.Counter, error) {
 	tables, err := ds.listTables()
 	if err != nil {
 		return nil, err
@@ -146,19 +146,19 @@ func (b *Backend) readRules(ds dumpers, reading *backends.Reading) (map[setKey]*
 	// Each table's records go into its part of one slice, as large as the
 	// table had in the last read: when none has changed its count, the
 	// parts make the reading's records as they are.
-	parts := make([]backends.Reading, len(tables))
+	parts := make([]collector.Reading, len(tables))
 	want := make([]int, len(tables))
 	for i, t := range tables {
 		want[i] = b.tableSizes.get(t)
 	}
-	all := make([]backends.Record, 0, sum(want))
+	all := make([]collector.Record, 0, sum(want))
 	for i, off := 0, 0; i < len(tables); i++ {
 		parts[i].Records = all[off : off : off+want[i]]
 		off += want[i]
 	}
-	overflows := make([]map[setKey]*backends.Counter, len(tables))
+	overflows := make([]map[setKey]*collector.Counter, len(tables))
 	err = ds.run(len(tables), func(d *dumper, i int) error {
-		overflows[i] = map[setKey]*backends.Counter{}
+		overflows[i] = map[setKey]*collector.Counter{}
 		rr := &ruleReader{reading: &parts[i], loc: location{filter: b.opts.Filter}, d: d, overflow: overflows[i]}
 		return d.dumpRules(tables[i], rr.rule)
 	})
@@ -175,12 +175,12 @@ func (b *Backend) readRules(ds dumpers, reading *backends.Reading) (map[setKey]*
 	if slices.Equal(got, want) {
 		reading.Records = all[:sum(got)]
 	} else {
-		reading.Records = make([]backends.Record, 0, sum(got))
+		reading.Records = make([]collector.Record, 0, sum(got))
 		for _, p := range parts {
 			reading.Records = append(reading.Records, p.Records...)
 		}
 	}
-	overflow := map[setKey]*backends.Counter{}
+	overflow := map[setKey]*collector.Counter{}
 	for i, p := range parts {
 		reading.Invalid = append(reading.Invalid, p.Invalid...)
 		for k, c := range overflows[i] {
@@ -201,10 +201,10 @@ func sum(n []int) int {
 // ruleReader turns the messages of a rule dump into a reading's records,
 // invalid comments and overflow counters.
 type ruleReader struct {
-	reading  *backends.Reading
+	reading  *collector.Reading
 	loc      location
 	d        *dumper
-	overflow map[setKey]*backends.Counter
+	overflow map[setKey]*collector.Counter
 }
 
 func (rr *ruleReader) rule(family uint8, attrs []byte) error {
@@ -223,7 +223,7 @@ func (rr *ruleReader) rule(family uint8, attrs []byte) error {
 		k := setKey{family, string(r.table), string(set)}
 		c := rr.overflow[k]
 		if c == nil {
-			c = &backends.Counter{}
+			c = &collector.Counter{}
 			rr.overflow[k] = c
 		}
 		c.Packets += r.packets
@@ -232,16 +232,16 @@ func (rr *ruleReader) rule(family uint8, attrs []byte) error {
 	}
 	// The comment's one copy out of the receive buffer: the tag and the
 	// description are parts of it.
-	c := backends.ParseComment(string(r.comment))
+	c := collector.ParseComment(string(r.comment))
 	if !r.hasCounter && c.Err == nil {
 		// A tagged rule without a counter counts nothing: say so, so
 		// that the operator adds "counter".
-		rr.reading.Invalid = append(rr.reading.Invalid, backends.InvalidComment{
+		rr.reading.Invalid = append(rr.reading.Invalid, collector.InvalidComment{
 			Where: where, Comment: c.Text, Err: errors.New("the rule has no counter expression"),
 		})
 		return nil
 	}
-	rr.reading.Add(where, c, backends.Record{Family: fam, Packets: r.packets, Bytes: r.bytes,
+	rr.reading.Add(where, c, collector.Record{Family: fam, Packets: r.packets, Bytes: r.bytes,
 		ID: rr.loc.id(r.content), Handle: rr.d.objectHandle(family, r.table, r.handle), MadeAtZero: rr.loc.managed})
 	return nil
 }
@@ -250,7 +250,7 @@ func (rr *ruleReader) rule(family uint8, attrs []byte) error {
 // strings, and deciding whether the filter reads the chain, once per chain
 // rather than once per rule.
 type location struct {
-	filter       backends.Filter
+	filter       collector.Filter
 	family       uint8
 	table, chain string
 	where, fam   string
@@ -267,7 +267,7 @@ func (l *location) of(family uint8, table, chain []byte) (where, fam string, rea
 		l.where = l.fam + " " + l.table + " " + l.chain
 		l.read = l.filter.Chain(l.fam, l.table, l.chain)
 		l.managed = l.filter.IsManaged(l.fam, l.table)
-		l.idWhere = backends.ID(l.where + " #")
+		l.idWhere = collector.ID(l.where + " #")
 	}
 	return l.where, l.fam, l.read
 }
@@ -276,7 +276,7 @@ func (l *location) of(family uint8, table, chain []byte) (where, fam string, rea
 // location: ID("where #content-in-hex"), the string it hashes never made.
 func (l *location) id(content uint64) uint64 {
 	var hex [16]byte
-	return backends.HashMore(l.idWhere, strconv.AppendUint(hex[:0], content, 16))
+	return collector.HashMore(l.idWhere, strconv.AppendUint(hex[:0], content, 16))
 }
 
 // FamilyName is the netfilter family as nft spells it.

@@ -1,4 +1,4 @@
-package nftables
+package nft
 
 import (
 	"encoding/binary"
@@ -10,7 +10,7 @@ import (
 	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
 
-	"github.com/ipacct/ipacct_exporter/backends"
+	"github.com/ipacct/ipacct_exporter/collector"
 	"github.com/ipacct/ipacct_exporter/internal/nfdump"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
@@ -208,7 +208,7 @@ type setKey struct {
 // changes, and the dump repeats some elements and misses others, without
 // the flag that marks an interrupted dump. A repeated address is the sign:
 // the read starts again, and on its last try keeps one copy of each.
-func (b *Backend) readSets(ds dumpers, r *backends.Reading, overflow map[setKey]*backends.Counter, lastTry bool) error {
+func (b *Collector) readSets(ds dumpers, r *collector.Reading, overflow map[setKey]*collector.Counter, lastTry bool) error {
 	// What is kept of a set past its dump: the parsed set's slices point
 	// into the receive buffer, which the next chunk overwrites.
 	type tagged struct {
@@ -244,7 +244,7 @@ func (b *Backend) readSets(ds dumpers, r *backends.Reading, overflow map[setKey]
 				return nil
 			}
 		}
-		r.Invalid = append(r.Invalid, backends.InvalidComment{Where: where, Comment: string(s.comment), Err: err})
+		r.Invalid = append(r.Invalid, collector.InvalidComment{Where: where, Comment: string(s.comment), Err: err})
 		return nil
 	})
 	if err != nil {
@@ -252,7 +252,7 @@ func (b *Backend) readSets(ds dumpers, r *backends.Reading, overflow map[setKey]
 	}
 
 	type dumped struct {
-		as        backends.AddressSet
+		as        collector.AddressSet
 		uncounted int
 		gone      bool // deleted since the set dump
 	}
@@ -260,7 +260,7 @@ func (b *Backend) readSets(ds dumpers, r *backends.Reading, overflow map[setKey]
 	err = ds.run(len(sets), func(d *dumper, i int) error {
 		ts, res := sets[i], &results[i]
 		keyLen := int(ts.keyLen)
-		res.as.Elements = make([]backends.AddressCount, 0, b.setSizes.get(ts.key))
+		res.as.Elements = make([]collector.AddressCount, 0, b.setSizes.get(ts.key))
 		req := append(nfdump.StringAttr(unix.NFTA_SET_ELEM_LIST_TABLE, ts.key.table), nfdump.StringAttr(unix.NFTA_SET_ELEM_LIST_SET, ts.key.name)...)
 		err := d.Dump(unix.NFT_MSG_GETSETELEM, ts.key.family, req, func(_ uint8, attrs []byte) error {
 			return parseElements(attrs, func(e element) {
@@ -271,7 +271,7 @@ func (b *Backend) readSets(ds dumpers, r *backends.Reading, overflow map[setKey]
 					res.uncounted++
 				default:
 					addr, _ := netip.AddrFromSlice(e.key)
-					res.as.Elements = append(res.as.Elements, backends.AddressCount{Addr: addr, Packets: e.packets, Bytes: e.bytes})
+					res.as.Elements = append(res.as.Elements, collector.AddressCount{Addr: addr, Packets: e.packets, Bytes: e.bytes})
 				}
 			})
 		})
@@ -307,7 +307,7 @@ func (b *Backend) readSets(ds dumpers, r *backends.Reading, overflow map[setKey]
 		}
 		sizes[ts.key] = len(as.Elements)
 		if res.uncounted > 0 {
-			r.Invalid = append(r.Invalid, backends.InvalidComment{Where: ts.where, Comment: ts.comment,
+			r.Invalid = append(r.Invalid, collector.InvalidComment{Where: ts.where, Comment: ts.comment,
 				Err: fmt.Errorf("%d elements have no counter and are not counted: give the set the counter flag, or add \"counter\" to the statement that adds them", res.uncounted)})
 			if len(as.Elements) == 0 {
 				continue // nothing in it counts: not a per-address set
@@ -342,7 +342,7 @@ func (s *lastSizes[K]) set(m map[K]int) {
 // dedupe removes repeated addresses from a set's elements, keeping the
 // first, and reports whether there were any. seen is a map to use, left
 // empty: one serves every set of a read.
-func dedupe(as *backends.AddressSet, seen map[netip.Addr]struct{}) bool {
+func dedupe(as *collector.AddressSet, seen map[netip.Addr]struct{}) bool {
 	if len(as.Elements) < 2 {
 		return false
 	}

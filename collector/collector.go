@@ -1,7 +1,7 @@
-// Package backends defines what a source of netfilter counters gives the
+// Package collector defines what a source of netfilter counters gives the
 // exporter: one Record per tagged kernel counter, in a stable order. Each
 // source lives in a package below this one; the exporter aggregates.
-package backends
+package collector
 
 import (
 	"context"
@@ -39,7 +39,7 @@ type InvalidComment struct {
 	Err     error
 }
 
-// Reading is what a backend saw in one pass over the kernel's counters.
+// Reading is what a collector saw in one pass over the kernel's counters.
 // Records come in the order of the ruleset, so that "the first description"
 // is stable from one scrape to the next.
 type Reading struct {
@@ -67,7 +67,7 @@ type AddressSet struct {
 	Elements []AddressCount
 	// Overflow is the counter of the rule that counts what the set could
 	// not take because it was full, if a rule says so (see the nftables
-	// backend).
+	// collector).
 	Overflow *Counter
 }
 
@@ -80,9 +80,9 @@ type AddressCount struct {
 // Counter is a packet and byte count.
 type Counter struct{ Packets, Bytes uint64 }
 
-// Backend reads tagged counters. Read must not change any rule or counter in
+// Collector reads tagged counters. Read must not change any rule or counter in
 // the kernel, and must be safe to call from concurrent scrapes.
-type Backend interface {
+type Collector interface {
 	Read(ctx context.Context) (Reading, error)
 }
 

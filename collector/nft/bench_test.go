@@ -1,4 +1,4 @@
-package nftables
+package nft
 
 import (
 	"encoding/binary"
@@ -9,7 +9,7 @@ import (
 	"github.com/google/nftables/userdata"
 	"golang.org/x/sys/unix"
 
-	"github.com/ipacct/ipacct_exporter/backends"
+	"github.com/ipacct/ipacct_exporter/collector"
 )
 
 // The benchmarks of this file decode what the kernel sends for the bench
@@ -18,7 +18,7 @@ import (
 // with counters. The messages are laid out as the kernel lays them out,
 // with the expressions before the counter that real rules have. Run with
 //
-//	go test -run='^$' -bench=. -benchmem ./backends/nftables/
+//	go test -run='^$' -bench=. -benchmem ./collector/nft/
 
 // benchExpr is one expression of a rule: NFTA_LIST_ELEM{NAME, DATA}.
 func benchExpr(name string, data []byte) []byte {
@@ -95,11 +95,11 @@ func benchRuleDump(n int) []benchMessage {
 }
 
 // decodeRuleDump does what Read does with each message of a rule dump,
-// its records allocated at once as a Backend that read the dump before
+// its records allocated at once as a Collector that read the dump before
 // does.
-func decodeRuleDump(msgs []benchMessage) (backends.Reading, error) {
-	reading := backends.Reading{Records: make([]backends.Record, 0, len(msgs))}
-	rr := &ruleReader{reading: &reading, d: &dumper{}, overflow: map[setKey]*backends.Counter{}}
+func decodeRuleDump(msgs []benchMessage) (collector.Reading, error) {
+	reading := collector.Reading{Records: make([]collector.Record, 0, len(msgs))}
+	rr := &ruleReader{reading: &reading, d: &dumper{}, overflow: map[setKey]*collector.Counter{}}
 	for _, m := range msgs {
 		if err := rr.rule(m.family, m.attrs); err != nil {
 			return reading, err
@@ -128,7 +128,7 @@ func BenchmarkParseRule(b *testing.B) {
 }
 
 // BenchmarkDecodeRuleDump decodes the whole rule dump of 20,000 rules into
-// a Reading: the decode part of a scrape's backend read.
+// a Reading: the decode part of a scrape's collector read.
 func BenchmarkDecodeRuleDump(b *testing.B) {
 	const n = 20000
 	msgs := benchRuleDump(n)
@@ -168,15 +168,15 @@ func benchSetElemDump(n int) [][]byte {
 
 // decodeSetElemDump does what readSets does with each element message of
 // a per-address set, and dedupes the result as it does.
-func decodeSetElemDump(msgs [][]byte) (backends.AddressSet, error) {
-	var as backends.AddressSet
+func decodeSetElemDump(msgs [][]byte) (collector.AddressSet, error) {
+	var as collector.AddressSet
 	for _, m := range msgs {
 		err := parseElements(m, func(e element) {
 			switch {
 			case e.skip, len(e.key) != 4, !e.hasCounter:
 			default:
 				addr, _ := netip.AddrFromSlice(e.key)
-				as.Elements = append(as.Elements, backends.AddressCount{Addr: addr, Packets: e.packets, Bytes: e.bytes})
+				as.Elements = append(as.Elements, collector.AddressCount{Addr: addr, Packets: e.packets, Bytes: e.bytes})
 			}
 		})
 		if err != nil {
@@ -188,7 +188,7 @@ func decodeSetElemDump(msgs [][]byte) (backends.AddressSet, error) {
 }
 
 // BenchmarkDecodeSetElements decodes the element dump of a set of 100,000
-// addresses: the decode part of a scrape's backend read of that set.
+// addresses: the decode part of a scrape's collector read of that set.
 func BenchmarkDecodeSetElements(b *testing.B) {
 	const n = 100000
 	msgs := benchSetElemDump(n)
