@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"os"
@@ -29,7 +29,7 @@ func TestDeploymentFlags(t *testing.T) {
 			accepted["no-"+m[2]] = true
 		}
 	}
-	for _, path := range []string{"deploy/systemd/ipacct_exporter.service", "deploy/kubernetes/daemonset.yaml"} {
+	for _, path := range []string{"../deploy/systemd/ipacct_exporter.service", "../deploy/kubernetes/daemonset.yaml"} {
 		data, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
@@ -58,7 +58,7 @@ func TestSystemdUnitVerifies(t *testing.T) {
 	if _, err := exec.LookPath("systemd-analyze"); err != nil {
 		netnstest.Skip(t, "systemd-analyze is not installed (Debian package systemd)")
 	}
-	data, err := os.ReadFile("deploy/systemd/ipacct_exporter.service")
+	data, err := os.ReadFile("../deploy/systemd/ipacct_exporter.service")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -37,13 +37,13 @@ func TestVersion(t *testing.T) {
 
 	release := filepath.Join(bin, "release")
 	runIn(t, src, vcs, "make", "build", "BIN="+release)
-	v, err := os.ReadFile("VERSION")
+	v, err := os.ReadFile("../VERSION")
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkVersion(t, release, regexp.QuoteMeta(strings.TrimSpace(string(v))), "test", rev)
 
-	docker, err := os.ReadFile("Dockerfile")
+	docker, err := os.ReadFile("../Dockerfile")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,9 +89,9 @@ func checkVersion(t *testing.T, bin, version, branch, revision string) {
 func committedCopy(t *testing.T) string {
 	t.Helper()
 	dst := t.TempDir()
-	list := runIn(t, ".", nil, "git", "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+	list := runIn(t, "..", nil, "git", "ls-files", "-z", "--cached", "--others", "--exclude-standard")
 	for _, name := range strings.Split(strings.TrimSuffix(list, "\x00"), "\x00") {
-		b, err := os.ReadFile(name)
+		b, err := os.ReadFile(filepath.Join("..", name))
 		if os.IsNotExist(err) {
 			continue // deleted in the working tree
 		}
