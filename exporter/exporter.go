@@ -30,7 +30,7 @@ type Collector struct {
 	Name string
 	// NetNS is the value of the netns label for what the collector reads. Only
 	// an exporter made by NewForNamespaces shows it.
-	NetNS   string
+	NetNS     string
 	Collector collector.Collector
 	// Feeds tells which series the source can add to: until it has read
 	// once, those are not served. The zero value: every series.
