@@ -47,7 +47,7 @@ func BenchmarkAddresses(b *testing.B) {
 		}
 		b.Run(fmt.Sprintf("addresses=%d/nft-j-list-set", n), func(b *testing.B) {
 			for b.Loop() {
-				runIn(b, ns, "nft", "-j", "list", "set", SetFamily, SetTable, SetName)
+				runIn(b, ns, "nft", "-j", "list", "set", string(SetFamily), SetTable, SetName)
 			}
 		})
 	}

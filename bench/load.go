@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ipacct/ipacct_exporter/family"
 	"github.com/ipacct/ipacct_exporter/internal/netns"
 )
 
@@ -107,10 +108,10 @@ func RuleSeries(n, tags int) []string {
 // million.
 func value(n int) string { return strconv.FormatFloat(float64(n), 'g', -1, 64) }
 
-// SetTable, SetName and SetFamily name the set of LoadSet; with shards,
+// SetFamily, SetTable and SetName name the set of LoadSet; with shards,
 // the sets are SetName.0, SetName.1, ….
 const (
-	SetFamily = "inet"
+	SetFamily = family.Inet
 	SetTable  = "bench"
 	SetName   = "addrs"
 )
