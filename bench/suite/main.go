@@ -21,11 +21,13 @@
 // It deletes its namespaces and stops its exporters on every exit path,
 // SIGINT and SIGTERM included.
 //
-// The files: flags.go reads the command line; case.go sets a case up and
-// checks its scrapes; probe.go measures the probes in rounds, steady.go the
-// exporter's memory over many scrapes; exporter.go runs the binary;
-// tools.go the tools it is measured beside; rawdump.go the collector's
-// dumps without decoding; report.go writes the tables.
+// The files: flags.go reads the command line; ns.go makes namespaces and
+// undoes everything at exit; case.go sets a case up and checks its
+// scrapes; probe.go measures the probes in rounds, steady.go the
+// exporter's memory; exporter.go runs the binary; tools.go the tools it is
+// measured beside; rawdump.go the collector's dumps without decoding;
+// environment.go describes the machine; report.go writes the tables;
+// datapath.go runs bench/datapath.
 package main
 
 import (
