@@ -1,12 +1,11 @@
 package bench
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"testing"
 
-	"github.com/ipacct/ipacct_exporter/collector/nft"
+	"github.com/ipacct/ipacct_exporter/collector"
 	"github.com/ipacct/ipacct_exporter/internal/netnstest"
 )
 
@@ -33,21 +32,15 @@ func BenchmarkAddresses(b *testing.B) {
 		b.Run(fmt.Sprintf("addresses=%d/exporter-http", n), func(b *testing.B) {
 			scrapeOverHTTP(b, ns, SetSeries(n))
 		})
-		for _, size := range []int{4096, nft.DefaultDumpBufferSize} {
-			b.Run(fmt.Sprintf("addresses=%d/collector-read-buffer=%d", n, size), func(b *testing.B) {
-				be := nft.New(nft.Options{NetNS: ns.Path(), DumpBufferSize: size})
-				b.ReportAllocs()
-				for b.Loop() {
-					r, err := be.Read(context.Background())
-					if err != nil || len(r.Sets) != 1 || len(r.Sets[0].Elements) != n {
-						b.Fatalf("%+v, %v", len(r.Sets), err)
-					}
-				}
-			})
-		}
+		collectorRead(b, ns, fmt.Sprintf("addresses=%d", n), func(r collector.Reading) error {
+			if len(r.Sets) != 1 || len(r.Sets[0].Elements) != n {
+				return fmt.Errorf("%d sets, want one of %d addresses", len(r.Sets), n)
+			}
+			return nil
+		})
 		b.Run(fmt.Sprintf("addresses=%d/nft-j-list-set", n), func(b *testing.B) {
 			for b.Loop() {
-				runIn(b, ns, "nft", "-j", "list", "set", SetFamily, SetTable, SetName)
+				runIn(b, ns, "nft", "-j", "list", "set", string(SetFamily), SetTable, SetName)
 			}
 		})
 	}

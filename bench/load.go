@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ipacct/ipacct_exporter/family"
 	"github.com/ipacct/ipacct_exporter/internal/netns"
 )
 
@@ -98,8 +99,8 @@ func LoadRules(run Runner, n, tags int) error {
 func RuleSeries(n, tags int) []string {
 	perTag := func(m int) int { return (m + tags - 1) / tags } // rules i<m with i%tags == 0
 	return []string{
-		`ipacct_tag_rules{direction="in",family="inet",tag="t0"} ` + value(perTag(n/2)),
-		`ipacct_tag_rules{direction="out",family="ip",tag="t0"} ` + value(perTag(n-n/2)),
+		`ipacct_tag_rules{direction="in",table_family="inet",tag="t0"} ` + value(perTag(n/2)),
+		`ipacct_tag_rules{direction="out",table_family="ip",tag="t0"} ` + value(perTag(n-n/2)),
 	}
 }
 
@@ -107,10 +108,10 @@ func RuleSeries(n, tags int) []string {
 // million.
 func value(n int) string { return strconv.FormatFloat(float64(n), 'g', -1, 64) }
 
-// SetTable, SetName and SetFamily name the set of LoadSet; with shards,
+// SetFamily, SetTable and SetName name the set of LoadSet; with shards,
 // the sets are SetName.0, SetName.1, ….
 const (
-	SetFamily = "inet"
+	SetFamily = family.Inet
 	SetTable  = "bench"
 	SetName   = "addrs"
 )
@@ -176,4 +177,4 @@ func SetSeries(n int) string {
 }
 
 // SetSample opens each per-address byte series of the set of LoadSet.
-const SetSample = `ipacct_ip_bytes_total{direction="out",ip="10.`
+const SetSample = `ipacct_ip_bytes_total{direction="out",family="ipv4",ip="10.`

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ipacct/ipacct_exporter/collector"
 	"github.com/ipacct/ipacct_exporter/collector/nft"
 	"github.com/ipacct/ipacct_exporter/exporter"
 	"github.com/ipacct/ipacct_exporter/internal/netns"
@@ -51,6 +52,27 @@ func scrapeOverHTTP(b *testing.B, ns *netnstest.NS, want ...string) {
 	}
 }
 
+// collectorRead measures the nftables collector's Read of ns alone, with
+// the kernel's dump chunks small (a 4 KiB buffer) and large (the
+// collector's); check says what is wrong with a reading.
+func collectorRead(b *testing.B, ns *netnstest.NS, name string, check func(collector.Reading) error) {
+	for _, size := range []int{4096, nft.DefaultDumpBufferSize} {
+		b.Run(fmt.Sprintf("%s/collector-read-buffer=%d", name, size), func(b *testing.B) {
+			c := nft.New(nft.Options{NetNS: ns.Path(), DumpBufferSize: size})
+			b.ReportAllocs()
+			for b.Loop() {
+				r, err := c.Read(context.Background())
+				if err == nil {
+					err = check(r)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // runIn runs a tool inside the namespace without `ip netns exec`, whose
 // own cost would blur the comparison.
 func runIn(b *testing.B, ns *netnstest.NS, name string, args ...string) {
@@ -71,18 +93,12 @@ func BenchmarkScrape(b *testing.B) {
 		b.Run(fmt.Sprintf("rules=%d/exporter-http", n), func(b *testing.B) {
 			scrapeOverHTTP(b, ns, RuleSeries(n, Tags)...)
 		})
-		for _, size := range []int{4096, nft.DefaultDumpBufferSize} {
-			b.Run(fmt.Sprintf("rules=%d/collector-read-buffer=%d", n, size), func(b *testing.B) {
-				be := nft.New(nft.Options{NetNS: ns.Path(), DumpBufferSize: size})
-				b.ReportAllocs()
-				for b.Loop() {
-					r, err := be.Read(context.Background())
-					if err != nil || len(r.Records) != n {
-						b.Fatalf("%d records, %v", len(r.Records), err)
-					}
-				}
-			})
-		}
+		collectorRead(b, ns, fmt.Sprintf("rules=%d", n), func(r collector.Reading) error {
+			if len(r.Records) != n {
+				return fmt.Errorf("%d records, want %d", len(r.Records), n)
+			}
+			return nil
+		})
 		b.Run(fmt.Sprintf("rules=%d/nft-j-list-ruleset", n), func(b *testing.B) {
 			for b.Loop() {
 				runIn(b, ns, "nft", "-j", "list", "ruleset")

@@ -1,41 +1,22 @@
 package main
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"os"
-	"runtime"
-	"sync"
 	"sync/atomic"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/ipacct/ipacct_exporter/bench"
+	"github.com/ipacct/ipacct_exporter/family"
 	"github.com/ipacct/ipacct_exporter/internal/nfdump"
 )
 
-// rawDump makes the netlink dumps that the nftables collector's Read makes
-// (the rules of each table, the counter objects, the sets and, for the set
-// cases, the bench sets' elements), as it makes them (package nfdump, its
-// receive buffer, the tables' and the sets' dumps spread over as many
-// sockets as it opens), and decodes nothing. Its time is what the kernel
-// and the copy to user space cost, the floor of a scrape. Comparing it
-// with the collector's Read gives the decode share.
-func rawDump(nsPath string, bufSize int, tables, setElems []setRef) (msgs int, err error) {
-	return rawDumps(nsPath, bufSize, unix.AF_UNSPEC, tables, setElems)
-}
-
-// rawRuleDump is the bare dump of the rules of one family alone: what
-// iptables-nft-save asks the kernel for (family ip).
-func rawRuleDump(nsPath string, bufSize int, family uint8) (msgs int, err error) {
-	return rawDumps(nsPath, bufSize, family, nil, nil)
-}
-
-// rawDumps makes the collector's dumps: the rules of each of tables (as the
-// collector dumps them, one table at a time; all of the family's rules at
-// once when tables is nil, and nothing else), the named counters, the sets
-// and the elements of setElems.
-func rawDumps(nsPath string, bufSize int, family uint8, tables, setElems []setRef) (int, error) {
+// rawDump makes the dumps of stages, one stage after the other and the
+// dumps of a stage at once, on as many sockets as the nftables collector
+// opens (nfdump.Sockets) and into buffers of its size, and decodes
+// nothing: it counts the reply messages. Its time is what the kernel and
+// the copy to user space cost, the floor of a scrape. Comparing it with
+// the collector's Read gives the decode share.
+func rawDump(nsPath string, bufSize int, stages ...[]nfdump.Request) (msgs int, err error) {
 	ns, err := os.Open(nsPath)
 	if err != nil {
 		return 0, err
@@ -47,59 +28,64 @@ func rawDumps(nsPath string, bufSize int, family uint8, tables, setElems []setRe
 			c.Close()
 		}
 	}()
-	// As many sockets as the collector opens (nftables.maxDumpers).
-	for range min(runtime.GOMAXPROCS(0), 4) {
+	for range nfdump.Sockets() {
 		c, err := nfdump.Dial(int(ns.Fd()), bufSize)
 		if err != nil {
 			return 0, fmt.Errorf("netlink socket: %w", err)
 		}
 		conns = append(conns, c)
 	}
-	var msgs atomic.Int64
-	count := func(uint8, []byte) error { msgs.Add(1); return nil }
-	if tables == nil {
-		err := conns[0].Dump(unix.NFT_MSG_GETRULE, family, nil, count)
-		return int(msgs.Load()), err
+	var n atomic.Int64
+	count := func(uint8, []byte) error { n.Add(1); return nil }
+	for _, reqs := range stages {
+		err := nfdump.Spread(conns, len(reqs), func(c *nfdump.Conn, i int) error {
+			return c.Dump(reqs[i], count)
+		})
+		if err != nil {
+			return int(n.Load()), err
+		}
 	}
-	err = spread(conns, len(tables), func(c *nfdump.Conn, i int) error {
-		return c.Dump(unix.NFT_MSG_GETRULE, tables[i].family, nfdump.StringAttr(unix.NFTA_RULE_TABLE, tables[i].table), count)
-	})
-	if err != nil {
-		return int(msgs.Load()), err
-	}
-	objType := nfdump.Attr(unix.NFTA_OBJ_TYPE, binary.BigEndian.AppendUint32(nil, unix.NFT_OBJECT_COUNTER))
-	if err := conns[0].Dump(unix.NFT_MSG_GETOBJ, family, objType, count); err != nil {
-		return int(msgs.Load()), err
-	}
-	if err := conns[0].Dump(unix.NFT_MSG_GETSET, family, nil, count); err != nil {
-		return int(msgs.Load()), err
-	}
-	err = spread(conns, len(setElems), func(c *nfdump.Conn, i int) error {
-		se := setElems[i]
-		req := append(nfdump.StringAttr(unix.NFTA_SET_ELEM_LIST_TABLE, se.table), nfdump.StringAttr(unix.NFTA_SET_ELEM_LIST_SET, se.name)...)
-		return c.Dump(unix.NFT_MSG_GETSETELEM, se.family, req, count)
-	})
-	return int(msgs.Load()), err
+	return int(n.Load()), nil
 }
 
-// spread runs jobs 0 to n-1 on the sockets, one at a time on each.
-func spread(conns []*nfdump.Conn, n int, job func(c *nfdump.Conn, i int) error) error {
-	var next atomic.Int64
-	errs := make([]error, len(conns))
-	var wg sync.WaitGroup
-	for w, c := range conns {
-		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < n && errs[w] == nil; i = int(next.Add(1) - 1) {
-				errs[w] = job(c, i)
-			}
-		})
+// readDumps are the dumps of the collector's Read of a case, in its
+// stages: the rules of each of the tables (one dump per table, at once),
+// the named counters, the sets, and the elements of each of sets (at
+// once). The collector lists the tables first; the suite knows them.
+func readDumps(tables, sets []setRef) [][]nfdump.Request {
+	var rules, elements []nfdump.Request
+	for _, t := range tables {
+		rules = append(rules, nfdump.Rules(t.nfproto(), t.table))
 	}
-	wg.Wait()
-	return errors.Join(errs...)
+	for _, s := range sets {
+		elements = append(elements, nfdump.Elements(s.nfproto(), s.table, s.name))
+	}
+	return [][]nfdump.Request{rules, {nfdump.Counters()}, {nfdump.Sets()}, elements}
+}
+
+// ipRuleDump is the bare dump of all rules of the ip table family, which
+// is all that iptables-nft-save asks the kernel for: the floor of its time.
+func ipRuleDump() [][]nfdump.Request {
+	return [][]nfdump.Request{{nfdump.Rules(uint8(family.IP.NFT()), "")}}
 }
 
 // setRef names a table, or a set for an element dump.
 type setRef struct {
-	family      uint8
+	family      family.Table
 	table, name string
+}
+
+func (r setRef) nfproto() uint8 { return uint8(r.family.NFT()) }
+
+// caseTables are the tables whose rules the collector dumps in a case of
+// kind, and sets the sets whose elements it dumps.
+func caseTables(kind string, shards int) (tables, sets []setRef) {
+	tables = []setRef{{bench.SetFamily, bench.SetTable, ""}}
+	if kind == "rules" {
+		return append(tables, setRef{family.IP, "filter", ""}), nil
+	}
+	for _, name := range bench.SetNames(shards) {
+		sets = append(sets, setRef{bench.SetFamily, bench.SetTable, name})
+	}
+	return tables, sets
 }

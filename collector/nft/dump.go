@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/nftables"
@@ -64,9 +62,6 @@ func newDumper(nsFd, bufSize int) (*dumper, error) {
 // receives it, so two sockets on two cores take half the time of one.
 type dumpers []*dumper
 
-// maxDumpers bounds the sockets of a read, whatever the cores.
-const maxDumpers = 4
-
 func openDumpers(nsFd, bufSize, n int, filter collector.Filter) (dumpers, error) {
 	ds := make(dumpers, 0, n)
 	for range n {
@@ -96,34 +91,9 @@ func (ds dumpers) SetDeadline(t time.Time) error {
 	return nil
 }
 
-// run runs jobs 0 to n-1 on the sockets, one job at a time on each, in
-// the order of their numbers, and returns the error of the job of the
-// lowest number that failed; after a failure no job starts.
+// run runs jobs 0 to n-1 on the sockets (see nfdump.Spread).
 func (ds dumpers) run(n int, job func(d *dumper, i int) error) error {
-	errs := make([]error, n)
-	var next atomic.Int64
-	var failed atomic.Bool
-	var wg sync.WaitGroup
-	for _, d := range ds[:min(len(ds), n)] {
-		wg.Go(func() {
-			for !failed.Load() {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				if errs[i] = job(d, i); errs[i] != nil {
-					failed.Store(true)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return nfdump.Spread(ds, n, job)
 }
 
 // sameRuleset tells whether every socket's replies were of one ruleset
@@ -156,7 +126,7 @@ func (ds dumpers) sameRuleset() bool {
 func (ds dumpers) listTables() ([]tableKey, error) {
 	var tables []tableKey
 	handles := make(map[tableKey]uint64)
-	err := ds[0].Dump(unix.NFT_MSG_GETTABLE, unix.AF_UNSPEC, nil, func(family uint8, b []byte) error {
+	err := ds[0].Dump(nfdump.Tables(), func(family uint8, b []byte) error {
 		a := attrs{b: b}
 		t := tableKey{family: family}
 		var handle uint64
@@ -182,7 +152,7 @@ func (ds dumpers) listTables() ([]tableKey, error) {
 
 // dumpRules dumps a table's rules.
 func (d *dumper) dumpRules(t tableKey, fn func(family uint8, attrs []byte) error) error {
-	err := d.Dump(unix.NFT_MSG_GETRULE, t.family, nfdump.StringAttr(unix.NFTA_RULE_TABLE, t.name), fn)
+	err := d.Dump(nfdump.Rules(t.family, t.name), fn)
 	if errors.Is(err, unix.ENOENT) {
 		return errDumpInterrupted // the table went away since the list
 	}

@@ -15,11 +15,9 @@ package nft
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"slices"
 	"strconv"
 
@@ -27,6 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ipacct/ipacct_exporter/collector"
+	"github.com/ipacct/ipacct_exporter/internal/nfdump"
 )
 
 // DefaultDumpBufferSize is the receive buffer for dumps. The kernel makes
@@ -88,7 +87,7 @@ func (b *Collector) read(ctx context.Context, lastTry bool) (collector.Reading, 
 		return reading, err
 	}
 	defer closeNS()
-	ds, err := openDumpers(nsFd, b.opts.DumpBufferSize, min(runtime.GOMAXPROCS(0), maxDumpers), b.opts.Filter)
+	ds, err := openDumpers(nsFd, b.opts.DumpBufferSize, nfdump.Sockets(), b.opts.Filter)
 	if err != nil {
 		return reading, explain("opening a netlink socket", err)
 	}
@@ -105,11 +104,7 @@ func (b *Collector) read(ctx context.Context, lastTry bool) (collector.Reading, 
 	}
 
 	d := ds[0]
-	typ := make([]byte, 8)
-	binary.NativeEndian.PutUint16(typ[0:2], 8)
-	binary.NativeEndian.PutUint16(typ[2:4], unix.NFTA_OBJ_TYPE)
-	binary.BigEndian.PutUint32(typ[4:8], unix.NFT_OBJECT_COUNTER)
-	err = d.Dump(unix.NFT_MSG_GETOBJ, unix.AF_UNSPEC, typ, func(family uint8, attrs []byte) error {
+	err = d.Dump(nfdump.Counters(), func(family uint8, attrs []byte) error {
 		o, err := parseCounterObject(attrs)
 		if err != nil {
 			return fmt.Errorf("decoding a named counter: %w", err)

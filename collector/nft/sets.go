@@ -222,7 +222,7 @@ func (b *Collector) readSets(ds dumpers, r *collector.Reading, overflow map[setK
 	}
 	var sets []tagged
 	d := ds[0]
-	err := d.Dump(unix.NFT_MSG_GETSET, unix.AF_UNSPEC, nil, func(family uint8, attrs []byte) error {
+	err := d.Dump(nfdump.Sets(), func(family uint8, attrs []byte) error {
 		s, err := parseSet(attrs)
 		if err != nil {
 			return fmt.Errorf("decoding a set: %w", err)
@@ -261,8 +261,7 @@ func (b *Collector) readSets(ds dumpers, r *collector.Reading, overflow map[setK
 		ts, res := sets[i], &results[i]
 		keyLen := int(ts.keyLen)
 		res.as.Elements = make([]collector.AddressCount, 0, b.setSizes.get(ts.key))
-		req := append(nfdump.StringAttr(unix.NFTA_SET_ELEM_LIST_TABLE, ts.key.table), nfdump.StringAttr(unix.NFTA_SET_ELEM_LIST_SET, ts.key.name)...)
-		err := d.Dump(unix.NFT_MSG_GETSETELEM, ts.key.family, req, func(_ uint8, attrs []byte) error {
+		err := d.Dump(nfdump.Elements(ts.key.family, ts.key.table, ts.key.name), func(_ uint8, attrs []byte) error {
 			return parseElements(attrs, func(e element) {
 				switch {
 				case e.skip:

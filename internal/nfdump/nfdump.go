@@ -1,7 +1,9 @@
 // Package nfdump runs nftables dump requests over netlink and hands each
-// reply message to a callback straight from a reused receive buffer. The
-// nftables collector reads the kernel with it; the bench suite measures with
-// it what the kernel's dumps cost alone.
+// reply message to a callback straight from a reused receive buffer. It
+// holds the requests of a read (request.go) and spreads dumps over several
+// sockets (spread.go). The nftables collector reads the kernel with it; the
+// bench suite makes the same dumps with it, decoding nothing, to measure
+// what the kernel's dumps cost alone.
 //
 // The kernel sizes each dump chunk after the largest buffer that recvmsg
 // has been given on the socket (capped at 32 KiB) and restarts its walk of
@@ -65,21 +67,43 @@ func (c *Conn) SetDeadline(t time.Time) error { return c.conn.SetDeadline(t) }
 // and false before one.
 func (c *Conn) Generation() (uint16, bool) { return c.gen, c.hasGen }
 
-// Dump sends an NFT_MSG_GET* dump request for a family (AF_UNSPEC: every
-// family) and calls fn with the family and the attributes of each reply
-// message. The attributes point into the receive buffer, which the next
-// chunk overwrites. It returns ErrInterrupted when the kernel marks the
-// dump interrupted or a reply is of another generation than the socket's
-// first.
-func (c *Conn) Dump(msgType uint16, family uint8, attrs []byte, fn func(family uint8, attrs []byte) error) error {
+// Dump sends a dump request (see Request) and calls fn with the family and
+// the attributes of each reply message. The attributes point into the
+// receive buffer, which the next chunk overwrites. It returns
+// ErrInterrupted when the kernel marks the dump interrupted or a reply is
+// of another generation than the socket's first.
+func (c *Conn) Dump(r Request, fn func(family uint8, attrs []byte) error) error {
 	c.seq++
-	req := make([]byte, unix.NLMSG_HDRLEN+4+len(attrs))
+	if err := c.send(r); err != nil {
+		return fmt.Errorf("sending dump request: %w", err)
+	}
+	interrupted := false
+	for {
+		b, err := c.receive()
+		if err != nil {
+			return err
+		}
+		done, err := c.chunk(b, &interrupted, fn)
+		switch {
+		case err != nil:
+			return err
+		case done && interrupted:
+			return ErrInterrupted
+		case done:
+			return nil
+		}
+	}
+}
+
+// send sends the request of sequence number c.seq.
+func (c *Conn) send(r Request) error {
+	req := make([]byte, unix.NLMSG_HDRLEN+4+len(r.Attrs))
 	binary.NativeEndian.PutUint32(req[0:4], uint32(len(req)))
-	binary.NativeEndian.PutUint16(req[4:6], unix.NFNL_SUBSYS_NFTABLES<<8|msgType)
+	binary.NativeEndian.PutUint16(req[4:6], unix.NFNL_SUBSYS_NFTABLES<<8|r.Type)
 	binary.NativeEndian.PutUint16(req[6:8], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
 	binary.NativeEndian.PutUint32(req[8:12], c.seq)
-	req[16], req[17] = family, unix.NFNETLINK_V0
-	copy(req[20:], attrs)
+	req[16], req[17] = r.Family, unix.NFNETLINK_V0
+	copy(req[20:], r.Attrs)
 	var opErr error
 	err := c.raw.Write(func(fd uintptr) bool {
 		opErr = unix.Sendto(int(fd), req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
@@ -88,91 +112,81 @@ func (c *Conn) Dump(msgType uint16, family uint8, attrs []byte, fn func(family u
 	if err == nil {
 		err = opErr
 	}
+	return err
+}
+
+// receive receives the next chunk of replies into the buffer.
+func (c *Conn) receive() ([]byte, error) {
+	var n, rflags int
+	var opErr error
+	err := c.raw.Read(func(fd uintptr) bool {
+		n, _, rflags, _, opErr = unix.Recvmsg(int(fd), c.buf, nil, 0)
+		return opErr != unix.EAGAIN && opErr != unix.EINTR
+	})
+	if err == nil {
+		err = opErr
+	}
 	if err != nil {
-		return fmt.Errorf("sending dump request: %w", err)
+		return nil, fmt.Errorf("receiving dump: %w", err)
 	}
+	if rflags&unix.MSG_TRUNC != 0 {
+		return nil, fmt.Errorf("a dump message is larger than the %d-byte receive buffer", len(c.buf))
+	}
+	return c.buf[:n], nil
+}
 
-	interrupted := false
-	for {
-		var n, rflags int
-		err := c.raw.Read(func(fd uintptr) bool {
-			n, _, rflags, _, opErr = unix.Recvmsg(int(fd), c.buf, nil, 0)
-			return opErr != unix.EAGAIN && opErr != unix.EINTR
-		})
-		if err == nil {
-			err = opErr
+// chunk hands the replies in b to the request of sequence number c.seq to
+// fn, notes in interrupted whether one says the ruleset changed, and tells
+// whether the dump is done.
+func (c *Conn) chunk(b []byte, interrupted *bool, fn func(family uint8, attrs []byte) error) (done bool, err error) {
+	for len(b) >= unix.NLMSG_HDRLEN {
+		l := int(binary.NativeEndian.Uint32(b[0:4]))
+		if l < unix.NLMSG_HDRLEN || l > len(b) {
+			return false, fmt.Errorf("malformed netlink message of %d bytes in %d", l, len(b))
 		}
-		if err != nil {
-			return fmt.Errorf("receiving dump: %w", err)
+		typ := binary.NativeEndian.Uint16(b[4:6])
+		flags := binary.NativeEndian.Uint16(b[6:8])
+		seq := binary.NativeEndian.Uint32(b[8:12])
+		payload := b[unix.NLMSG_HDRLEN:l]
+		b = b[min(align(l, unix.NLMSG_ALIGNTO), len(b)):]
+		if seq != c.seq {
+			continue // a late reply to an earlier request
 		}
-		if rflags&unix.MSG_TRUNC != 0 {
-			return fmt.Errorf("a dump message is larger than the %d-byte receive buffer", len(c.buf))
+		if flags&unix.NLM_F_DUMP_INTR != 0 {
+			*interrupted = true
 		}
-		b := c.buf[:n]
-		for len(b) >= unix.NLMSG_HDRLEN {
-			l := int(binary.NativeEndian.Uint32(b[0:4]))
-			if l < unix.NLMSG_HDRLEN || l > len(b) {
-				return fmt.Errorf("malformed netlink message of %d bytes in %d", l, len(b))
-			}
-			typ := binary.NativeEndian.Uint16(b[4:6])
-			flags := binary.NativeEndian.Uint16(b[6:8])
-			seq := binary.NativeEndian.Uint32(b[8:12])
-			payload := b[unix.NLMSG_HDRLEN:l]
-			b = b[min(align(l, unix.NLMSG_ALIGNTO), len(b)):]
-			if seq != c.seq {
-				continue // a late reply to an earlier request
-			}
-			if flags&unix.NLM_F_DUMP_INTR != 0 {
-				interrupted = true
-			}
-			switch typ {
-			case unix.NLMSG_DONE:
-				if len(payload) >= 4 {
-					if errno := int32(binary.NativeEndian.Uint32(payload[0:4])); errno < 0 {
-						return syscall.Errno(-errno)
-					}
+		switch typ {
+		case unix.NLMSG_DONE:
+			if len(payload) >= 4 {
+				if errno := int32(binary.NativeEndian.Uint32(payload[0:4])); errno < 0 {
+					return true, syscall.Errno(-errno)
 				}
-				if interrupted {
-					return ErrInterrupted
-				}
-				return nil
-			case unix.NLMSG_ERROR:
-				if len(payload) < 4 {
-					return errors.New("truncated netlink error message")
-				}
-				if errno := int32(binary.NativeEndian.Uint32(payload[0:4])); errno != 0 {
-					return syscall.Errno(-errno)
-				}
-				continue
-			case unix.NLMSG_NOOP:
-				continue
 			}
+			return true, nil
+		case unix.NLMSG_ERROR:
 			if len(payload) < 4 {
-				return errors.New("nftables message shorter than its header")
+				return false, errors.New("truncated netlink error message")
 			}
-			if gen := binary.BigEndian.Uint16(payload[2:4]); !c.hasGen {
-				c.gen, c.hasGen = gen, true
-			} else if gen != c.gen {
-				interrupted = true
+			if errno := int32(binary.NativeEndian.Uint32(payload[0:4])); errno != 0 {
+				return false, syscall.Errno(-errno)
 			}
-			if err := fn(payload[0], payload[4:]); err != nil {
-				return err
-			}
+			continue
+		case unix.NLMSG_NOOP:
+			continue
+		}
+		if len(payload) < 4 {
+			return false, errors.New("nftables message shorter than its header")
+		}
+		if gen := binary.BigEndian.Uint16(payload[2:4]); !c.hasGen {
+			c.gen, c.hasGen = gen, true
+		} else if gen != c.gen {
+			*interrupted = true
+		}
+		if err := fn(payload[0], payload[4:]); err != nil {
+			return false, err
 		}
 	}
+	return false, nil
 }
-
-// Attr encodes an attribute of a request.
-func Attr(typ uint16, v []byte) []byte {
-	l := 4 + len(v)
-	b := make([]byte, align(l, unix.NLA_ALIGNTO))
-	binary.NativeEndian.PutUint16(b[0:2], uint16(l))
-	binary.NativeEndian.PutUint16(b[2:4], typ)
-	copy(b[4:], v)
-	return b
-}
-
-// StringAttr encodes a NUL-terminated string attribute of a request.
-func StringAttr(typ uint16, v string) []byte { return Attr(typ, append([]byte(v), 0)) }
 
 func align(n, to int) int { return (n + to - 1) &^ (to - 1) }
