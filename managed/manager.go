@@ -235,8 +235,8 @@ func ExplainPermission(err error) error {
 // ("" for the exporter's own), one socket for every request until the
 // returned function closes it. Errors for lack of privilege come with the
 // first request (see ExplainPermission).
-func Dial(netns string) (*nftables.Conn, func(), error) {
-	return dial(netns, nftables.AsLasting())
+func Dial(path string) (*nftables.Conn, func(), error) {
+	return dial(path, nftables.AsLasting())
 }
 
 func dial(path string, opts ...nftables.ConnOption) (*nftables.Conn, func(), error) {
