@@ -15,8 +15,9 @@ import (
 	"github.com/ipacct/ipacct_exporter/internal/netns"
 )
 
-// collectorSet says which collectors read each namespace.
-type collectorSet struct {
+// enabledCollectors are the collectors that --collector.* turn on, which
+// read each namespace.
+type enabledCollectors struct {
 	nftables, iptables bool
 	lockTimeout        time.Duration
 	filter             collector.Filter
@@ -26,9 +27,8 @@ type collectorSet struct {
 	allowUserNamespaces bool
 }
 
-// sources returns the enabled collectors' collectors for the namespace at
-// path ("" for the exporter's own).
-func (c collectorSet) sources(ns netns.Namespace) []exporter.Collector {
+// in returns the enabled collectors of the namespace ns.
+func (c enabledCollectors) in(ns netns.Namespace) []exporter.Collector {
 	var list []exporter.Collector
 	if c.nftables {
 		list = append(list, exporter.Collector{Name: "nftables", NetNS: ns.Name, Collector: nft.New(nft.Options{NetNS: ns.Path, Filter: c.filter})})
@@ -48,11 +48,11 @@ func (c collectorSet) sources(ns netns.Namespace) []exporter.Collector {
 	return list
 }
 
-// namespaceSources lists, on every scrape, the sources of each namespace
-// that the --netns patterns name at that moment.
-type namespaceSources struct {
+// namespaceCollectors lists, on every scrape, the collectors of each
+// namespace that the --netns patterns name at that moment.
+type namespaceCollectors struct {
 	patterns   netns.Patterns
-	collectors collectorSet
+	collectors enabledCollectors
 	logger     *slog.Logger
 
 	mu sync.Mutex
@@ -65,7 +65,7 @@ type namespaceSources struct {
 	skipped map[string]bool
 }
 
-func (n *namespaceSources) list() []exporter.Collector {
+func (n *namespaceCollectors) list() []exporter.Collector {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	current := make(map[string][]exporter.Collector)
@@ -83,7 +83,7 @@ func (n *namespaceSources) list() []exporter.Collector {
 		}
 		s, ok := n.byPath[ns.Path]
 		if !ok {
-			s = n.collectors.sources(ns)
+			s = n.collectors.in(ns)
 		}
 		current[ns.Path] = s
 		list = append(list, s...)

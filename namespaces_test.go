@@ -9,9 +9,9 @@ import (
 	"github.com/ipacct/ipacct_exporter/exporter"
 )
 
-type failingBackend struct{}
+type failingCollector struct{}
 
-func (failingBackend) Read(context.Context) (collector.Reading, error) {
+func (failingCollector) Read(context.Context) (collector.Reading, error) {
 	return collector.Reading{}, errors.New("network namespace: no such file or directory")
 }
 
@@ -19,11 +19,11 @@ func (failingBackend) Read(context.Context) (collector.Reading, error) {
 // found is gone is ErrSourceGone; one whose namespace is still there is a
 // failure to report.
 func TestVanishingNamespace(t *testing.T) {
-	_, err := vanishing{failingBackend{}, "/run/netns/ipacct-never-made"}.Read(context.Background())
+	_, err := vanishing{failingCollector{}, "/run/netns/ipacct-never-made"}.Read(context.Background())
 	if !errors.Is(err, exporter.ErrSourceGone) {
 		t.Errorf("namespace gone: %v, want ErrSourceGone", err)
 	}
-	_, err = vanishing{failingBackend{}, "/proc/self/ns/net"}.Read(context.Background())
+	_, err = vanishing{failingCollector{}, "/proc/self/ns/net"}.Read(context.Background())
 	if err == nil || errors.Is(err, exporter.ErrSourceGone) {
 		t.Errorf("namespace present: %v, want the read's own error", err)
 	}

@@ -45,7 +45,7 @@ func TestCommandsShowTheirOwnFlags(t *testing.T) {
 		}
 	}
 	serve := longFlags(t, "serve", "--help")
-	for _, f := range []string{"web.listen-address", "web.config.file", "web.telemetry-path", "collector.nftables", "collector.netflow.listen-address",
+	for _, f := range []string{"web.listen-address", "web.config.file", "web.telemetry-path", "collector.nftables", "collector.flow.listen-address",
 		"config.file", "config.check", "netns", "scrape.timeout", "log.level", "log.format"} {
 		if !slices.Contains(serve, f) {
 			t.Errorf("serve --help lacks --%s: %v", f, serve)
@@ -53,6 +53,9 @@ func TestCommandsShowTheirOwnFlags(t *testing.T) {
 	}
 	if slices.Contains(serve, "prometheus.url") {
 		t.Error("serve --help lists the report's flags")
+	}
+	if slices.Contains(serve, "collector.netflow.listen-address") {
+		t.Error("serve --help lists the hidden flag of the flow collector's former name")
 	}
 	// Without the word serve.
 	path := writeFile(t, t.TempDir(), "rules.yaml", "accounting:\n  - tag: web\n    ports: [80]\n    protocol: udp\n")

@@ -84,7 +84,7 @@ func testSoftflowd(t *testing.T, version int) {
 	// namespace; export datagrams go over its loopback.
 	client := nsHTTPClient(router)
 	e := startInNS(t, router, client, "--web.listen-address=127.0.0.1:10427", "--config.file="+rules,
-		"--collector.netflow.listen-address=127.0.0.1:2055", "--no-collector.iptables", "--web.enable-lifecycle")
+		"--collector.flow.listen-address=127.0.0.1:2055", "--no-collector.iptables", "--web.enable-lifecycle")
 	nfdir := filepath.Join(dir, "nfcapd")
 	if err := os.Mkdir(nfdir, 0o755); err != nil {
 		t.Fatal(err)
@@ -175,8 +175,8 @@ func testSoftflowd(t *testing.T, version int) {
 			t.Errorf("%s = %v (present %v), want 0", name, v, ok)
 		}
 	}
-	if v, _ := value(fams, "ipacct_collector_success", map[string]string{"collector": "netflow"}); v != 1 {
-		t.Errorf("ipacct_collector_success{collector=netflow} = %v", v)
+	if v, _ := value(fams, "ipacct_collector_success", map[string]string{"collector": "flow"}); v != 1 {
+		t.Errorf("ipacct_collector_success{collector=flow} = %v", v)
 	}
 
 	// nfcapd writes its file when it stops.

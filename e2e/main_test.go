@@ -153,7 +153,7 @@ func kernelSumsOf(ns *netnstest.NS, nft, legacy bool) map[series]netnstest.Count
 	return sums
 }
 
-func TestEndToEndAllSources(t *testing.T) {
+func TestEndToEndAllCollectors(t *testing.T) {
 	netnstest.RequireRoot(t, "nft", "iptables-nft", "ip6tables-nft", "iptables-legacy", "ip6tables-legacy")
 	ns := netnstest.New(t, netnstest.SeedAddrs...)
 	ns.NFT(netnstest.SeedNFT)

@@ -1,10 +1,7 @@
 package managed
 
 import (
-	"errors"
-	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
@@ -14,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ipacct/ipacct_exporter/config"
+	"github.com/ipacct/ipacct_exporter/internal/netns"
 )
 
 var (
@@ -230,43 +228,29 @@ func (m *Manager) Collect(ch chan<- prometheus.Metric) {
 // capability shows in the first request, not in Dial: wrap the errors of
 // what follows it too.
 func ExplainPermission(err error) error {
-	var sysErr *os.SyscallError
-	switch {
-	case errors.As(err, &sysErr) && sysErr.Syscall == "setns":
-		return fmt.Errorf("%w (entering another network namespace (--netns) needs CAP_SYS_ADMIN, beside CAP_NET_ADMIN for the rules)", err)
-	case errors.Is(err, unix.EPERM):
-		return fmt.Errorf("%w (installing the rules of --config.file needs the capability CAP_NET_ADMIN, which the exporter does not have: grant it, or run as root with it)", err)
-	}
-	return err
+	return netns.Explain(err, "installing the rules of --config.file")
 }
 
 // Dial opens a netlink connection to nftables in the namespace at path
 // ("" for the exporter's own), one socket for every request until the
 // returned function closes it. Errors for lack of privilege come with the
 // first request (see ExplainPermission).
-func Dial(netns string) (*nftables.Conn, func(), error) {
-	return dial(netns, nftables.AsLasting())
+func Dial(path string) (*nftables.Conn, func(), error) {
+	return dial(path, nftables.AsLasting())
 }
 
-func dial(netns string, opts ...nftables.ConnOption) (*nftables.Conn, func(), error) {
-	opts = append(opts, nftables.WithSockOptions(roomForBatch))
-	if netns == "" {
-		c, err := nftables.New(opts...)
-		if err != nil {
-			return nil, nil, err
-		}
-		return c, func() { _ = c.CloseLasting() }, nil
-	}
-	f, err := os.Open(netns)
+func dial(path string, opts ...nftables.ConnOption) (*nftables.Conn, func(), error) {
+	ns, err := netns.Open(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("network namespace: %w", err)
-	}
-	c, err := nftables.New(append(opts, nftables.WithNetNSFd(int(f.Fd())))...)
-	if err != nil {
-		f.Close()
 		return nil, nil, err
 	}
-	return c, func() { _ = c.CloseLasting(); f.Close() }, nil
+	opts = append(opts, nftables.WithSockOptions(roomForBatch), nftables.WithNetNSFd(ns.Fd()))
+	c, err := nftables.New(opts...)
+	if err != nil {
+		ns.Close()
+		return nil, nil, err
+	}
+	return c, func() { _ = c.CloseLasting(); ns.Close() }, nil
 }
 
 // batchBufferSize bounds the socket buffers for a transaction and its

@@ -236,7 +236,7 @@ func TestKernelEquivalence(t *testing.T) {
 		type filter hook input priority 0; policy accept;
 	}
 }`)
-	c := conn(t, ns)
+	c := ns.Conn()
 	tbl := &nftables.Table{Name: "t", Family: nftables.TableFamilyINet}
 	chain := func(name string) *nftables.Chain { return &nftables.Chain{Name: name, Table: tbl} }
 
@@ -385,20 +385,6 @@ func TestKernelEquivalence(t *testing.T) {
 			t.Errorf("%s: nft --debug=netlink lists %d and %d rules, want %d", tc.text, len(dt), len(do), len(inst[i].alts))
 		}
 	}
-}
-
-func conn(t *testing.T, ns *netnstest.NS) *nftables.Conn {
-	t.Helper()
-	f, err := os.Open(ns.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	c, err := nftables.New(nftables.WithNetNSFd(int(f.Fd())))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 func writeTemp(t *testing.T, s string) string {

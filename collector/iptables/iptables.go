@@ -35,7 +35,6 @@ import (
 	"time"
 
 	goiptables "github.com/coreos/go-iptables/iptables"
-	"golang.org/x/sys/unix"
 
 	"github.com/ipacct/ipacct_exporter/collector"
 	"github.com/ipacct/ipacct_exporter/internal/netns"
@@ -118,11 +117,7 @@ func (b *Collector) Read(ctx context.Context) (collector.Reading, error) {
 		return nil
 	})
 	if err != nil {
-		if b.netNS != "" && errors.Is(err, unix.EPERM) {
-			// Only setns fails with EPERM here: the reads fail otherwise.
-			err = fmt.Errorf("%w (entering another network namespace (--netns) needs CAP_SYS_ADMIN)", err)
-		}
-		return collector.Reading{}, err
+		return collector.Reading{}, err // a refused setns says it needs CAP_SYS_ADMIN
 	}
 	return reading, nil
 }

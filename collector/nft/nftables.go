@@ -17,7 +17,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strconv"
 
@@ -25,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ipacct/ipacct_exporter/collector"
+	"github.com/ipacct/ipacct_exporter/internal/netns"
 	"github.com/ipacct/ipacct_exporter/internal/nfdump"
 )
 
@@ -82,12 +82,12 @@ func (b *Collector) Read(ctx context.Context) (collector.Reading, error) {
 
 func (b *Collector) read(ctx context.Context, lastTry bool) (collector.Reading, error) {
 	var reading collector.Reading
-	nsFd, closeNS, err := openNetNS(b.opts.NetNS)
+	ns, err := netns.Open(b.opts.NetNS)
 	if err != nil {
 		return reading, err
 	}
-	defer closeNS()
-	ds, err := openDumpers(nsFd, b.opts.DumpBufferSize, nfdump.Sockets(), b.opts.Filter)
+	defer ns.Close()
+	ds, err := openDumpers(ns.Fd(), b.opts.DumpBufferSize, nfdump.Sockets(), b.opts.Filter)
 	if err != nil {
 		return reading, explain("opening a netlink socket", err)
 	}
@@ -293,25 +293,7 @@ func FamilyName(f nftables.TableFamily) string {
 	return fmt.Sprintf("family%d", f)
 }
 
-func openNetNS(path string) (fd int, closeFn func(), err error) {
-	if path == "" {
-		return 0, func() {}, nil
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, nil, fmt.Errorf("network namespace: %w", err)
-	}
-	return int(f.Fd()), func() { f.Close() }, nil
-}
-
 // explain turns the kernel's refusal into the sentence an operator needs.
 func explain(what string, err error) error {
-	var sysErr *os.SyscallError
-	switch {
-	case errors.As(err, &sysErr) && sysErr.Syscall == "setns":
-		return fmt.Errorf("%s: %w (entering another network namespace (--netns) needs CAP_SYS_ADMIN, beside CAP_NET_ADMIN for reading nftables)", what, err)
-	case errors.Is(err, unix.EPERM) || errors.Is(err, os.ErrPermission):
-		return fmt.Errorf("%s: %w (reading nftables needs the capability CAP_NET_ADMIN, which the exporter does not have: grant it, as an ambient or file capability, or run as root with it)", what, err)
-	}
-	return fmt.Errorf("%s: %w", what, err)
+	return fmt.Errorf("%s: %w", what, netns.Explain(err, "reading nftables"))
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -253,15 +252,7 @@ func TestReadIsOneRuleset(t *testing.T) {
 	}
 	ns.NFT(filler.String())
 
-	f, err := os.Open(ns.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	conn, err := nftables.New(nftables.WithNetNSFd(int(f.Fd())))
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := ns.Conn()
 	var chains []*nftables.Chain
 	for _, name := range []string{"a", "b"} {
 		chains = append(chains, &nftables.Chain{Name: "c", Table: &nftables.Table{Name: name, Family: nftables.TableFamilyINet}})

@@ -31,12 +31,15 @@ var ownUserNS = sync.OnceValues(func() (unix.Stat_t, error) {
 // counters of their choosing: for such a namespace, or one whose owner the
 // exporter cannot see, it returns an error wrapping ErrOtherUserNamespace.
 func CheckOwner(path string) error {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("network namespace: open %s: %w", path, err)
+	if path == "" {
+		return nil // the exporter's own
 	}
-	defer unix.Close(fd)
-	owner, err := unix.IoctlRetInt(fd, nsGetUserNS)
+	ns, err := Open(path)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	owner, err := unix.IoctlRetInt(ns.Fd(), nsGetUserNS)
 	if errors.Is(err, unix.EPERM) {
 		// The owner is outside the exporter's user namespace.
 		return fmt.Errorf("network namespace %s is %w", path, ErrOtherUserNamespace)

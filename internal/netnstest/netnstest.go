@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
+
 	"github.com/ipacct/ipacct_exporter/internal/netns"
 )
 
@@ -280,4 +282,20 @@ func (ns *NS) SendUDP(src, dst string, payload, count int) (ipBytes uint64) {
 		hdr = 40
 	}
 	return uint64(count * (hdr + 8 + payload))
+}
+
+// Conn is a google/nftables connection to the namespace, closed when the
+// test ends.
+func (ns *NS) Conn() *nftables.Conn {
+	ns.t.Helper()
+	f, err := netns.Open(ns.Path())
+	if err != nil {
+		ns.t.Fatal(err)
+	}
+	ns.t.Cleanup(func() { f.Close() })
+	c, err := nftables.New(nftables.WithNetNSFd(f.Fd()))
+	if err != nil {
+		ns.t.Fatal(err)
+	}
+	return c
 }

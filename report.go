@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"os"
 	"os/signal"
 	"strconv"
@@ -27,12 +28,11 @@ A period that has not ended (this month, a --to in the future) is counted up to 
 
 Exit status: 0 done, 1 Prometheus unreachable, a query failed, no data or --timeout, 2 invalid flags.`
 
-// addReportCommand registers the report command on app. Its action runs
-// when app.Parse has read the flags, and exits with the report's code, so
-// that the daemon's code path never sees the command.
-func addReportCommand(app *kingpin.Application) {
+// addReportCommand adds the report command to app, and returns it and the
+// report its flags describe once app.Parse has read them.
+func addReportCommand(app *kingpin.Application) (*kingpin.CmdClause, *report.Command) {
 	cmd := app.Command("report", reportHelp)
-	var c report.Command
+	c := &report.Command{}
 	cmd.Flag("prometheus.url", "URL of the Prometheus server that scrapes the exporter, with its path prefix if it has one.").Default("http://localhost:9090").StringVar(&c.URL)
 	cmd.Flag("http.config.file", "File with the HTTP client settings for Prometheus: basic auth (password_file), authorization, OAuth 2, TLS (ca_file, cert_file, insecure_skip_verify), proxy; the format of promtool's --http.config.file.").PlaceHolder("FILE").StringVar(&c.HTTPConfigFile)
 	cmd.Flag("period", "Calendar month to report, YYYY-MM, in --timezone. Default, without --from and --to: the last full month.").PlaceHolder("YYYY-MM").StringVar(&c.Period)
@@ -51,12 +51,18 @@ func addReportCommand(app *kingpin.Application) {
 	cmd.Flag("max-gap", "Longest time between two samples of a series for the later one to count an increment over the earlier; a longer gap starts the series anew. Also how far before and after the period its neighbouring samples are looked for.").Default("24h").DurationVar(&c.MaxGap)
 	cmd.Flag("chunk", "Time span one query reads: lower it when Prometheus refuses a query for loading too many samples.").Default("1h").DurationVar(&c.Chunk)
 	maxAnswer := cmd.Flag("max-answer-size", "Most bytes read of one answer of Prometheus; a longer one fails the report (lower --chunk).").Default(strconv.Itoa(report.DefaultMaxAnswer>>20) + "MiB").Bytes()
+	// The one flag whose type is not report.Command's: converted once
+	// the command is parsed.
 	cmd.Action(func(*kingpin.ParseContext) error {
 		c.MaxAnswer = int64(*maxAnswer)
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		code := c.Run(ctx, os.Stdout, os.Stderr)
-		stop()
-		os.Exit(code)
 		return nil
 	})
+	return cmd, c
+}
+
+// runReport makes the report c describes; SIGINT or SIGTERM cancel it.
+func runReport(c *report.Command, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return c.Run(ctx, stdout, stderr)
 }
