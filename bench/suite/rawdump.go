@@ -2,11 +2,11 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"sync/atomic"
 
 	"github.com/ipacct/ipacct_exporter/bench"
 	"github.com/ipacct/ipacct_exporter/family"
+	"github.com/ipacct/ipacct_exporter/internal/netns"
 	"github.com/ipacct/ipacct_exporter/internal/nfdump"
 )
 
@@ -17,7 +17,7 @@ import (
 // the copy to user space cost, the floor of a scrape. Comparing it with
 // the collector's Read gives the decode share.
 func rawDump(nsPath string, bufSize int, stages ...[]nfdump.Request) (msgs int, err error) {
-	ns, err := os.Open(nsPath)
+	ns, err := netns.Open(nsPath)
 	if err != nil {
 		return 0, err
 	}
@@ -29,7 +29,7 @@ func rawDump(nsPath string, bufSize int, stages ...[]nfdump.Request) (msgs int, 
 		}
 	}()
 	for range nfdump.Sockets() {
-		c, err := nfdump.Dial(int(ns.Fd()), bufSize)
+		c, err := nfdump.Dial(ns.Fd(), bufSize)
 		if err != nil {
 			return 0, fmt.Errorf("netlink socket: %w", err)
 		}
