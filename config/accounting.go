@@ -12,47 +12,150 @@ import (
 
 	"github.com/ipacct/ipacct_exporter/nftmatch"
 	"github.com/ipacct/ipacct_exporter/tag"
+	"go.yaml.in/yaml/v3"
 )
 
 const (
-	defaultTable = "ipacct"
-	defaultCount = "accepted"
-	// maxTagLen leaves room for the suffix the exporter adds, "_out" at
-	// most, within tag.MaxLen.
-	maxTagLen         = tag.MaxLen - len("_out")
-	maxTableLen       = 32
-	maxDescriptionLen = 128 // bytes
-	maxInterfaceLen   = 15  // IFNAMSIZ less the NUL
+	maxInterfaceLen = 15 // IFNAMSIZ less the NUL
 	// maxExcept keeps a rule within the kernel's 128 expressions
 	// (NFT_RULE_MAXEXPRS): each remote_except item is three, the other
 	// matches and the counter at most 15.
 	maxExcept = 32
 )
 
-// setDefaults fills in what the file leaves out, as the types document.
-// Applied twice it changes nothing more.
-func (f *File) setDefaults() {
-	if f.Table == "" {
-		f.Table = defaultTable
+// Directions are the directions the entry counts: tag.In, tag.Out, or both.
+func (e Entry) Directions() []tag.Direction {
+	switch e.Direction {
+	case "in":
+		return []tag.Direction{tag.In}
+	case "out":
+		return []tag.Direction{tag.Out}
 	}
-	if f.Count == "" {
-		f.Count = defaultCount
+	return []tag.Direction{tag.In, tag.Out}
+}
+
+// Families are the netfilter families the entry counts in: "ip" for IPv4,
+// "ip6" for IPv6, or both.
+func (e Entry) Families() []string {
+	switch e.Family {
+	case "ipv4":
+		return []string{"ip"}
+	case "ipv6":
+		return []string{"ip6"}
 	}
-	for i := range f.Accounting {
-		f.Accounting[i].setDefaults()
+	return []string{"ip", "ip6"}
+}
+
+// String writes the range as rules.yaml does: "443" or "8000-8080".
+func (r PortRange) String() string {
+	if r.Low == r.High {
+		return strconv.Itoa(int(r.Low))
 	}
-	for i := range f.Addresses {
-		a := &f.Addresses[i]
-		if a.Source == "" {
-			a.Source = SourceKernel
+	return strconv.Itoa(int(r.Low)) + "-" + strconv.Itoa(int(r.High))
+}
+
+// checkFlowsEntry rejects what a flows accounting entry cannot match: a
+// flow record carries addresses, ports, protocol and interface indexes,
+// not the packet an nft match reads, nor a hook or an interface name.
+func (r entryRef) checkFlowsEntry(errs *errList) {
+	e := r.e
+	if e.Hooks != nil {
+		line, field := r.field("hooks")
+		errs.add(line, field, "hooks are where the kernel counts, and a flows entry has none; leave hooks out")
+	}
+	if e.Interface != "" {
+		line, field := r.field("interface")
+		errs.add(line, field, "flow records name interfaces by index, not by name; filter them per router under flows.exporters")
+	}
+	if e.Match != "" {
+		line, field := r.field("match")
+		errs.add(line, field, "an nft match reads packets in the kernel; a flows entry matches local, remote, protocol and ports only")
+	}
+	if len(e.Local) == 0 && r.missing("local") {
+		line, field := r.field("local")
+		errs.add(line, field, "missing; a flows entry needs local to tell traffic in (to it) from traffic out (from it)")
+	}
+}
+
+var entryKeys = []string{"tag", "description", "source", "direction", "family", "hooks", "local", "remote", "remote_except", "protocol", "ports", "interface", "match"}
+
+func (d *decoder) entry(n *yaml.Node, name string) (Entry, entryPos) {
+	e := Entry{Line: n.Line}
+	p := d.entryFields(n, name, entryKeys, func(key, field string, val *yaml.Node, p *entryPos) {
+		str := func(dst *string, emptyOK bool) {
+			*dst, _, _ = d.str(val, field, emptyOK)
 		}
-		if a.Direction == "" {
-			a.Direction = "both"
+		switch key {
+		case "tag":
+			str(&e.Tag, false)
+		case "description":
+			str(&e.Description, true)
+		case "source":
+			str(&e.Source, false)
+		case "direction":
+			str(&e.Direction, false)
+		case "family":
+			str(&e.Family, false)
+		case "interface":
+			str(&e.Interface, false)
+		case "match":
+			str(&e.Match, false)
+		case "hooks":
+			e.Hooks = decodeItems(d, val, key, field, p, false, 0, "", func(s string) (string, error) { return s, nil })
+		case "protocol":
+			e.Protocol = decodeItems(d, val, key, field, p, true, maxRules,
+				"leave protocol out, or write any", func(s string) (string, error) { return s, nil })
+		case "local", "remote", "remote_except":
+			max, advice := maxRules, "leave "+key+" out to match any address"
+			if key == "remote_except" {
+				max, advice = 0, ""
+			}
+			list := decodeItems(d, val, key, field, p, false, max, advice, parsePrefix)
+			switch key {
+			case "local":
+				e.Local = list
+			case "remote":
+				e.Remote = list
+			default:
+				e.RemoteExcept = list
+			}
+		case "ports":
+			e.Ports = decodeItems(d, val, key, field, p, false, maxRules, "leave ports out to count every port", parsePort)
 		}
-		if a.Hooks == nil && a.Source != SourceFlows {
-			a.Hooks = slices.Clone(hooks)
-		}
+	})
+	return e, p
+}
+
+// parsePort parses a port ("443") or an inclusive range ("8000-8080").
+// Port 0 and reversed ranges are validate's concern.
+func parsePort(s string) (PortRange, error) {
+	lo, hi, isRange := strings.Cut(s, "-")
+	if !isRange {
+		hi = lo
 	}
+	low, err := portNumber(lo, s)
+	if err != nil {
+		return PortRange{}, err
+	}
+	high, err := portNumber(hi, s)
+	if err != nil {
+		return PortRange{}, err
+	}
+	return PortRange{Low: low, High: high}, nil
+}
+
+func portNumber(t, s string) (uint16, error) {
+	if t == "" || strings.Trim(t, "0123456789") != "" {
+		return 0, fmt.Errorf("%s is not a port or a range of ports such as 8000-8080", quote(s))
+	}
+	v, err := strconv.ParseUint(t, 10, 16)
+	if err != nil {
+		if len(t) > 10 {
+			t = t[:10] + "…"
+		}
+		return 0, fmt.Errorf("%s is out of range 1-65535", t)
+	}
+	return uint16(v), nil
 }
 
 func (e *Entry) setDefaults() {
@@ -88,145 +191,11 @@ func (e *Entry) setDefaults() {
 	}
 }
 
-// families reports which families the prefixes of the lists are of.
-func families(lists ...[]netip.Prefix) (has4, has6 bool) {
-	for _, list := range lists {
-		for _, p := range list {
-			if p.Addr().Is4() {
-				has4 = true
-			} else if p.IsValid() {
-				has6 = true
-			}
-		}
-	}
-	return has4, has6
-}
-
-// validate checks a File with its defaults applied. pos says where values
-// were written; nil (a File validated again) uses the entries' lines.
-func validate(f *File, pos *filePos, errs *errList) {
-	if pos == nil {
-		pos = &filePos{}
-	}
-	if !validTable(f.Table) {
-		errs.add(pos.table, "table", "%s is not a table name: 1 to %d letters, digits, '_' and '-', starting with a letter or '_'", quote(f.Table), maxTableLen)
-	}
-	if f.Count != "accepted" && f.Count != "all" {
-		errs.add(pos.count, "count", "%s is not a count; use accepted or all", quote(f.Count))
-	}
-	addressesWritten := len(f.Addresses) > 0 || pos.addresses.listed > 0 || pos.addresses.broken
-	switch {
-	case len(f.Accounting) > maxEntries:
-		errs.add(pos.accounting.line, "accounting", "%d entries, at most %d are allowed", len(f.Accounting), maxEntries)
-	case len(f.Accounting) > 0 || pos.accounting.listed > 0 || pos.accounting.broken || pos.broken:
-		// Reported, if at all, by the decoder.
-	case pos.accounting.line > 0:
-		errs.add(pos.accounting.line, "accounting", "no entries")
-	case addressesWritten || pos.addresses.line > 0:
-	default:
-		errs.add(0, "", "no accounting or addresses entries")
-	}
-	if pos.addresses.line > 0 && !addressesWritten {
-		errs.add(pos.addresses.line, "addresses", "no entries")
-	}
-	claims := make(map[string]map[tag.Direction]int)
-	tagSources := make(map[string]sourceClaim)
-	rules := 0
-	for i := range f.Accounting {
-		r := entryRef{ref{line: f.Accounting[i].Line, name: fmt.Sprintf("accounting[%d]", i)}, &f.Accounting[i]}
-		if i < len(pos.accounting.entries) {
-			r.p = &pos.accounting.entries[i]
-			r.name = fmt.Sprintf("accounting[%d]", r.p.index)
-		}
-		n := r.validate(errs)
-		r.claim(claims, tagSources, errs)
-		rules = r.countRules(rules, n, errs)
-	}
-	validateAddresses(f, pos, claims, rules, errs)
-	validateFlows(f, pos, errs)
-}
-
-func validTable(s string) bool {
-	if s == "" || len(s) > maxTableLen || !(isLetter(s[0]) || s[0] == '_') {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !(isLetter(c) || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
-func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
-
-// ref says where an entry's values were written, for messages.
-type ref struct {
-	line int       // where the entry starts
-	p    *entryPos // nil: everything is at line
-	name string    // accounting[N], addresses[N]
-}
-
 // entryRef is an accounting entry with where it was written.
 type entryRef struct {
 	ref
 	e *Entry
 }
-
-// field is the line and name of a key's value.
-func (r ref) field(key string) (int, string) {
-	line := r.line
-	if r.p != nil && r.p.values[key] > 0 {
-		line = r.p.values[key]
-	}
-	return line, r.name + "." + key
-}
-
-// item is the line of item i of a list, its name, and its name within the
-// entry ("local[1]"). A list written as a single value has no index.
-func (r ref) item(key string, i int) (line int, field, short string) {
-	line, idx := r.field(key)
-	index := i
-	if r.p != nil {
-		if items := r.p.items[key]; i < len(items) {
-			line, index = items[i].line, items[i].index
-		}
-		if r.p.scalar[key] {
-			return line, idx, key
-		}
-	}
-	short = fmt.Sprintf("%s[%d]", key, index)
-	return line, r.name + "." + short, short
-}
-
-// itemError reports a problem of item i of a list.
-func (r ref) itemError(errs *errList, key string, i int, format string, args ...any) {
-	line, field, _ := r.item(key, i)
-	errs.add(line, field, format, args...)
-}
-
-// short is the name of item i of a list within the entry.
-func (r ref) short(key string, i int) string {
-	_, _, short := r.item(key, i)
-	return short
-}
-
-// countRules adds an entry's rules to those of the entries before it, and
-// reports the entry that takes the table past maxFileRules.
-func (r ref) countRules(before, rules int, errs *errList) int {
-	if before <= maxFileRules && before+rules > maxFileRules {
-		errs.add(r.line, r.name, "with this entry the table has %d rules, at most %d are allowed", before+rules, maxFileRules)
-	}
-	return before + rules
-}
-
-// explicit reports whether the file set key (a File without positions
-// counts as setting everything).
-func (r ref) explicit(key string) bool { return r.p == nil || r.p.values[key] > 0 }
-
-// missing reports whether the file left out a key: a key written with an
-// empty value or none is the decoder's to report.
-func (r ref) missing(key string) bool { return r.p == nil || r.p.values[key] == 0 }
 
 // validate checks an entry, and returns the rules it expands to: 0 when
 // it is not valid or counted from flows.
@@ -340,59 +309,6 @@ func (r entryRef) checkMatchFamily(errs *errList) {
 	}
 }
 
-// checkTag returns what is wrong with a tag, or "". A tag is what the
-// exporter writes into rule comments as =TAG_in= and =TAG_out=, so it must
-// parse there, without a direction suffix of its own.
-func checkTag(t string) string {
-	for i := 0; i < len(t); {
-		r, size := utf8.DecodeRuneInString(t[i:])
-		if !(r < utf8.RuneSelf && (isLetter(byte(r)) || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '-')) {
-			return fmt.Sprintf("%s has the character %q; a tag is letters, digits, '_', '.' and '-'", quote(t), r)
-		}
-		i += size
-	}
-	// Suffixes count in any case, as tag.Parse reads them.
-	for _, s := range []struct{ suffix, dir string }{{"_in", "in"}, {"_down", "in"}, {"_out", "out"}, {"_up", "out"}} {
-		if n := len(t) - len(s.suffix); n >= 0 && strings.EqualFold(t[n:], s.suffix) {
-			return fmt.Sprintf("%s ends in %s, a direction suffix, which the exporter adds; use direction: %s instead", quote(t), t[n:], s.dir)
-		}
-	}
-	if len(t) > maxTagLen {
-		return fmt.Sprintf("%s is %d characters long, at most %d are allowed (the exporter adds _in or _out)", quote(t), len(t), maxTagLen)
-	}
-	if p, err := tag.Parse("=" + t + "="); err != nil || p.Name != t || p.Direction != tag.None {
-		return fmt.Sprintf("%s is not a valid tag", quote(t))
-	}
-	return ""
-}
-
-// maxCommentLen is the longest rule comment nft accepts.
-const maxCommentLen = 128
-
-// commentPrefix is the longest tag token the rule builder writes before
-// the description.
-func commentPrefix(tagName string) string { return "=" + tagName + "_out= " }
-
-// checkDescription returns what is wrong with a description, or "". It
-// goes into an nft rule comment, which is one line between double quotes.
-func checkDescription(s string) string {
-	if !utf8.ValidString(s) {
-		return "not valid UTF-8"
-	}
-	if strings.ContainsRune(s, '"') {
-		return fmt.Sprintf("%s has a '\"', which an nft comment cannot hold", quote(s))
-	}
-	for _, r := range s {
-		if unicode.IsControl(r) {
-			return fmt.Sprintf("%s has the control character %q; a description is one line", quote(s), r)
-		}
-	}
-	if len(s) > maxDescriptionLen {
-		return fmt.Sprintf("%d bytes long, at most %d are allowed", len(s), maxDescriptionLen)
-	}
-	return ""
-}
-
 // checkInterface returns what is wrong with an interface name, or "". The
 // kernel's rules (dev_valid_name) apply, and a final '*' is a wildcard.
 func checkInterface(s string) string {
@@ -416,33 +332,9 @@ func checkInterface(s string) string {
 	return ""
 }
 
-var hooks = []string{"input", "output", "forward"}
-
 // checkHooks reports whether the hooks are valid on their own.
 func (r entryRef) checkHooks(errs *errList) bool {
 	return checkHookList(r.ref, r.e.Hooks, "empty list; leave hooks out for [input, output]", errs)
-}
-
-// checkHookList reports whether a list of hooks is valid on its own.
-func checkHookList(r ref, list []string, emptyMsg string, errs *errList) bool {
-	if len(list) == 0 {
-		line, field := r.field("hooks")
-		errs.add(line, field, "%s", emptyMsg)
-		return false
-	}
-	ok := true
-	seen := make(map[string]int)
-	for i, h := range list {
-		if first, twice := seen[h]; twice {
-			r.itemError(errs, "hooks", i, "%s is listed twice, also as %s", h, r.short("hooks", first))
-			ok = false
-		} else if !contains(hooks, h) {
-			r.itemError(errs, "hooks", i, "%s is not a hook; use input, output or forward", quote(h))
-			ok = false
-		}
-		seen[h] = i
-	}
-	return ok
 }
 
 // checkHookDirections: traffic in (to the local side) passes input, traffic
@@ -543,61 +435,6 @@ func familyWord(f string) string {
 		return "IPv4"
 	}
 	return "IPv6"
-}
-
-// checkPrefixes reports whether every prefix of a list is valid. It rejects
-// overlaps: a packet in two of them would be counted twice.
-func (r ref) checkPrefixes(key string, list []netip.Prefix, errs *errList) bool {
-	ok := true
-	var spans []span[netip.Addr]
-	for i, p := range list {
-		switch {
-		case !p.IsValid() || p.Addr().Zone() != "":
-			r.itemError(errs, key, i, "not a valid address or network")
-		case p != p.Masked():
-			r.itemError(errs, key, i, "%s: host bits set, did you mean %s?", p, fmtPrefix(p.Masked()))
-		case p.Addr().Is4In6():
-			r.itemError(errs, key, i, "%s is IPv4-mapped; write %s", fmtPrefix(p), fmtPrefix(netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)))
-		default:
-			spans = append(spans, span[netip.Addr]{p.Addr(), lastAddr(p), i})
-			continue
-		}
-		ok = false
-	}
-	for _, o := range overlaps(spans, netip.Addr.Compare) {
-		a, b := fmtPrefix(list[o.later]), fmtPrefix(list[o.earlier])
-		if a == b {
-			r.itemError(errs, key, o.later, "%s is listed twice, also as %s", a, r.short(key, o.earlier))
-		} else {
-			r.itemError(errs, key, o.later, "%s overlaps %s at %s", a, b, r.short(key, o.earlier))
-		}
-		ok = false
-	}
-	return ok
-}
-
-// fmtPrefix writes a single address as an address, as the file may.
-func fmtPrefix(p netip.Prefix) string {
-	if p.IsSingleIP() {
-		return p.Addr().String()
-	}
-	return p.String()
-}
-
-// lastAddr is the highest address of a masked prefix.
-func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Addr().As16()
-	hostBits := p.Addr().BitLen() - p.Bits()
-	for i := 15; hostBits > 0; i-- {
-		n := min(hostBits, 8)
-		b[i] |= byte(1<<n - 1)
-		hostBits -= n
-	}
-	a := netip.AddrFrom16(b)
-	if p.Addr().Is4() {
-		a = a.Unmap()
-	}
-	return a
 }
 
 func (r entryRef) checkPorts(errs *errList) {
@@ -777,42 +614,4 @@ func (r entryRef) claim(claims map[string]map[tag.Direction]int, tagSources map[
 type sourceClaim struct {
 	source string
 	line   int
-}
-
-// span is an inclusive range of ordered values, item idx of a list.
-type span[T any] struct {
-	low, high T
-	idx       int
-}
-
-// overlap is a pair of overlapping items, as written in the file.
-type overlap struct{ earlier, later int }
-
-// overlaps finds the items that overlap an item written before or after
-// them, each later one reported once. Sorting first keeps it O(n log n) on
-// long lists.
-func overlaps[T any](spans []span[T], compare func(a, b T) int) []overlap {
-	slices.SortStableFunc(spans, func(a, b span[T]) int {
-		if c := compare(a.low, b.low); c != 0 {
-			return c
-		}
-		return compare(b.high, a.high) // the wider first
-	})
-	var out []overlap
-	reported := make(map[int]bool)
-	for i, cover := 1, 0; i < len(spans); i++ {
-		s, c := spans[i], spans[cover]
-		if compare(s.low, c.high) <= 0 {
-			o := overlap{min(s.idx, c.idx), max(s.idx, c.idx)}
-			if !reported[o.later] {
-				reported[o.later] = true
-				out = append(out, o)
-			}
-		}
-		if compare(s.high, c.high) > 0 {
-			cover = i
-		}
-	}
-	slices.SortFunc(out, func(a, b overlap) int { return cmp.Compare(a.later, b.later) })
-	return out
 }

@@ -16,9 +16,6 @@ var (
 	exporterKeys = []string{"address", "input_interfaces", "output_interfaces"}
 )
 
-// Sources lists the values of an entry's source.
-var sources = []string{SourceKernel, SourceFlows}
-
 // flows decodes the top-level flows mapping.
 func (d *decoder) flows(val *yaml.Node, f *File, pos *filePos) {
 	n := d.visit(val, "flows")
@@ -127,70 +124,4 @@ func validateFlows(f *File, pos *filePos, errs *errList) {
 			}
 		}
 	}
-}
-
-// checkSource reports whether an entry's source is valid.
-func checkSource(r ref, source string, errs *errList) bool {
-	if contains(sources, source) {
-		return true
-	}
-	line, field := r.field("source")
-	errs.add(line, field, "%s is not a source; use kernel or flows", quote(source))
-	return false
-}
-
-// checkFlowsEntry rejects what a flows accounting entry cannot match: a
-// flow record carries addresses, ports, protocol and interface indexes,
-// not the packet an nft match reads, nor a hook or an interface name.
-func (r entryRef) checkFlowsEntry(errs *errList) {
-	e := r.e
-	if e.Hooks != nil {
-		line, field := r.field("hooks")
-		errs.add(line, field, "hooks are where the kernel counts, and a flows entry has none; leave hooks out")
-	}
-	if e.Interface != "" {
-		line, field := r.field("interface")
-		errs.add(line, field, "flow records name interfaces by index, not by name; filter them per router under flows.exporters")
-	}
-	if e.Match != "" {
-		line, field := r.field("match")
-		errs.add(line, field, "an nft match reads packets in the kernel; a flows entry matches local, remote, protocol and ports only")
-	}
-	if len(e.Local) == 0 && r.missing("local") {
-		line, field := r.field("local")
-		errs.add(line, field, "missing; a flows entry needs local to tell traffic in (to it) from traffic out (from it)")
-	}
-}
-
-// Kernel is a copy of the file with only the entries counted by the
-// kernel: what the managed table holds.
-func (f *File) Kernel() *File {
-	k := *f
-	k.Accounting, k.Addresses = nil, nil
-	for _, e := range f.Accounting {
-		if e.Source != SourceFlows {
-			k.Accounting = append(k.Accounting, e)
-		}
-	}
-	for _, e := range f.Addresses {
-		if e.Source != SourceFlows {
-			k.Addresses = append(k.Addresses, e)
-		}
-	}
-	return &k
-}
-
-// HasFlows reports whether any entry is counted from flows.
-func (f *File) HasFlows() bool {
-	for _, e := range f.Accounting {
-		if e.Source == SourceFlows {
-			return true
-		}
-	}
-	for _, e := range f.Addresses {
-		if e.Source == SourceFlows {
-			return true
-		}
-	}
-	return false
 }
