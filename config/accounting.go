@@ -10,6 +10,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/ipacct/ipacct_exporter/family"
 	"github.com/ipacct/ipacct_exporter/nftmatch"
 	"github.com/ipacct/ipacct_exporter/tag"
 	"go.yaml.in/yaml/v3"
@@ -24,27 +25,11 @@ const (
 )
 
 // Directions are the directions the entry counts: tag.In, tag.Out, or both.
-func (e Entry) Directions() []tag.Direction {
-	switch e.Direction {
-	case "in":
-		return []tag.Direction{tag.In}
-	case "out":
-		return []tag.Direction{tag.Out}
-	}
-	return []tag.Direction{tag.In, tag.Out}
-}
+func (e Entry) Directions() []tag.Direction { return e.Direction.Tags() }
 
-// Families are the netfilter families the entry counts in: "ip" for IPv4,
-// "ip6" for IPv6, or both.
-func (e Entry) Families() []string {
-	switch e.Family {
-	case "ipv4":
-		return []string{"ip"}
-	case "ipv6":
-		return []string{"ip6"}
-	}
-	return []string{"ip", "ip6"}
-}
+// Families are the address families the entry counts: IPv4, IPv6, or both,
+// in that order.
+func (e Entry) Families() []family.Address { return e.Family.Addresses() }
 
 // String writes the range as rules.yaml does: "443" or "8000-8080".
 func (r PortRange) String() string {
@@ -54,26 +39,26 @@ func (r PortRange) String() string {
 	return strconv.Itoa(int(r.Low)) + "-" + strconv.Itoa(int(r.High))
 }
 
-// checkFlowsEntry rejects what a flows accounting entry cannot match: a
+// checkFlowEntry rejects what a flow accounting entry cannot match: a
 // flow record carries addresses, ports, protocol and interface indexes,
 // not the packet an nft match reads, nor a hook or an interface name.
-func (r entryRef) checkFlowsEntry(errs *errList) {
+func (r entryRef) checkFlowEntry(errs *errList) {
 	e := r.e
 	if e.Hooks != nil {
 		line, field := r.field("hooks")
-		errs.add(line, field, "hooks are where the kernel counts, and a flows entry has none; leave hooks out")
+		errs.add(line, field, "hooks are where the kernel counts, and a flow entry has none; leave hooks out")
 	}
 	if e.Interface != "" {
 		line, field := r.field("interface")
-		errs.add(line, field, "flow records name interfaces by index, not by name; filter them per router under flows.exporters")
+		errs.add(line, field, "flow records name interfaces by index, not by name; filter them per router under flow.routers")
 	}
 	if e.Match != "" {
 		line, field := r.field("match")
-		errs.add(line, field, "an nft match reads packets in the kernel; a flows entry matches local, remote, protocol and ports only")
+		errs.add(line, field, "an nft match reads packets in the kernel; a flow entry matches local, remote, protocol and ports only")
 	}
 	if len(e.Local) == 0 && r.missing("local") {
 		line, field := r.field("local")
-		errs.add(line, field, "missing; a flows entry needs local to tell traffic in (to it) from traffic out (from it)")
+		errs.add(line, field, "missing; a flow entry needs local to tell traffic in (to it) from traffic out (from it)")
 	}
 }
 
@@ -85,26 +70,27 @@ func (d *decoder) entry(n *yaml.Node, name string) (Entry, entryPos) {
 		str := func(dst *string, emptyOK bool) {
 			*dst, _, _ = d.str(val, field, emptyOK)
 		}
+		// The words are validate's to check.
 		switch key {
 		case "tag":
 			str(&e.Tag, false)
 		case "description":
 			str(&e.Description, true)
 		case "source":
-			str(&e.Source, false)
+			e.Source, _ = decodeWord[Source](d, val, field)
 		case "direction":
-			str(&e.Direction, false)
+			e.Direction, _ = decodeWord[Direction](d, val, field)
 		case "family":
-			str(&e.Family, false)
+			e.Family, _ = decodeWord[Family](d, val, field)
 		case "interface":
 			str(&e.Interface, false)
 		case "match":
 			str(&e.Match, false)
 		case "hooks":
-			e.Hooks = decodeItems(d, val, key, field, p, false, 0, "", func(s string) (string, error) { return s, nil })
+			e.Hooks = decodeItems(d, val, key, field, p, false, 0, "", word[Hook])
 		case "protocol":
 			e.Protocol = decodeItems(d, val, key, field, p, true, maxRules,
-				"leave protocol out, or write any", func(s string) (string, error) { return s, nil })
+				"leave protocol out, or write any", word[Protocol])
 		case "local", "remote", "remote_except":
 			max, advice := maxRules, "leave "+key+" out to match any address"
 			if key == "remote_except" {
@@ -163,30 +149,30 @@ func (e *Entry) setDefaults() {
 		e.Source = SourceKernel
 	}
 	if e.Direction == "" {
-		e.Direction = "both"
+		e.Direction = DirectionBoth
 	}
-	if e.Hooks == nil && e.Source != SourceFlows {
-		e.Hooks = []string{"input", "output"}
+	if e.Hooks == nil && e.Source != SourceFlow {
+		e.Hooks = []Hook{HookInput, HookOutput}
 	}
 	// An empty list means any protocol, so that the rule builder need not
 	// check for "any".
-	if len(e.Protocol) == 1 && e.Protocol[0] == "any" {
+	if len(e.Protocol) == 1 && e.Protocol[0] == ProtocolAny {
 		e.Protocol = nil
 	}
 	if e.Family == "" {
-		has4, has6 := families(e.Local, e.Remote, e.RemoteExcept)
+		has4, has6 := addressFamilies(e.Local, e.Remote, e.RemoteExcept)
 		if m, err := nftmatch.Parse(e.Match); e.Match != "" && err == nil && !has4 && !has6 {
 			// No addresses: the match's selectors say the family.
 			fams := m.Families()
-			has4, has6 = slices.Contains(fams, nftmatch.IPv4), slices.Contains(fams, nftmatch.IPv6)
+			has4, has6 = slices.Contains(fams, family.IPv4), slices.Contains(fams, family.IPv6)
 		}
 		switch {
 		case has4 && !has6:
-			e.Family = "ipv4"
+			e.Family = FamilyIPv4
 		case has6 && !has4:
-			e.Family = "ipv6"
+			e.Family = FamilyIPv6
 		default:
-			e.Family = "both"
+			e.Family = FamilyBoth
 		}
 	}
 }
@@ -198,7 +184,7 @@ type entryRef struct {
 }
 
 // validate checks an entry, and returns the rules it expands to: 0 when
-// it is not valid or counted from flows.
+// it is not valid or counted from flow records.
 func (r entryRef) validate(errs *errList) (rules int) {
 	e := r.e
 	if e.Tag == "" {
@@ -220,27 +206,17 @@ func (r entryRef) validate(errs *errList) (rules int) {
 		errs.add(line, field, "with the tag, the rule comment is %d bytes and nft allows %d: shorten the description to %d bytes",
 			n, maxCommentLen, maxCommentLen-len(commentPrefix(e.Tag)))
 	}
-	directionOK := true
-	switch e.Direction {
-	case "in", "out", "both":
-	default:
-		directionOK = false
-		line, field := r.field("direction")
-		errs.add(line, field, "%s is not a direction; use in, out or both", quote(e.Direction))
+	directionOK := checkDirection(r.ref, e.Direction, errs)
+	flow := e.Source == SourceFlow
+	if checkSource(r.ref, e.Source, errs) && flow {
+		r.checkFlowEntry(errs)
 	}
-	flows := e.Source == SourceFlows
-	if checkSource(r.ref, e.Source, errs) && flows {
-		r.checkFlowsEntry(errs)
-	}
-	familyOK := true
-	switch e.Family {
-	case "ipv4", "ipv6", "both":
-	default:
-		familyOK = false
+	familyOK := slices.Contains(families, e.Family)
+	if !familyOK {
 		line, field := r.field("family")
 		errs.add(line, field, "%s is not a family; use ipv4, ipv6 or both", quote(e.Family))
 	}
-	hooksOK := flows || r.checkHooks(errs)
+	hooksOK := flow || r.checkHooks(errs)
 	prefixesOK := r.checkPrefixes("local", e.Local, errs)
 	prefixesOK = r.checkPrefixes("remote", e.Remote, errs) && prefixesOK
 	prefixesOK = r.checkPrefixes("remote_except", e.RemoteExcept, errs) && prefixesOK
@@ -257,7 +233,7 @@ func (r entryRef) validate(errs *errList) (rules int) {
 		}
 	}
 	matchOK := true
-	if e.Match != "" && !flows {
+	if e.Match != "" && !flow {
 		if _, err := nftmatch.Parse(e.Match); err != nil {
 			matchOK = false
 			line, field := r.field("match")
@@ -269,7 +245,7 @@ func (r entryRef) validate(errs *errList) (rules int) {
 	if r.p != nil && r.p.broken {
 		return 0
 	}
-	if hooksOK && directionOK && !flows {
+	if hooksOK && directionOK && !flow {
 		r.checkHookDirections(errs)
 	}
 	if familyOK && prefixesOK {
@@ -281,11 +257,11 @@ func (r entryRef) validate(errs *errList) (rules int) {
 	if protocolOK {
 		r.checkPortsProtocol(errs)
 	}
-	if familyOK && matchOK && e.Match != "" && !flows {
+	if familyOK && matchOK && e.Match != "" && !flow {
 		r.checkMatchFamily(errs)
 	}
-	if flows {
-		return 0 // a flows entry makes no rules: its lists are matched as they are
+	if flow {
+		return 0 // a flow entry makes no rules: its lists are matched as they are
 	}
 	return r.checkSize(errs) * len(e.Directions())
 }
@@ -295,14 +271,13 @@ func (r entryRef) validate(errs *errList) (rules int) {
 func (r entryRef) checkMatchFamily(errs *errList) {
 	m, _ := nftmatch.Parse(r.e.Match)
 	fams := m.Families()
-	for _, f := range r.e.Families() {
-		want := map[string]string{"ip": nftmatch.IPv4, "ip6": nftmatch.IPv6}[f]
+	for _, want := range r.e.Families() {
 		if !slices.Contains(fams, want) {
 			line, field := r.field("match")
 			if r.explicit("family") {
-				errs.add(line, field, "matches %s packets only, but family is %s", familyWord(fams[0]), r.e.Family)
+				errs.add(line, field, "matches %s packets only, but family is %s", fams[0].Name(), r.e.Family)
 			} else {
-				errs.add(line, field, "matches %s packets only, but the addresses are %s", familyWord(fams[0]), familyWord(want))
+				errs.add(line, field, "matches %s packets only, but the addresses are %s", fams[0].Name(), want.Name())
 			}
 			return
 		}
@@ -343,42 +318,40 @@ func (r entryRef) checkHooks(errs *errList) bool {
 func (r entryRef) checkHookDirections(errs *errList) {
 	e := r.e
 	for _, d := range e.Directions() {
-		hook, other := "input", tag.Out
-		if d == tag.Out {
-			hook, other = "output", tag.In
-		}
-		if contains(e.Hooks, hook) || contains(e.Hooks, "forward") {
+		if slices.ContainsFunc(e.Hooks, func(h Hook) bool { return h.Sees(d) }) {
 			continue
+		}
+		hook, other := HookInput, tag.Out
+		if d == tag.Out {
+			hook, other = HookOutput, tag.In
 		}
 		line, field := r.field("hooks")
 		msg := fmt.Sprintf("direction %s is counted at %s or forward, and hooks has neither", d, hook)
-		if e.Direction == "both" {
+		if e.Direction == DirectionBoth {
 			msg += "; set direction: " + string(other)
 		}
 		errs.add(line, field, "%s", msg)
 	}
 	// At forward both directions pass the same hook: only the local side
 	// (an address or an interface) tells traffic in from traffic out.
-	if contains(e.Hooks, "forward") && e.Direction == "both" && len(e.Local) == 0 && e.Interface == "" {
+	if slices.Contains(e.Hooks, HookForward) && e.Direction == DirectionBoth && len(e.Local) == 0 && e.Interface == "" {
 		line, field := r.field("hooks")
 		errs.add(line, field, "at forward, direction both needs local or interface to tell traffic in from traffic out; set one, or set direction")
 	}
 }
 
-var protocols = []string{"tcp", "udp", "icmp", "icmpv6", "any"}
-
 // checkProtocols reports whether the protocols are valid on their own.
 func (r entryRef) checkProtocols(errs *errList) bool {
 	ok := true
-	seen := make(map[string]int)
+	seen := make(map[Protocol]int)
 	for i, p := range r.e.Protocol {
 		first, twice := seen[p]
 		switch {
 		case twice:
 			r.itemError(errs, "protocol", i, "%s is listed twice, also as %s", p, r.short("protocol", first))
-		case !contains(protocols, p):
+		case !slices.Contains(protocols, p):
 			r.itemError(errs, "protocol", i, "%s is not a protocol; use tcp, udp, icmp, icmpv6 or any", quote(p))
-		case p == "any" && len(r.e.Protocol) > 1:
+		case p == ProtocolAny && len(r.e.Protocol) > 1:
 			r.itemError(errs, "protocol", i, "any cannot be combined with other protocols")
 		default:
 			seen[p] = i
@@ -396,28 +369,24 @@ func (r entryRef) checkProtocols(errs *errList) bool {
 func (r entryRef) checkICMP(errs *errList) {
 	e := r.e
 	for i, p := range e.Protocol {
-		var want, ipv string
-		switch p {
-		case "icmp":
-			want, ipv = "ipv4", "IPv4"
-		case "icmpv6":
-			want, ipv = "ipv6", "IPv6"
-		default:
+		only, ok := p.Family()
+		if !ok {
 			continue
 		}
-		if e.Family == want || e.Family == "both" && r.otherFamilyCounted(p) {
+		want, ipv := Family(only), only.Name()
+		if e.Family == want || e.Family == FamilyBoth && r.otherFamilyCounted(p) {
 			continue
 		}
 		line, field, _ := r.item("protocol", i)
 		switch {
-		case r.explicit("family") && e.Family == "both":
+		case r.explicit("family") && e.Family == FamilyBoth:
 			errs.add(line, field, "%s is %s only, but family is both; set family: %s", p, ipv, want)
 		case r.explicit("family"):
 			errs.add(line, field, "%s is %s only, but family is %s", p, ipv, e.Family)
-		case e.Family == "both":
+		case e.Family == FamilyBoth:
 			errs.add(line, field, "%s is %s only, but the entry counts IPv4 and IPv6; set family: %s", p, ipv, want)
 		default:
-			errs.add(line, field, "%s is %s only, but the addresses are %s", p, ipv, familyWord(e.Family))
+			errs.add(line, field, "%s is %s only, but the addresses are %s", p, ipv, e.Families()[0].Name())
 		}
 	}
 }
@@ -425,16 +394,9 @@ func (r entryRef) checkICMP(errs *errList) {
 // otherFamilyCounted tells whether the protocol list counts something in
 // the family that the ICMP p is not of, so that an entry of both families
 // has rules in each.
-func (r entryRef) otherFamilyCounted(p string) bool {
+func (r entryRef) otherFamilyCounted(p Protocol) bool {
 	// Any other protocol (tcp, udp, the other ICMP) is of that family.
-	return slices.ContainsFunc(r.e.Protocol, func(q string) bool { return q != p })
-}
-
-func familyWord(f string) string {
-	if f == "ipv4" {
-		return "IPv4"
-	}
-	return "IPv6"
+	return slices.ContainsFunc(r.e.Protocol, func(q Protocol) bool { return q != p })
 }
 
 func (r entryRef) checkPorts(errs *errList) {
@@ -468,12 +430,12 @@ func (r entryRef) checkPortsProtocol(errs *errList) {
 		return
 	}
 	line, field := r.field("ports")
-	if len(e.Protocol) == 0 || contains(e.Protocol, "any") {
+	if len(e.Protocol) == 0 || slices.Contains(e.Protocol, ProtocolAny) {
 		errs.add(line, field, "ports need protocol tcp or udp")
 		return
 	}
 	for _, p := range e.Protocol {
-		if p != "tcp" && p != "udp" {
+		if p != ProtocolTCP && p != ProtocolUDP {
 			errs.add(line, field, "ports need protocol tcp or udp; %s has no ports", p)
 			return
 		}
@@ -489,8 +451,8 @@ func (r entryRef) checkFamily(errs *errList) {
 		key  string
 		list []netip.Prefix
 	}{{"local", e.Local}, {"remote", e.Remote}, {"remote_except", e.RemoteExcept}}
-	if e.Family != "both" {
-		want4 := e.Family == "ipv4"
+	if e.Family != FamilyBoth {
+		want4 := e.Family == FamilyIPv4
 		for _, l := range lists {
 			for i, p := range l.list {
 				if p.Addr().Is4() == want4 {
@@ -500,33 +462,29 @@ func (r entryRef) checkFamily(errs *errList) {
 				if !p.IsSingleIP() {
 					what = "network"
 				}
-				ipv := "IPv6"
-				if p.Addr().Is4() {
-					ipv = "IPv4"
-				}
 				line, field, _ := r.item(l.key, i)
-				errs.add(line, field, "%s is an %s %s, but family is %s", fmtPrefix(p), ipv, what, e.Family)
+				errs.add(line, field, "%s is an %s %s, but family is %s", fmtPrefix(p), family.Of(p.Addr()).Name(), what, e.Family)
 			}
 		}
 		return
 	}
 	for _, l := range lists[:2] {
-		has4, has6 := families(l.list)
+		has4, has6 := addressFamilies(l.list)
 		if has4 == has6 { // both, or an empty list (any address)
 			continue
 		}
-		only, missing, set := "IPv4", "IPv6", "ipv4"
+		only, missing := family.IPv4, family.IPv6
 		if has6 {
-			only, missing, set = "IPv6", "IPv4", "ipv6"
+			only, missing = family.IPv6, family.IPv4
 		}
 		line, field := r.field(l.key)
 		if r.explicit("family") {
-			errs.add(line, field, "only %s addresses, but family is both; set family: %s", only, set)
+			errs.add(line, field, "only %s addresses, but family is both; set family: %s", only.Name(), only)
 			continue
 		}
 		for _, o := range lists {
-			if o4, o6 := families(o.list); o.key != l.key && (o4 && missing == "IPv4" || o6 && missing == "IPv6") {
-				errs.add(line, field, "only %s addresses, but %s has %s ones, and no %s packet matches %s; split the entry by family", only, o.key, missing, missing, l.key)
+			if o4, o6 := addressFamilies(o.list); o.key != l.key && (o4 && missing == family.IPv4 || o6 && missing == family.IPv6) {
+				errs.add(line, field, "only %s addresses, but %s has %s ones, and no %s packet matches %s; split the entry by family", only.Name(), o.key, missing.Name(), missing.Name(), l.key)
 				break
 			}
 		}
@@ -575,12 +533,12 @@ func (r entryRef) checkSize(errs *errList) int {
 // their series would be summed, which is hardly meant.
 func (r entryRef) claim(claims map[string]map[tag.Direction]int, tagSources map[string]sourceClaim, errs *errList) {
 	e := r.e
-	if e.Tag == "" || checkTag(e.Tag) != "" || !contains([]string{"in", "out", "both"}, e.Direction) {
+	if e.Tag == "" || checkTag(e.Tag) != "" || !slices.Contains(directions, e.Direction) {
 		return
 	}
-	// A tag counted by the kernel in one direction and from flows in the
-	// other is two tags in one; one of them is likely counted twice.
-	if c, ok := tagSources[e.Tag]; ok && c.source != e.Source && contains(sources, e.Source) {
+	// A tag counted by the kernel in one direction and from flow records
+	// in the other is two tags in one; one of them is likely counted twice.
+	if c, ok := tagSources[e.Tag]; ok && c.source != e.Source && slices.Contains(sources, e.Source) {
 		line, field := r.field("tag")
 		errs.add(line, field, "%s has source %s at line %d; a tag has one source", e.Tag, c.source, c.line)
 		return
@@ -612,6 +570,6 @@ func (r entryRef) claim(claims map[string]map[tag.Direction]int, tagSources map[
 
 // sourceClaim is the source of a tag's first entry.
 type sourceClaim struct {
-	source string
+	source Source
 	line   int
 }

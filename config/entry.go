@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -16,16 +17,13 @@ const (
 	maxDescriptionLen = 128 // bytes
 )
 
-// Sources lists the values of an entry's source.
-var sources = []string{SourceKernel, SourceFlows}
-
 // checkSource reports whether an entry's source is valid.
-func checkSource(r ref, source string, errs *errList) bool {
-	if contains(sources, source) {
+func checkSource(r ref, source Source, errs *errList) bool {
+	if slices.Contains(sources, source) {
 		return true
 	}
 	line, field := r.field("source")
-	errs.add(line, field, "%s is not a source; use kernel or flows", quote(source))
+	errs.add(line, field, "%s is not a source; use kernel or flow", quote(source))
 	return false
 }
 
@@ -82,22 +80,30 @@ func checkDescription(s string) string {
 	return ""
 }
 
-var hooks = []string{"input", "output", "forward"}
+// checkDirection reports whether an entry's direction is valid.
+func checkDirection(r ref, d Direction, errs *errList) bool {
+	if slices.Contains(directions, d) {
+		return true
+	}
+	line, field := r.field("direction")
+	errs.add(line, field, "%s is not a direction; use in, out or both", quote(d))
+	return false
+}
 
 // checkHookList reports whether a list of hooks is valid on its own.
-func checkHookList(r ref, list []string, emptyMsg string, errs *errList) bool {
+func checkHookList(r ref, list []Hook, emptyMsg string, errs *errList) bool {
 	if len(list) == 0 {
 		line, field := r.field("hooks")
 		errs.add(line, field, "%s", emptyMsg)
 		return false
 	}
 	ok := true
-	seen := make(map[string]int)
+	seen := make(map[Hook]int)
 	for i, h := range list {
 		if first, twice := seen[h]; twice {
 			r.itemError(errs, "hooks", i, "%s is listed twice, also as %s", h, r.short("hooks", first))
 			ok = false
-		} else if !contains(hooks, h) {
+		} else if !slices.Contains(Hooks, h) {
 			r.itemError(errs, "hooks", i, "%s is not a hook; use input, output or forward", quote(h))
 			ok = false
 		}

@@ -194,8 +194,9 @@ func lineAt(data []byte, off int) int {
 }
 
 // quote quotes a value for a message, shortening a long one.
-func quote(s string) string {
+func quote[T ~string](v T) string {
 	const max = 64
+	s := string(v)
 	if len(s) > max {
 		s = strings.ToValidUTF8(s[:max], "") + "…"
 	}

@@ -14,12 +14,12 @@ func (f *File) Kernel() *File {
 	k := *f
 	k.Accounting, k.Addresses = nil, nil
 	for _, e := range f.Accounting {
-		if e.Source != SourceFlows {
+		if e.Source != SourceFlow {
 			k.Accounting = append(k.Accounting, e)
 		}
 	}
 	for _, e := range f.Addresses {
-		if e.Source != SourceFlows {
+		if e.Source != SourceFlow {
 			k.Addresses = append(k.Addresses, e)
 		}
 	}
@@ -29,19 +29,19 @@ func (f *File) Kernel() *File {
 // HasFlows reports whether any entry is counted from flows.
 func (f *File) HasFlows() bool {
 	for _, e := range f.Accounting {
-		if e.Source == SourceFlows {
+		if e.Source == SourceFlow {
 			return true
 		}
 	}
 	for _, e := range f.Addresses {
-		if e.Source == SourceFlows {
+		if e.Source == SourceFlow {
 			return true
 		}
 	}
 	return false
 }
 
-var fileKeys = []string{"table", "count", "accounting", "addresses", "flows"}
+var fileKeys = []string{"table", "count", "accounting", "addresses", "flow"}
 
 func (d *decoder) file(root *yaml.Node, f *File, pos *filePos) {
 	if root = d.visit(root, ""); root == nil || isNull(root) {
@@ -57,7 +57,7 @@ func (d *decoder) file(root *yaml.Node, f *File, pos *filePos) {
 		case "table":
 			f.Table, pos.table, _ = d.str(val, key, false)
 		case "count":
-			f.Count, pos.count, _ = d.str(val, key, false)
+			f.Count, pos.count = decodeWord[Count](d, val, key)
 		case "addresses":
 			d.entryList(val, key, "a tag and networks", &pos.addresses, func(n *yaml.Node, name string) entryPos {
 				e, p := d.addressEntry(n, name)
@@ -70,15 +70,15 @@ func (d *decoder) file(root *yaml.Node, f *File, pos *filePos) {
 				f.Accounting = append(f.Accounting, e)
 				return p
 			})
-		case "flows":
-			d.flows(val, f, pos)
+		case "flow":
+			d.flow(val, f, pos)
 		}
 	})
 }
 
 const (
 	defaultTable = "ipacct"
-	defaultCount = "accepted"
+	defaultCount = CountAccepted
 	maxTableLen  = 32
 )
 
@@ -100,10 +100,10 @@ func (f *File) setDefaults() {
 			a.Source = SourceKernel
 		}
 		if a.Direction == "" {
-			a.Direction = "both"
+			a.Direction = DirectionBoth
 		}
-		if a.Hooks == nil && a.Source != SourceFlows {
-			a.Hooks = slices.Clone(hooks)
+		if a.Hooks == nil && a.Source != SourceFlow {
+			a.Hooks = slices.Clone(Hooks)
 		}
 	}
 }
@@ -117,7 +117,7 @@ func validate(f *File, pos *filePos, errs *errList) {
 	if !validTable(f.Table) {
 		errs.add(pos.table, "table", "%s is not a table name: 1 to %d letters, digits, '_' and '-', starting with a letter or '_'", quote(f.Table), maxTableLen)
 	}
-	if f.Count != "accepted" && f.Count != "all" {
+	if !slices.Contains(counts, f.Count) {
 		errs.add(pos.count, "count", "%s is not a count; use accepted or all", quote(f.Count))
 	}
 	addressesWritten := len(f.Addresses) > 0 || pos.addresses.listed > 0 || pos.addresses.broken
@@ -149,7 +149,7 @@ func validate(f *File, pos *filePos, errs *errList) {
 		rules = r.countRules(rules, n, errs)
 	}
 	validateAddresses(f, pos, claims, rules, errs)
-	validateFlows(f, pos, errs)
+	validateFlow(f, pos, errs)
 }
 
 func validTable(s string) bool {

@@ -8,45 +8,45 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// maxInterfaces bounds an exporter's interface lists.
+// maxInterfaces bounds a router's interface lists.
 const maxInterfaces = 1000
 
 var (
-	flowsKeys    = []string{"exporters"}
-	exporterKeys = []string{"address", "input_interfaces", "output_interfaces"}
+	flowKeys   = []string{"routers"}
+	routerKeys = []string{"address", "input_interfaces", "output_interfaces"}
 )
 
-// flows decodes the top-level flows mapping.
-func (d *decoder) flows(val *yaml.Node, f *File, pos *filePos) {
-	n := d.visit(val, "flows")
+// flow decodes the top-level flow mapping.
+func (d *decoder) flow(val *yaml.Node, f *File, pos *filePos) {
+	n := d.visit(val, "flow")
 	if n == nil {
 		return
 	}
-	pos.flows = n.Line
+	pos.flow = n.Line
 	if isNull(n) {
-		d.noValue(n, "flows", "write exporters, or leave flows out")
+		d.noValue(n, "flow", "write routers, or leave flow out")
 		return
 	}
 	if n.Kind != yaml.MappingNode {
-		d.errs.add(n.Line, "flows", "expected a mapping with the key exporters, got %s", describe(n))
+		d.errs.add(n.Line, "flow", "expected a mapping with the key routers, got %s", describe(n))
 		return
 	}
-	d.mapping(n, "flows", flowsKeys, func(key string, keyLine int, val *yaml.Node) {
-		d.entryList(val, "flows.exporters", "an address", &pos.exporters, func(n *yaml.Node, name string) entryPos {
-			e, p := d.exporter(n, name)
-			f.Flows.Exporters = append(f.Flows.Exporters, e)
+	d.mapping(n, "flow", flowKeys, func(key string, keyLine int, val *yaml.Node) {
+		d.entryList(val, "flow.routers", "an address", &pos.routers, func(n *yaml.Node, name string) entryPos {
+			e, p := d.router(n, name)
+			f.Flow.Routers = append(f.Flow.Routers, e)
 			return p
 		})
 	})
 }
 
-func (d *decoder) exporter(n *yaml.Node, name string) (Exporter, entryPos) {
-	e := Exporter{Line: n.Line}
-	p := d.entryFields(n, name, exporterKeys, func(key, field string, val *yaml.Node, p *entryPos) {
+func (d *decoder) router(n *yaml.Node, name string) (Router, entryPos) {
+	e := Router{Line: n.Line}
+	p := d.entryFields(n, name, routerKeys, func(key, field string, val *yaml.Node, p *entryPos) {
 		switch key {
 		case "address":
 			if s, line, ok := d.str(val, field, false); ok {
-				a, err := parseExporterAddr(s)
+				a, err := parseRouterAddr(s)
 				if err != nil {
 					d.errs.add(line, field, "%v", err)
 				}
@@ -61,11 +61,11 @@ func (d *decoder) exporter(n *yaml.Node, name string) (Exporter, entryPos) {
 	return e, p
 }
 
-func parseExporterAddr(s string) (netip.Addr, error) {
+func parseRouterAddr(s string) (netip.Addr, error) {
 	a, err := netip.ParseAddr(s)
 	switch {
 	case err != nil:
-		return netip.Addr{}, fmt.Errorf("%s is not an IP address; an exporter is the source address of its datagrams", quote(s))
+		return netip.Addr{}, fmt.Errorf("%s is not an IP address; a router is the source address of its datagrams", quote(s))
 	case a.Zone() != "":
 		return netip.Addr{}, fmt.Errorf("%s has a zone; an address here has none", quote(s))
 	case a.Is4In6():
@@ -84,25 +84,25 @@ func parseIfIndex(s string) (uint32, error) {
 	return uint32(v), nil
 }
 
-// validateFlows checks the flows section.
-func validateFlows(f *File, pos *filePos, errs *errList) {
-	lp := pos.exporters
-	if lp.line > 0 && len(f.Flows.Exporters) == 0 && lp.listed == 0 && !lp.broken {
-		errs.add(lp.line, "flows.exporters", "no entries; leave exporters out to count the flows of any exporter")
+// validateFlow checks the flow section.
+func validateFlow(f *File, pos *filePos, errs *errList) {
+	lp := pos.routers
+	if lp.line > 0 && len(f.Flow.Routers) == 0 && lp.listed == 0 && !lp.broken {
+		errs.add(lp.line, "flow.routers", "no entries; leave routers out to count the flows of any router")
 	}
 	seen := make(map[netip.Addr]string)
-	for i := range f.Flows.Exporters {
-		e := &f.Flows.Exporters[i]
-		r := ref{line: e.Line, name: fmt.Sprintf("flows.exporters[%d]", i)}
+	for i := range f.Flow.Routers {
+		e := &f.Flow.Routers[i]
+		r := ref{line: e.Line, name: fmt.Sprintf("flow.routers[%d]", i)}
 		if i < len(lp.entries) {
 			r.p = &lp.entries[i]
-			r.name = fmt.Sprintf("flows.exporters[%d]", r.p.index)
+			r.name = fmt.Sprintf("flow.routers[%d]", r.p.index)
 		}
 		line, field := r.field("address")
 		switch {
 		case !e.Address.IsValid():
 			if r.missing("address") {
-				errs.add(line, field, "missing; an exporter is the source address of its datagrams")
+				errs.add(line, field, "missing; a router is the source address of its datagrams")
 			}
 		case seen[e.Address] != "":
 			errs.add(line, field, "%s is listed twice, also as %s", e.Address, seen[e.Address])

@@ -28,8 +28,8 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
-// families reports which families the prefixes of the lists are of.
-func families(lists ...[]netip.Prefix) (has4, has6 bool) {
+// addressFamilies reports which families the prefixes of the lists are of.
+func addressFamilies(lists ...[]netip.Prefix) (has4, has6 bool) {
 	for _, list := range lists {
 		for _, p := range list {
 			if p.Addr().Is4() {

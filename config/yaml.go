@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -15,8 +16,8 @@ type filePos struct {
 	broken       bool // the file is not a mapping
 	accounting   listPos
 	addresses    listPos
-	flows        int // line of the flows mapping
-	exporters    listPos
+	flow         int // line of the flow mapping
+	routers      listPos
 }
 
 // listPos is where a list of entries was written.
@@ -148,7 +149,7 @@ func (d *decoder) mapping(n *yaml.Node, prefix string, keys []string, fn func(ke
 			continue
 		}
 		seen[k.Value] = k.Line
-		if !contains(keys, k.Value) {
+		if !slices.Contains(keys, k.Value) {
 			msg := "unknown key"
 			if s := suggest(k.Value, keys); s != "" {
 				msg += "; did you mean " + s + "?"
@@ -158,15 +159,6 @@ func (d *decoder) mapping(n *yaml.Node, prefix string, keys []string, fn func(ke
 		}
 		fn(k.Value, k.Line, n.Content[i+1])
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // suggest returns the key closest to a misspelt one, if it is close.
@@ -230,6 +222,17 @@ func (d *decoder) str(n *yaml.Node, field string, emptyOK bool) (s string, line 
 	}
 	return n.Value, n.Line, true
 }
+
+// decodeWord decodes a string value into one of the closed vocabularies
+// (values.go); whether it is one of their words is validate's concern. line
+// is where the value is, 0 when it is not a string.
+func decodeWord[T ~string](d *decoder, n *yaml.Node, field string) (T, int) {
+	s, line, _ := d.str(n, field, false)
+	return T(s), line
+}
+
+// word takes any string as a word of a closed vocabulary, for decodeItems.
+func word[T ~string](s string) (T, error) { return T(s), nil }
 
 // list decodes a list value into its (unresolved) items. With scalarOK a
 // single value stands for a list of one. ok is false when the value is
