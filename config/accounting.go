@@ -39,29 +39,6 @@ func (r PortRange) String() string {
 	return strconv.Itoa(int(r.Low)) + "-" + strconv.Itoa(int(r.High))
 }
 
-// checkFlowEntry rejects what a flow accounting entry cannot match: a
-// flow record carries addresses, ports, protocol and interface indexes,
-// not the packet an nft match reads, nor a hook or an interface name.
-func (r entryRef) checkFlowEntry(errs *errList) {
-	e := r.e
-	if e.Hooks != nil {
-		line, field := r.field("hooks")
-		errs.add(line, field, "hooks are where the kernel counts, and a flow entry has none; leave hooks out")
-	}
-	if e.Interface != "" {
-		line, field := r.field("interface")
-		errs.add(line, field, "flow records name interfaces by index, not by name; filter them per router under flow.routers")
-	}
-	if e.Match != "" {
-		line, field := r.field("match")
-		errs.add(line, field, "an nft match reads packets in the kernel; a flow entry matches local, remote, protocol and ports only")
-	}
-	if len(e.Local) == 0 && r.missing("local") {
-		line, field := r.field("local")
-		errs.add(line, field, "missing; a flow entry needs local to tell traffic in (to it) from traffic out (from it)")
-	}
-}
-
 var entryKeys = []string{"tag", "description", "source", "direction", "family", "hooks", "local", "remote", "remote_except", "protocol", "ports", "interface", "match"}
 
 func (d *decoder) entry(n *yaml.Node, name string) (Entry, entryPos) {
@@ -264,6 +241,29 @@ func (r entryRef) validate(errs *errList) (rules int) {
 		return 0 // a flow entry makes no rules: its lists are matched as they are
 	}
 	return r.checkSize(errs) * len(e.Directions())
+}
+
+// checkFlowEntry rejects what a flow accounting entry cannot match: a
+// flow record carries addresses, ports, protocol and interface indexes,
+// not the packet an nft match reads, nor a hook or an interface name.
+func (r entryRef) checkFlowEntry(errs *errList) {
+	e := r.e
+	if e.Hooks != nil {
+		line, field := r.field("hooks")
+		errs.add(line, field, "hooks are where the kernel counts, and a flow entry has none; leave hooks out")
+	}
+	if e.Interface != "" {
+		line, field := r.field("interface")
+		errs.add(line, field, "flow records name interfaces by index, not by name; filter them per router under flow.routers")
+	}
+	if e.Match != "" {
+		line, field := r.field("match")
+		errs.add(line, field, "an nft match reads packets in the kernel; a flow entry matches local, remote, protocol and ports only")
+	}
+	if len(e.Local) == 0 && r.missing("local") {
+		line, field := r.field("local")
+		errs.add(line, field, "missing; a flow entry needs local to tell traffic in (to it) from traffic out (from it)")
+	}
 }
 
 // checkMatchFamily: a match with IPv4 or IPv6 selectors only (ip dscp,

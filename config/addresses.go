@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 
@@ -24,6 +25,56 @@ const (
 	maxTimeout  = 365 * 24 * time.Hour
 	maxNetworks = 1000
 )
+
+// Directions are the directions the entry counts: tag.In, tag.Out, or both.
+func (e AddressEntry) Directions() []tag.Direction { return e.Direction.Tags() }
+
+// Families are the address families of the entry's networks: IPv4, IPv6,
+// or both, in that order.
+func (e AddressEntry) Families() []family.Address {
+	var out []family.Address
+	for _, a := range family.Addresses {
+		if len(e.NetworksOf(a)) > 0 {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// NetworksOf are the entry's networks of one family.
+func (e AddressEntry) NetworksOf(a family.Address) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range e.Networks {
+		if family.Of(p.Addr()) == a {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// SetSize is the most addresses each set of the family holds: Size when the file gives one, else what the family's networks
+// hold, rounded up to a power of two, at most DefaultSetSize. A set never
+// needs more than its networks hold (three addresses need no 65535), and
+// the rounding lets a reload that adds an address or two keep the set and
+// its counts: a set of another size is another set.
+func (e AddressEntry) SetSize(a family.Address) uint32 {
+	if e.Size > 0 {
+		return e.Size
+	}
+	var n uint64
+	for _, p := range e.NetworksOf(a) {
+		host := p.Addr().BitLen() - p.Bits()
+		if host >= 16 {
+			return DefaultSetSize
+		}
+		n += 1 << host
+	}
+	size := uint64(1)
+	for size < n {
+		size *= 2
+	}
+	return uint32(min(size, DefaultSetSize))
+}
 
 var addressKeys = []string{"tag", "description", "source", "networks", "direction", "hooks", "size", "timeout"}
 
@@ -83,6 +134,18 @@ func parseTimeout(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("%s is out of range: from 1s to 365d", s)
 	}
 	return time.Duration(d), nil
+}
+
+func (e *AddressEntry) setDefaults() {
+	if e.Source == "" {
+		e.Source = SourceKernel
+	}
+	if e.Direction == "" {
+		e.Direction = DirectionBoth
+	}
+	if e.Hooks == nil && e.Source != SourceFlow {
+		e.Hooks = slices.Clone(Hooks)
+	}
 }
 
 // validateAddresses checks the address entries. claims are the tags of the
@@ -190,54 +253,4 @@ func validateAddresses(f *File, pos *filePos, claims map[string]map[tag.Directio
 		r.itemError(errs, "networks", a.item, "%s overlaps %s of %s; an address is counted by one entry",
 			fmtPrefix(f.Addresses[a.entry].Networks[a.item]), fmtPrefix(f.Addresses[b.entry].Networks[b.item]), refs[b.entry].name+"."+refs[b.entry].short("networks", b.item))
 	}
-}
-
-// Directions are the directions the entry counts: tag.In, tag.Out, or both.
-func (e AddressEntry) Directions() []tag.Direction { return e.Direction.Tags() }
-
-// Families are the address families of the entry's networks: IPv4, IPv6,
-// or both, in that order.
-func (e AddressEntry) Families() []family.Address {
-	var out []family.Address
-	for _, a := range family.Addresses {
-		if len(e.NetworksOf(a)) > 0 {
-			out = append(out, a)
-		}
-	}
-	return out
-}
-
-// NetworksOf are the entry's networks of one family.
-func (e AddressEntry) NetworksOf(a family.Address) []netip.Prefix {
-	var out []netip.Prefix
-	for _, p := range e.Networks {
-		if family.Of(p.Addr()) == a {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// SetSize is the most addresses each set of the family holds: Size when the file gives one, else what the family's networks
-// hold, rounded up to a power of two, at most DefaultSetSize. A set never
-// needs more than its networks hold (three addresses need no 65535), and
-// the rounding lets a reload that adds an address or two keep the set and
-// its counts: a set of another size is another set.
-func (e AddressEntry) SetSize(a family.Address) uint32 {
-	if e.Size > 0 {
-		return e.Size
-	}
-	var n uint64
-	for _, p := range e.NetworksOf(a) {
-		host := p.Addr().BitLen() - p.Bits()
-		if host >= 16 {
-			return DefaultSetSize
-		}
-		n += 1 << host
-	}
-	size := uint64(1)
-	for size < n {
-		size *= 2
-	}
-	return uint32(min(size, DefaultSetSize))
 }

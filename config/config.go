@@ -1,6 +1,15 @@
 // Package config loads and validates rules.yaml: what the exporter counts
 // in the nftables table it owns. A File that Load returns is valid; nothing
 // else makes one.
+//
+// Load (load.go) reads the file; the decoder (yaml.go) walks its YAML
+// nodes into a File, and validate checks what they mean. Each section has
+// a file with its decoding, defaults and checks: file.go the top level,
+// accounting.go and addresses.go the two kinds of entry, flow.go the flow
+// section; entry.go and prefix.go hold what both kinds of entry check.
+// values.go has the closed vocabularies (source, count, direction, family,
+// hook, protocol) and their conversions; errors.go collects the problems,
+// each with the file, line and field it is about.
 package config
 
 import (

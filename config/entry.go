@@ -17,16 +17,6 @@ const (
 	maxDescriptionLen = 128 // bytes
 )
 
-// checkSource reports whether an entry's source is valid.
-func checkSource(r ref, source Source, errs *errList) bool {
-	if slices.Contains(sources, source) {
-		return true
-	}
-	line, field := r.field("source")
-	errs.add(line, field, "%s is not a source; use kernel or flow", quote(source))
-	return false
-}
-
 // checkTag returns what is wrong with a tag, or "". A tag is what the
 // exporter writes into rule comments as =TAG_in= and =TAG_out=, so it must
 // parse there, without a direction suffix of its own.
@@ -78,6 +68,16 @@ func checkDescription(s string) string {
 		return fmt.Sprintf("%d bytes long, at most %d are allowed", len(s), maxDescriptionLen)
 	}
 	return ""
+}
+
+// checkSource reports whether an entry's source is valid.
+func checkSource(r ref, source Source, errs *errList) bool {
+	if slices.Contains(sources, source) {
+		return true
+	}
+	line, field := r.field("source")
+	errs.add(line, field, "%s is not a source; use kernel or flow", quote(source))
+	return false
 }
 
 // checkDirection reports whether an entry's direction is valid.

@@ -8,38 +8,11 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Kernel is a copy of the file with only the entries counted by the
-// kernel: what the managed table holds.
-func (f *File) Kernel() *File {
-	k := *f
-	k.Accounting, k.Addresses = nil, nil
-	for _, e := range f.Accounting {
-		if e.Source != SourceFlow {
-			k.Accounting = append(k.Accounting, e)
-		}
-	}
-	for _, e := range f.Addresses {
-		if e.Source != SourceFlow {
-			k.Addresses = append(k.Addresses, e)
-		}
-	}
-	return &k
-}
-
-// HasFlows reports whether any entry is counted from flows.
-func (f *File) HasFlows() bool {
-	for _, e := range f.Accounting {
-		if e.Source == SourceFlow {
-			return true
-		}
-	}
-	for _, e := range f.Addresses {
-		if e.Source == SourceFlow {
-			return true
-		}
-	}
-	return false
-}
+const (
+	defaultTable = "ipacct"
+	defaultCount = CountAccepted
+	maxTableLen  = 32
+)
 
 var fileKeys = []string{"table", "count", "accounting", "addresses", "flow"}
 
@@ -76,12 +49,6 @@ func (d *decoder) file(root *yaml.Node, f *File, pos *filePos) {
 	})
 }
 
-const (
-	defaultTable = "ipacct"
-	defaultCount = CountAccepted
-	maxTableLen  = 32
-)
-
 // setDefaults fills in what the file leaves out, as the types document.
 // Applied twice it changes nothing more.
 func (f *File) setDefaults() {
@@ -95,16 +62,7 @@ func (f *File) setDefaults() {
 		f.Accounting[i].setDefaults()
 	}
 	for i := range f.Addresses {
-		a := &f.Addresses[i]
-		if a.Source == "" {
-			a.Source = SourceKernel
-		}
-		if a.Direction == "" {
-			a.Direction = DirectionBoth
-		}
-		if a.Hooks == nil && a.Source != SourceFlow {
-			a.Hooks = slices.Clone(Hooks)
-		}
+		f.Addresses[i].setDefaults()
 	}
 }
 
@@ -165,3 +123,36 @@ func validTable(s string) bool {
 }
 
 func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+
+// Kernel is a copy of the file with only the entries counted by the
+// kernel: what the managed table holds.
+func (f *File) Kernel() *File {
+	k := *f
+	k.Accounting, k.Addresses = nil, nil
+	for _, e := range f.Accounting {
+		if e.Source != SourceFlow {
+			k.Accounting = append(k.Accounting, e)
+		}
+	}
+	for _, e := range f.Addresses {
+		if e.Source != SourceFlow {
+			k.Addresses = append(k.Addresses, e)
+		}
+	}
+	return &k
+}
+
+// HasFlows reports whether any entry is counted from flows.
+func (f *File) HasFlows() bool {
+	for _, e := range f.Accounting {
+		if e.Source == SourceFlow {
+			return true
+		}
+	}
+	for _, e := range f.Addresses {
+		if e.Source == SourceFlow {
+			return true
+		}
+	}
+	return false
+}
