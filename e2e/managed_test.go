@@ -122,11 +122,11 @@ func TestBadConfigAtStart(t *testing.T) {
 
 func TestConfigCheckAndDryRun(t *testing.T) {
 	bin := exporterBinary(t)
-	out, err := exec.Command(bin, "--config.file=rules.example.yaml", "--config.check").CombinedOutput()
+	out, err := exec.Command(bin, "--config.file=../rules.example.yaml", "--config.check").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "valid") {
 		t.Errorf("--config.check on the example: %v\n%s", err, out)
 	}
-	out, err = exec.Command(bin, "--config.file=rules.example.yaml", "--config.dry-run").CombinedOutput()
+	out, err = exec.Command(bin, "--config.file=../rules.example.yaml", "--config.dry-run").CombinedOutput()
 	if err != nil || !strings.HasPrefix(string(out), "table inet ipacct {") || !strings.Contains(string(out), "counter comment") {
 		t.Errorf("--config.dry-run: %v\n%s", err, out)
 	}
@@ -144,7 +144,7 @@ func TestExampleFileCounts(t *testing.T) {
 	netnstest.RequireRoot(t, "nft")
 	ns := netnstest.New(t, "198.51.100.10/32", "198.51.100.11/32", "198.51.100.12/32",
 		"203.0.113.1/32", "203.0.113.2/32", "192.0.2.1/32", "2001:db8:f00d::1/128")
-	e := startExporter(t, nil, "--netns="+ns.Path(), "--config.file=rules.example.yaml", "--no-collector.iptables")
+	e := startExporter(t, nil, "--netns="+ns.Path(), "--config.file=../rules.example.yaml", "--no-collector.iptables")
 
 	a := ns.SendUDP("198.51.100.10:40000", "203.0.113.1:5000", 111, 3)
 	b := ns.SendUDP("198.51.100.11:40001", "192.0.2.1:80", 222, 4)
