@@ -3,12 +3,14 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/ipacct/ipacct_exporter/family"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
 
@@ -24,6 +26,56 @@ const (
 	maxNetworks = 1000
 )
 
+// Directions are the directions the entry counts: tag.In, tag.Out, or both.
+func (e AddressEntry) Directions() []tag.Direction { return e.Direction.Tags() }
+
+// Families are the address families of the entry's networks: IPv4, IPv6,
+// or both, in that order.
+func (e AddressEntry) Families() []family.Address {
+	var out []family.Address
+	for _, a := range family.Addresses {
+		if len(e.NetworksOf(a)) > 0 {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// NetworksOf are the entry's networks of one family.
+func (e AddressEntry) NetworksOf(a family.Address) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range e.Networks {
+		if family.Of(p.Addr()) == a {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// SetSize is the most addresses each set of the family holds: Size when the file gives one, else what the family's networks
+// hold, rounded up to a power of two, at most DefaultSetSize. A set never
+// needs more than its networks hold (three addresses need no 65535), and
+// the rounding lets a reload that adds an address or two keep the set and
+// its counts: a set of another size is another set.
+func (e AddressEntry) SetSize(a family.Address) uint32 {
+	if e.Size > 0 {
+		return e.Size
+	}
+	var n uint64
+	for _, p := range e.NetworksOf(a) {
+		host := p.Addr().BitLen() - p.Bits()
+		if host >= 16 {
+			return DefaultSetSize
+		}
+		n += 1 << host
+	}
+	size := uint64(1)
+	for size < n {
+		size *= 2
+	}
+	return uint32(min(size, DefaultSetSize))
+}
+
 var addressKeys = []string{"tag", "description", "source", "networks", "direction", "hooks", "size", "timeout"}
 
 func (d *decoder) addressEntry(n *yaml.Node, name string) (AddressEntry, entryPos) {
@@ -35,11 +87,11 @@ func (d *decoder) addressEntry(n *yaml.Node, name string) (AddressEntry, entryPo
 		case "description":
 			e.Description, _, _ = d.str(val, field, true)
 		case "source":
-			e.Source, _, _ = d.str(val, field, false)
+			e.Source, _ = decodeWord[Source](d, val, field)
 		case "direction":
-			e.Direction, _, _ = d.str(val, field, false)
+			e.Direction, _ = decodeWord[Direction](d, val, field)
 		case "hooks":
-			e.Hooks = decodeItems(d, val, key, field, p, false, 0, "", func(s string) (string, error) { return s, nil })
+			e.Hooks = decodeItems(d, val, key, field, p, false, 0, "", word[Hook])
 		case "networks":
 			e.Networks = decodeItems(d, val, key, field, p, false, maxNetworks, "an address entry counts the addresses of its networks", parsePrefix)
 		case "size":
@@ -82,6 +134,18 @@ func parseTimeout(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("%s is out of range: from 1s to 365d", s)
 	}
 	return time.Duration(d), nil
+}
+
+func (e *AddressEntry) setDefaults() {
+	if e.Source == "" {
+		e.Source = SourceKernel
+	}
+	if e.Direction == "" {
+		e.Direction = DirectionBoth
+	}
+	if e.Hooks == nil && e.Source != SourceFlow {
+		e.Hooks = slices.Clone(Hooks)
+	}
 }
 
 // validateAddresses checks the address entries. claims are the tags of the
@@ -128,20 +192,16 @@ func validateAddresses(f *File, pos *filePos, claims map[string]map[tag.Directio
 			errs.add(line, field, "with the tag, the set comment is %d bytes and nft allows %d: shorten the description to %d bytes",
 				n, maxCommentLen, maxCommentLen-len(commentPrefix(e.Tag)))
 		}
-		directionOK := contains([]string{"in", "out", "both"}, e.Direction)
-		if !directionOK {
-			line, field := r.field("direction")
-			errs.add(line, field, "%s is not a direction; use in, out or both", quote(e.Direction))
-		}
-		flows := e.Source == SourceFlows
+		directionOK := checkDirection(r, e.Direction, errs)
+		flow := e.Source == SourceFlow
 		hooksOK := true
 		switch {
 		case !checkSource(r, e.Source, errs):
 			hooksOK = false
-		case flows && e.Hooks != nil:
+		case flow && e.Hooks != nil:
 			line, field := r.field("hooks")
-			errs.add(line, field, "hooks are where the kernel counts, and a flows entry has none; leave hooks out")
-		case !flows:
+			errs.add(line, field, "hooks are where the kernel counts, and a flow entry has none; leave hooks out")
+		case !flow:
 			hooksOK = checkHookList(r, e.Hooks, "empty list; leave hooks out for [input, output, forward]", errs)
 		}
 		if len(e.Networks) == 0 && (r.p == nil || r.p.values["networks"] == 0 && !r.p.broken) {
@@ -153,25 +213,25 @@ func validateAddresses(f *File, pos *filePos, claims map[string]map[tag.Directio
 				owners = append(owners, where{i, j})
 			}
 		}
-		if hooksOK && directionOK && !flows && (r.p == nil || !r.p.broken) {
+		if hooksOK && directionOK && !flow && (r.p == nil || !r.p.broken) {
 			n := 0
 			for _, d := range e.Directions() {
-				// Out is counted at output and forward, in at input and
-				// forward.
-				need := "output"
-				if d == tag.In {
-					need = "input"
-				}
-				if !contains(e.Hooks, need) && !contains(e.Hooks, "forward") {
-					line, field := r.field("hooks")
-					errs.add(line, field, "direction %s is counted at %s or forward, and hooks has neither", d, need)
-				}
 				// A rule per network sends its packets to the set, at
 				// each hook that sees the direction.
+				seen := 0
 				for _, h := range e.Hooks {
-					if h == need || h == "forward" {
+					if h.Sees(d) {
+						seen++
 						n += len(e.Networks)
 					}
+				}
+				if seen == 0 {
+					need := HookOutput
+					if d == tag.In {
+						need = HookInput
+					}
+					line, field := r.field("hooks")
+					errs.add(line, field, "direction %s is counted at %s or forward, and hooks has neither", d, need)
 				}
 			}
 			rules = r.countRules(rules, n, errs)
@@ -183,10 +243,10 @@ func validateAddresses(f *File, pos *filePos, claims map[string]map[tag.Directio
 		if a.entry == b.entry {
 			continue // reported by checkPrefixes
 		}
-		// Networks of flows entries may nest, the longest prefix owning
+		// Networks of flow entries may nest, the longest prefix owning
 		// an address; an address still belongs to one entry.
 		ea, eb := &f.Addresses[a.entry], &f.Addresses[b.entry]
-		if ea.Source == SourceFlows && eb.Source == SourceFlows && ea.Networks[a.item] != eb.Networks[b.item] {
+		if ea.Source == SourceFlow && eb.Source == SourceFlow && ea.Networks[a.item] != eb.Networks[b.item] {
 			continue
 		}
 		r := refs[a.entry]

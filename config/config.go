@@ -1,6 +1,15 @@
 // Package config loads and validates rules.yaml: what the exporter counts
 // in the nftables table it owns. A File that Load returns is valid; nothing
 // else makes one.
+//
+// Load (load.go) reads the file; the decoder (yaml.go) walks its YAML
+// nodes into a File, and validate checks what they mean. Each section has
+// a file with its decoding, defaults and checks: file.go the top level,
+// accounting.go and addresses.go the two kinds of entry, flow.go the flow
+// section; entry.go and prefix.go hold what both kinds of entry check.
+// values.go has the closed vocabularies (source, count, direction, family,
+// hook, protocol) and their conversions; errors.go collects the problems,
+// each with the file, line and field it is about.
 package config
 
 import (
@@ -14,40 +23,31 @@ type File struct {
 	Path string `yaml:"-"`
 	// Table is the name of the inet table the exporter owns. Default "ipacct".
 	Table string `yaml:"table"`
-	// Count is where the counting chains sit: "accepted" (default; after the
+	// Count is where the counting chains sit: accepted (default; after the
 	// filter at priority filter+10, so only traffic the firewall let through
-	// counts) or "all" (priority filter-10: before the filter, so dropped
+	// counts) or all (priority filter-10: before the filter, so dropped
 	// traffic counts too).
-	Count string `yaml:"count"`
+	Count Count `yaml:"count"`
 	// Accounting lists what to count, one tag an entry.
 	Accounting []Entry `yaml:"accounting"`
 	// Addresses lists what to count per address, one tag an entry.
 	Addresses []AddressEntry `yaml:"addresses"`
-	// Flows says which routers' flows count, for the entries whose source
-	// is flows.
-	Flows Flows `yaml:"flows"`
+	// Flow says which routers' flows count, for the entries whose source
+	// is flow.
+	Flow Flow `yaml:"flow"`
 }
 
-// Where an entry's counts come from.
-const (
-	// SourceKernel (the default): rules and sets in the exporter's table.
-	SourceKernel = "kernel"
-	// SourceFlows: NetFlow v5/v9 and IPFIX records that routers export
-	// to the netflow collector. Nothing is installed in the kernel.
-	SourceFlows = "flows"
-)
-
-// Flows filters the flow records by the router that exported them.
-type Flows struct {
-	// Exporters, when given, are the only routers whose flows count, each
-	// with optional interface filters. Empty: every exporter's count.
-	Exporters []Exporter `yaml:"exporters"`
+// Flow filters the flow records by the router that exported them.
+type Flow struct {
+	// Routers, when given, are the only routers whose flows count, each
+	// with optional interface filters. Empty: every router's count.
+	Routers []Router `yaml:"routers"`
 }
 
-// Exporter is a router whose flows count. A flow that two interfaces of a
+// Router is a router whose flows count. A flow that two interfaces of a
 // router report (ingress on one, egress on the other) would count twice;
 // the interface filters keep one of the reports.
-type Exporter struct {
+type Router struct {
 	// Address is the source address of the router's export datagrams.
 	Address netip.Addr `yaml:"address"`
 	// InputInterfaces, when given: traffic in (to a counted address)
@@ -58,7 +58,7 @@ type Exporter struct {
 	// counts only from flows whose output interface is one of these.
 	OutputInterfaces []uint32 `yaml:"output_interfaces"`
 
-	// Line is where the exporter starts in the file, for messages.
+	// Line is where the router starts in the file, for messages.
 	Line int `yaml:"-"`
 }
 
@@ -70,19 +70,19 @@ type Exporter struct {
 type AddressEntry struct {
 	Tag         string `yaml:"tag"`
 	Description string `yaml:"description"`
-	// Source is kernel (default: sets in the exporter's table) or flows
+	// Source is kernel (default: sets in the exporter's table) or flow
 	// (the records routers export; such an entry has no hooks). Networks
-	// of flows entries may nest: the longest prefix owns an address.
-	Source string `yaml:"source"`
+	// of flow entries may nest: the longest prefix owns an address.
+	Source Source `yaml:"source"`
 	// Networks are the addresses or networks to count, IPv4 and/or IPv6.
 	// They must not overlap any other address entry's.
 	Networks []netip.Prefix `yaml:"networks"`
-	// Direction is "in", "out" or "both" (default).
-	Direction string `yaml:"direction"`
+	// Direction is in, out or both (default).
+	Direction Direction `yaml:"direction"`
 	// Hooks are where to count: by default input, output and forward, so
 	// that it works on a server and on a gateway. Out is counted at output
-	// and forward, in at input and forward. Nil for a flows entry.
-	Hooks []string `yaml:"hooks"`
+	// and forward, in at input and forward. Nil for a flow entry.
+	Hooks []Hook `yaml:"hooks"`
 	// Size is the most addresses each set holds; 0 (not given): see
 	// SetSize. When a set is full, new addresses are not counted per
 	// address; the overflow is counted per tag instead.
@@ -106,21 +106,21 @@ type Entry struct {
 	// adds it.
 	Tag         string `yaml:"tag"`
 	Description string `yaml:"description"`
-	// Source is kernel (default: rules in the exporter's table) or flows
-	// (the records routers export). A flows entry matches what flow
+	// Source is kernel (default: rules in the exporter's table) or flow
+	// (the records routers export). A flow entry matches what flow
 	// records carry: addresses, protocol and ports; it needs local, and
 	// has no hooks, interface or match.
-	Source string `yaml:"source"`
-	// Direction is "in", "out" or "both" (default).
-	Direction string `yaml:"direction"`
-	// Family is "ipv4", "ipv6" or "both". Default: the families of Local,
-	// Remote and RemoteExcept when they name addresses, else both. Load
-	// always sets it.
-	Family string `yaml:"family"`
-	// Hooks are where to count: "input", "output", "forward". Default
-	// [input, output] (a server); a gateway names forward. Nil for a flows
+	Source Source `yaml:"source"`
+	// Direction is in, out or both (default).
+	Direction Direction `yaml:"direction"`
+	// Family is ipv4, ipv6 or both. Default: the families of Local, Remote
+	// and RemoteExcept when they name addresses, else both. Load always
+	// sets it.
+	Family Family `yaml:"family"`
+	// Hooks are where to count: input, output, forward. Default
+	// [input, output] (a server); a gateway names forward. Nil for a flow
 	// entry.
-	Hooks []string `yaml:"hooks"`
+	Hooks []Hook `yaml:"hooks"`
 	// Local addresses or networks (empty: any).
 	Local []netip.Prefix `yaml:"local"`
 	// Remote addresses or networks (empty: any).
@@ -130,7 +130,7 @@ type Entry struct {
 	// Protocol: tcp, udp, icmp, icmpv6, or any (default). A scalar or a list.
 	// Load stores any as an empty list: empty means any protocol. icmp needs
 	// family ipv4, icmpv6 family ipv6.
-	Protocol []string `yaml:"protocol"`
+	Protocol []Protocol `yaml:"protocol"`
 	// Ports are local ports (tcp and udp only): numbers or "low-high".
 	Ports []PortRange `yaml:"ports"`
 	// Interface is the interface on the local side's path: the input

@@ -16,6 +16,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/ipacct/ipacct_exporter/family"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
 
@@ -46,8 +47,8 @@ func TestInvalid(t *testing.T) {
 			"9: accounting[2].remote_except: no value; write a list, or leave the key out\n" +
 			"10: accounting[2].hooks: no value; write a list, or leave the key out\n" +
 			"13: addresses[0].networks: no value; an address entry counts the addresses of its networks\n" +
-			"17: flows.exporters[0].input_interfaces: no value; leave input_interfaces out to count flows of any input interface\n" +
-			"18: flows.exporters[0].output_interfaces: no value; leave output_interfaces out to count flows of any output interface",
+			"17: flow.routers[0].input_interfaces: no value; leave input_interfaces out to count flows of any input interface\n" +
+			"18: flow.routers[0].output_interfaces: no value; leave output_interfaces out to count flows of any output interface",
 		"null-value": "2: table: no value; write one\n" +
 			"3: count: no value; write one\n" +
 			"5: accounting[0].tag: no value; write one\n" +
@@ -60,34 +61,34 @@ func TestInvalid(t *testing.T) {
 			"15: addresses[0].direction: no value; write one\n" +
 			"16: addresses[0].size: no value; write one\n" +
 			"17: addresses[0].timeout: no value; write one\n" +
-			"20: flows.exporters[0].address: no value; write one",
+			"20: flow.routers[0].address: no value; write one",
 		"null-section": "1: accounting: no value; write a list, or leave the key out\n" +
 			"2: addresses: no value; write a list, or leave the key out\n" +
-			"4: flows.exporters: no value; write a list, or leave the key out",
-		"null-flows":        "1: flows: no value; write exporters, or leave flows out",
+			"4: flow.routers: no value; write a list, or leave the key out",
+		"null-flow":         "1: flow: no value; write routers, or leave flow out",
 		"bad-cidr":          "4: accounting[0].local[0]: \"192.0.2.0/33\" is not an IP network such as 192.0.2.0/24\n5: accounting[0].local[1]: \"192.0.2.300\" is not an IP address or network",
 		"control-character": "3: the character U+0001 is not allowed in YAML",
 		"comment-too-long":  "3: accounting[0].description: with the tag, the rule comment is 129 bytes and nft allows 128: shorten the description to 81 bytes",
-		"flows-addresses": "5: addresses[0].hooks: hooks are where the kernel counts, and a flows entry has none; leave hooks out\n" +
+		"flow-addresses": "5: addresses[0].hooks: hooks are where the kernel counts, and a flow entry has none; leave hooks out\n" +
 			"11: addresses[2].networks[0]: 192.168.31.0/24 overlaps 192.168.31.0/24 of addresses[0].networks[0]; an address is counted by one entry\n" +
 			"13: addresses[3].networks[0]: 192.168.31.192/26 overlaps 192.168.31.0/24 of addresses[0].networks[0]; an address is counted by one entry",
-		"flows-entry": "3: accounting[0].local: missing; a flows entry needs local to tell traffic in (to it) from traffic out (from it)\n" +
-			"5: accounting[0].hooks: hooks are where the kernel counts, and a flows entry has none; leave hooks out\n" +
-			"6: accounting[0].interface: flow records name interfaces by index, not by name; filter them per router under flows.exporters\n" +
-			"7: accounting[0].match: an nft match reads packets in the kernel; a flows entry matches local, remote, protocol and ports only\n" +
-			"8: accounting[1].local: missing; a flows entry needs local to tell traffic in (to it) from traffic out (from it)",
-		"flows-exporters": "4: flows.exporters[0].input_interfaces[2]: 2 is listed twice, also as input_interfaces[0]\n" +
-			"5: flows.exporters[1].address: 192.0.2.254 is listed twice, also as flows.exporters[0]\n" +
-			"6: flows.exporters[1].output_interfaces[0]: \"eth0\" is not an interface index: a number from 0 to 4294967295, as in the router's SNMP ifIndex\n" +
-			"7: flows.exporters[2].address: \"192.0.2.0/24\" is not an IP address; an exporter is the source address of its datagrams\n" +
-			"8: flows.exporters[3].address: missing; an exporter is the source address of its datagrams\n" +
-			"9: flows.exporters[4].address: ::ffff:192.0.2.1 is IPv4-mapped; write 192.0.2.1\n" +
-			"10: flows.exporters[4].outputs: unknown key",
-		"flows-exporters-empty": "2: flows.exporters: no entries; leave exporters out to count the flows of any exporter",
-		"flows-not-mapping":     "1: flows: expected a mapping with the key exporters, got a list",
-		"flows-tag-sources":     "5: accounting[1].tag: web has source kernel at line 2; a tag has one source",
-		"source": "3: accounting[0].source: \"netflow\" is not a source; use kernel or flows\n" +
-			"6: addresses[0].source: \"sflow\" is not a source; use kernel or flows",
+		"flow-entry": "3: accounting[0].local: missing; a flow entry needs local to tell traffic in (to it) from traffic out (from it)\n" +
+			"5: accounting[0].hooks: hooks are where the kernel counts, and a flow entry has none; leave hooks out\n" +
+			"6: accounting[0].interface: flow records name interfaces by index, not by name; filter them per router under flow.routers\n" +
+			"7: accounting[0].match: an nft match reads packets in the kernel; a flow entry matches local, remote, protocol and ports only\n" +
+			"8: accounting[1].local: missing; a flow entry needs local to tell traffic in (to it) from traffic out (from it)",
+		"flow-routers": "4: flow.routers[0].input_interfaces[2]: 2 is listed twice, also as input_interfaces[0]\n" +
+			"5: flow.routers[1].address: 192.0.2.254 is listed twice, also as flow.routers[0]\n" +
+			"6: flow.routers[1].output_interfaces[0]: \"eth0\" is not an interface index: a number from 0 to 4294967295, as in the router's SNMP ifIndex\n" +
+			"7: flow.routers[2].address: \"192.0.2.0/24\" is not an IP address; a router is the source address of its datagrams\n" +
+			"8: flow.routers[3].address: missing; a router is the source address of its datagrams\n" +
+			"9: flow.routers[4].address: ::ffff:192.0.2.1 is IPv4-mapped; write 192.0.2.1\n" +
+			"10: flow.routers[4].outputs: unknown key",
+		"flow-routers-empty": "2: flow.routers: no entries; leave routers out to count the flows of any router",
+		"flow-not-mapping":   "1: flow: expected a mapping with the key routers, got a list",
+		"flow-tag-sources":   "5: accounting[1].tag: web has source kernel at line 2; a tag has one source",
+		"source": "3: accounting[0].source: \"netflow\" is not a source; use kernel or flow\n" +
+			"6: addresses[0].source: \"sflow\" is not a source; use kernel or flow",
 		"forward-no-side":      "3: accounting[0].hooks: at forward, direction both needs local or interface to tell traffic in from traffic out; set one, or set direction",
 		"count":                `1: count: "dropped" is not a count; use accepted or all`,
 		"description-quote":    `3: accounting[0].description: "The \"web\" traffic" has a '"', which an nft comment cannot hold`,
@@ -223,7 +224,7 @@ func TestDefaults(t *testing.T) {
 			Source:    "kernel",
 			Direction: "both",
 			Family:    "both",
-			Hooks:     []string{"input", "output"},
+			Hooks:     []Hook{"input", "output"},
 			Line:      2,
 		}},
 	}
@@ -234,7 +235,7 @@ func TestDefaults(t *testing.T) {
 	if got := e.Directions(); !slices.Equal(got, []tag.Direction{tag.In, tag.Out}) {
 		t.Errorf("Directions() = %v", got)
 	}
-	if got := e.Families(); !slices.Equal(got, []string{"ip", "ip6"}) {
+	if got := e.Families(); !slices.Equal(got, family.Addresses) {
 		t.Errorf("Families() = %v", got)
 	}
 }
@@ -280,10 +281,10 @@ accounting:
 		Description: "Web, IPv4",
 		Direction:   "in",
 		Family:      "ipv4",
-		Hooks:       []string{"forward", "input"},
+		Hooks:       []Hook{"forward", "input"},
 		Local:       prefixes("192.0.2.1", "192.0.2.128/25"),
 		Remote:      prefixes("0.0.0.0/0"),
-		Protocol:    []string{"tcp"},
+		Protocol:    []Protocol{"tcp"},
 		Ports:       []PortRange{{80, 80}, {443, 443}, {8000, 8080}, {1, 1}},
 		Interface:   "eth*",
 		Line:        5,
@@ -292,24 +293,24 @@ accounting:
 		Source:       "kernel",
 		Direction:    "out",
 		Family:       "ipv6",
-		Hooks:        []string{"input", "output"},
+		Hooks:        []Hook{"input", "output"},
 		Local:        prefixes("2001:db8::/64"),
 		RemoteExcept: prefixes("2001:db8:1::/48"),
-		Protocol:     []string{"tcp", "udp"},
+		Protocol:     []Protocol{"tcp", "udp"},
 		Line:         14,
 	}, {
 		Tag:       "web4",
 		Source:    "kernel",
 		Direction: "out",
 		Family:    "both",
-		Hooks:     []string{"input", "output"},
+		Hooks:     []Hook{"input", "output"},
 		Line:      19,
 	}, {
 		Tag:       "mixed",
 		Source:    "kernel",
 		Direction: "both",
 		Family:    "both",
-		Hooks:     []string{"input", "output"},
+		Hooks:     []Hook{"input", "output"},
 		Local:     prefixes("192.0.2.1", "2001:db8::1"),
 		Line:      22,
 	}, {
@@ -317,17 +318,17 @@ accounting:
 		Source:       "kernel",
 		Direction:    "both",
 		Family:       "ipv4",
-		Hooks:        []string{"input", "output"},
+		Hooks:        []Hook{"input", "output"},
 		RemoteExcept: prefixes("10.0.0.0/8"),
-		Protocol:     []string{"icmp"},
+		Protocol:     []Protocol{"icmp"},
 		Line:         25,
 	}, {
 		Tag:       "ping6",
 		Source:    "kernel",
 		Direction: "both",
 		Family:    "ipv6",
-		Hooks:     []string{"input", "output"},
-		Protocol:  []string{"icmpv6"},
+		Hooks:     []Hook{"input", "output"},
+		Protocol:  []Protocol{"icmpv6"},
 		Line:      28,
 	}, {
 		// Each ICMP in its family.
@@ -335,15 +336,15 @@ accounting:
 		Source:    "kernel",
 		Direction: "both",
 		Family:    "both",
-		Hooks:     []string{"input", "output"},
-		Protocol:  []string{"icmp", "icmpv6"},
+		Hooks:     []Hook{"input", "output"},
+		Protocol:  []Protocol{"icmp", "icmpv6"},
 		Line:      31,
 	}, {
 		Tag:       "2024",
 		Source:    "kernel",
 		Direction: "both",
 		Family:    "both",
-		Hooks:     []string{"input", "output"},
+		Hooks:     []Hook{"input", "output"},
 		Line:      33,
 	}}
 	if f.Table != "acct_2" || f.Count != "all" {
@@ -363,10 +364,10 @@ accounting:
 	if got := f.Accounting[1].Directions(); !slices.Equal(got, []tag.Direction{tag.Out}) {
 		t.Errorf("Directions() = %v", got)
 	}
-	if got := f.Accounting[0].Families(); !slices.Equal(got, []string{"ip"}) {
+	if got := f.Accounting[0].Families(); !slices.Equal(got, []family.Address{family.IPv4}) {
 		t.Errorf("Families() = %v", got)
 	}
-	if got := f.Accounting[1].Families(); !slices.Equal(got, []string{"ip6"}) {
+	if got := f.Accounting[1].Families(); !slices.Equal(got, []family.Address{family.IPv6}) {
 		t.Errorf("Families() = %v", got)
 	}
 	if got := fmt.Sprint(f.Accounting[0].Ports); got != "[80 443 8000-8080 1]" {
@@ -604,7 +605,7 @@ func TestExample(t *testing.T) {
 		}
 	}
 	e := byTag["srv-198.51.100.10"][0]
-	check(e.Tag, e.Direction == "out" && slices.Equal(e.Hooks, []string{"output"}) && e.Family == "ipv4")
+	check(e.Tag, e.Direction == "out" && slices.Equal(e.Hooks, []Hook{"output"}) && e.Family == "ipv4")
 	e = byTag["unauthssh"][0]
 	check(e.Tag, e.Direction == "in" && e.Family == "ipv4" && reflect.DeepEqual(e.RemoteExcept, prefixes("10.2.3.0/24")) &&
 		reflect.DeepEqual(e.Ports, []PortRange{{22, 22}}))
@@ -613,20 +614,20 @@ func TestExample(t *testing.T) {
 	e = byTag["web6ssl"][0]
 	check(e.Tag, e.Family == "ipv6" && reflect.DeepEqual(e.Local, prefixes("2001:db8:f00d::1")))
 	e = byTag["dns"][0]
-	check(e.Tag, slices.Equal(e.Protocol, []string{"tcp", "udp"}) && e.Interface == "eth0")
+	check(e.Tag, slices.Equal(e.Protocol, []Protocol{"tcp", "udp"}) && e.Interface == "eth0")
 	e = byTag["lan"][0]
-	check(e.Tag, slices.Equal(e.Hooks, []string{"forward"}))
+	check(e.Tag, slices.Equal(e.Hooks, []Hook{"forward"}))
 
 	// 000 per address, and 001's tenants.
 	addrs := make(map[string]AddressEntry)
 	for _, a := range f.Addresses {
 		addrs[a.Tag] = a
 	}
-	if a := addrs["servers"]; a.Direction != "out" || len(a.Networks) != 3 || !slices.Equal(a.Hooks, []string{"output"}) {
+	if a := addrs["servers"]; a.Direction != "out" || len(a.Networks) != 3 || !slices.Equal(a.Hooks, []Hook{"output"}) {
 		t.Errorf("servers: %+v", a)
 	}
 	for _, tenant := range []string{"rent31", "rent3233", "rent34"} {
-		if a := addrs[tenant]; !slices.Equal(a.Hooks, []string{"forward"}) || a.Timeout != 31*24*time.Hour || len(a.Networks) == 0 {
+		if a := addrs[tenant]; !slices.Equal(a.Hooks, []Hook{"forward"}) || a.Timeout != 31*24*time.Hour || len(a.Networks) == 0 {
 			t.Errorf("%s: %+v", tenant, a)
 		}
 	}
@@ -727,18 +728,18 @@ addresses:
 		t.Fatalf("addresses: %+v", f.Addresses)
 	}
 	a, b := f.Addresses[0], f.Addresses[1]
-	if a.Direction != "both" || !slices.Equal(a.Hooks, []string{"input", "output", "forward"}) || a.Size != 0 || a.Timeout != 0 || a.Line != 3 {
+	if a.Direction != "both" || !slices.Equal(a.Hooks, []Hook{"input", "output", "forward"}) || a.Size != 0 || a.Timeout != 0 || a.Line != 3 {
 		t.Errorf("defaults: %+v", a)
 	}
 	// Sized from the networks: a /24 holds 256 addresses, a /64 more than
 	// the default.
-	if a.SetSize("ipv4") != 256 || a.SetSize("ipv6") != DefaultSetSize || b.SetSize("ipv4") != 16 {
-		t.Errorf("set sizes: rent31 %d and %d, servers %d; want 256, %d, 16", a.SetSize("ipv4"), a.SetSize("ipv6"), b.SetSize("ipv4"), DefaultSetSize)
+	if a.SetSize(family.IPv4) != 256 || a.SetSize(family.IPv6) != DefaultSetSize || b.SetSize(family.IPv4) != 16 {
+		t.Errorf("set sizes: rent31 %d and %d, servers %d; want 256, %d, 16", a.SetSize(family.IPv4), a.SetSize(family.IPv6), b.SetSize(family.IPv4), DefaultSetSize)
 	}
-	if !slices.Equal(a.Families(), []string{"ipv4", "ipv6"}) || a.NetworksOf("ipv6")[0].String() != "2001:db8:31::/64" {
-		t.Errorf("families: %v %v", a.Families(), a.NetworksOf("ipv6"))
+	if !slices.Equal(a.Families(), family.Addresses) || a.NetworksOf(family.IPv6)[0].String() != "2001:db8:31::/64" {
+		t.Errorf("families: %v %v", a.Families(), a.NetworksOf(family.IPv6))
 	}
-	if b.Size != 16 || b.Timeout != 7*24*time.Hour || !slices.Equal(b.Families(), []string{"ipv4"}) || len(b.Directions()) != 1 || b.Directions()[0] != tag.Out {
+	if b.Size != 16 || b.Timeout != 7*24*time.Hour || !slices.Equal(b.Families(), []family.Address{family.IPv4}) || len(b.Directions()) != 1 || b.Directions()[0] != tag.Out {
 		t.Errorf("servers: %+v", b)
 	}
 	if len(f.Accounting) != 0 {
@@ -765,74 +766,74 @@ func TestSetSize(t *testing.T) {
 	} {
 		f := mustParse(t, "addresses:\n  - tag: a\n    networks: "+tc.networks+"\n")
 		e := f.Addresses[0]
-		for fam, want := range map[string]uint32{"ipv4": tc.v4, "ipv6": tc.v6} {
+		for fam, want := range map[family.Address]uint32{family.IPv4: tc.v4, family.IPv6: tc.v6} {
 			if got := e.SetSize(fam); want > 0 && got != want {
 				t.Errorf("%s: %s set size %d, want %d", tc.networks, fam, got, want)
 			}
 		}
 	}
 	f := mustParse(t, "addresses:\n  - tag: a\n    networks: [10.0.0.4]\n    size: 100\n")
-	if got := f.Addresses[0].SetSize("ipv4"); got != 100 {
+	if got := f.Addresses[0].SetSize(family.IPv4); got != 100 {
 		t.Errorf("size given: %d, want 100", got)
 	}
 }
 
-// TestFlowsEntries: entries counted from flows have no hooks, their
+// TestFlowEntries: entries counted from flow records have no hooks, their
 // networks may nest, and the flows section names the routers.
-func TestFlowsEntries(t *testing.T) {
+func TestFlowEntries(t *testing.T) {
 	f := mustParse(t, `
 accounting:
   - tag: dns
-    source: flows
+    source: flow
     local: [192.0.2.53]
     protocol: [udp, tcp]
     ports: [53]
 addresses:
   - tag: rent31
-    source: flows
+    source: flow
     networks: [192.168.31.0/24]
   - tag: rent31-guests
-    source: flows
+    source: flow
     networks: [192.168.31.128/25]
     size: 10
     timeout: 1h
   - tag: servers
     networks: [198.51.100.0/24]
-flows:
-  exporters:
+flow:
+  routers:
     - address: 192.168.255.1
       input_interfaces: [2]
       output_interfaces: [2, 4294967295]
     - address: 2001:db8::1
 `)
-	if e := f.Accounting[0]; e.Source != SourceFlows || e.Hooks != nil || e.Family != "ipv4" {
+	if e := f.Accounting[0]; e.Source != SourceFlow || e.Hooks != nil || e.Family != "ipv4" {
 		t.Errorf("dns: %+v", e)
 	}
-	if a := f.Addresses[1]; a.Source != SourceFlows || a.Hooks != nil || a.Size != 10 || a.Timeout != time.Hour {
+	if a := f.Addresses[1]; a.Source != SourceFlow || a.Hooks != nil || a.Size != 10 || a.Timeout != time.Hour {
 		t.Errorf("rent31-guests: %+v", a)
 	}
 	if a := f.Addresses[2]; a.Source != SourceKernel || len(a.Hooks) != 3 {
 		t.Errorf("servers: %+v", a)
 	}
-	want := []Exporter{
+	want := []Router{
 		{Address: netip.MustParseAddr("192.168.255.1"), InputInterfaces: []uint32{2}, OutputInterfaces: []uint32{2, 4294967295}, Line: 21},
 		{Address: netip.MustParseAddr("2001:db8::1"), Line: 24},
 	}
-	if !reflect.DeepEqual(f.Flows.Exporters, want) {
-		t.Errorf("exporters:\ngot  %+v\nwant %+v", f.Flows.Exporters, want)
+	if !reflect.DeepEqual(f.Flow.Routers, want) {
+		t.Errorf("routers:\ngot  %+v\nwant %+v", f.Flow.Routers, want)
 	}
 }
 
-// TestExampleFlows: the commented flows example at the end of
+// TestExampleFlow: the commented flow example at the end of
 // rules.example.yaml, uncommented, is a valid file.
-func TestExampleFlows(t *testing.T) {
+func TestExampleFlow(t *testing.T) {
 	data, err := os.ReadFile("../rules.example.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, tail, ok := strings.Cut(string(data), "# --- Seed 001 on a router that can only export flows. ---")
 	if !ok {
-		t.Fatal("no flows example in rules.example.yaml")
+		t.Fatal("no flow example in rules.example.yaml")
 	}
 	var b strings.Builder
 	for l := range strings.SplitSeq(tail, "\n") {
@@ -841,11 +842,11 @@ func TestExampleFlows(t *testing.T) {
 			b.WriteString(rest + "\n")
 		}
 	}
-	f, err := Parse("example-flows.yaml", []byte(b.String()))
+	f, err := Parse("example-flow.yaml", []byte(b.String()))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, b.String())
 	}
-	if len(f.Addresses) != 2 || len(f.Accounting) != 1 || len(f.Flows.Exporters) != 1 || !f.HasFlows() || len(f.Kernel().Addresses) != 0 {
+	if len(f.Addresses) != 2 || len(f.Accounting) != 1 || len(f.Flow.Routers) != 1 || !f.HasFlows() || len(f.Kernel().Addresses) != 0 {
 		t.Errorf("parsed %+v", f)
 	}
 }

@@ -1,94 +1,113 @@
 package config
 
 import (
-	"net/netip"
-	"strconv"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/ipacct/ipacct_exporter/tag"
 )
 
-// Directions are the directions the entry counts: tag.In, tag.Out, or both.
-func (e Entry) Directions() []tag.Direction {
-	switch e.Direction {
-	case "in":
-		return []tag.Direction{tag.In}
-	case "out":
-		return []tag.Direction{tag.Out}
-	}
-	return []tag.Direction{tag.In, tag.Out}
-}
+const (
+	// maxTagLen leaves room for the suffix the exporter adds, "_out" at
+	// most, within tag.MaxLen.
+	maxTagLen         = tag.MaxLen - len("_out")
+	maxDescriptionLen = 128 // bytes
+)
 
-// Families are the netfilter families the entry counts in: "ip" for IPv4,
-// "ip6" for IPv6, or both.
-func (e Entry) Families() []string {
-	switch e.Family {
-	case "ipv4":
-		return []string{"ip"}
-	case "ipv6":
-		return []string{"ip6"}
+// checkTag returns what is wrong with a tag, or "". A tag is what the
+// exporter writes into rule comments as =TAG_in= and =TAG_out=, so it must
+// parse there, without a direction suffix of its own.
+func checkTag(t string) string {
+	for i := 0; i < len(t); {
+		r, size := utf8.DecodeRuneInString(t[i:])
+		if !(r < utf8.RuneSelf && (isLetter(byte(r)) || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '-')) {
+			return fmt.Sprintf("%s has the character %q; a tag is letters, digits, '_', '.' and '-'", quote(t), r)
+		}
+		i += size
 	}
-	return []string{"ip", "ip6"}
-}
-
-// String writes the range as rules.yaml does: "443" or "8000-8080".
-func (r PortRange) String() string {
-	if r.Low == r.High {
-		return strconv.Itoa(int(r.Low))
-	}
-	return strconv.Itoa(int(r.Low)) + "-" + strconv.Itoa(int(r.High))
-}
-
-// Directions are the directions the entry counts: tag.In, tag.Out, or both.
-func (e AddressEntry) Directions() []tag.Direction {
-	return Entry{Direction: e.Direction}.Directions()
-}
-
-// Families are the address families of the entry's networks: "ipv4",
-// "ipv6", or both, in that order.
-func (e AddressEntry) Families() []string {
-	has4, has6 := families(e.Networks)
-	var out []string
-	if has4 {
-		out = append(out, "ipv4")
-	}
-	if has6 {
-		out = append(out, "ipv6")
-	}
-	return out
-}
-
-// NetworksOf are the entry's networks of one family ("ipv4" or "ipv6").
-func (e AddressEntry) NetworksOf(family string) []netip.Prefix {
-	var out []netip.Prefix
-	for _, p := range e.Networks {
-		if p.Addr().Is4() == (family == "ipv4") {
-			out = append(out, p)
+	// Suffixes count in any case, as tag.Parse reads them.
+	for _, s := range []struct{ suffix, dir string }{{"_in", "in"}, {"_down", "in"}, {"_out", "out"}, {"_up", "out"}} {
+		if n := len(t) - len(s.suffix); n >= 0 && strings.EqualFold(t[n:], s.suffix) {
+			return fmt.Sprintf("%s ends in %s, a direction suffix, which the exporter adds; use direction: %s instead", quote(t), t[n:], s.dir)
 		}
 	}
-	return out
+	if len(t) > maxTagLen {
+		return fmt.Sprintf("%s is %d characters long, at most %d are allowed (the exporter adds _in or _out)", quote(t), len(t), maxTagLen)
+	}
+	if p, err := tag.Parse("=" + t + "="); err != nil || p.Name != t || p.Direction != tag.None {
+		return fmt.Sprintf("%s is not a valid tag", quote(t))
+	}
+	return ""
 }
 
-// SetSize is the most addresses each set of the family ("ipv4" or "ipv6")
-// holds: Size when the file gives one, else what the family's networks
-// hold, rounded up to a power of two, at most DefaultSetSize. A set never
-// needs more than its networks hold (three addresses need no 65535), and
-// the rounding lets a reload that adds an address or two keep the set and
-// its counts: a set of another size is another set.
-func (e AddressEntry) SetSize(family string) uint32 {
-	if e.Size > 0 {
-		return e.Size
+// maxCommentLen is the longest rule comment nft accepts.
+const maxCommentLen = 128
+
+// commentPrefix is the longest tag token the rule builder writes before
+// the description.
+func commentPrefix(tagName string) string { return "=" + tagName + "_out= " }
+
+// checkDescription returns what is wrong with a description, or "". It
+// goes into an nft rule comment, which is one line between double quotes.
+func checkDescription(s string) string {
+	if !utf8.ValidString(s) {
+		return "not valid UTF-8"
 	}
-	var n uint64
-	for _, p := range e.NetworksOf(family) {
-		host := p.Addr().BitLen() - p.Bits()
-		if host >= 16 {
-			return DefaultSetSize
+	if strings.ContainsRune(s, '"') {
+		return fmt.Sprintf("%s has a '\"', which an nft comment cannot hold", quote(s))
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return fmt.Sprintf("%s has the control character %q; a description is one line", quote(s), r)
 		}
-		n += 1 << host
 	}
-	size := uint64(1)
-	for size < n {
-		size *= 2
+	if len(s) > maxDescriptionLen {
+		return fmt.Sprintf("%d bytes long, at most %d are allowed", len(s), maxDescriptionLen)
 	}
-	return uint32(min(size, DefaultSetSize))
+	return ""
+}
+
+// checkSource reports whether an entry's source is valid.
+func checkSource(r ref, source Source, errs *errList) bool {
+	if slices.Contains(sources, source) {
+		return true
+	}
+	line, field := r.field("source")
+	errs.add(line, field, "%s is not a source; use kernel or flow", quote(source))
+	return false
+}
+
+// checkDirection reports whether an entry's direction is valid.
+func checkDirection(r ref, d Direction, errs *errList) bool {
+	if slices.Contains(directions, d) {
+		return true
+	}
+	line, field := r.field("direction")
+	errs.add(line, field, "%s is not a direction; use in, out or both", quote(d))
+	return false
+}
+
+// checkHookList reports whether a list of hooks is valid on its own.
+func checkHookList(r ref, list []Hook, emptyMsg string, errs *errList) bool {
+	if len(list) == 0 {
+		line, field := r.field("hooks")
+		errs.add(line, field, "%s", emptyMsg)
+		return false
+	}
+	ok := true
+	seen := make(map[Hook]int)
+	for i, h := range list {
+		if first, twice := seen[h]; twice {
+			r.itemError(errs, "hooks", i, "%s is listed twice, also as %s", h, r.short("hooks", first))
+			ok = false
+		} else if !slices.Contains(Hooks, h) {
+			r.itemError(errs, "hooks", i, "%s is not a hook; use input, output or forward", quote(h))
+			ok = false
+		}
+		seen[h] = i
+	}
+	return ok
 }

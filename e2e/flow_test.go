@@ -32,16 +32,16 @@ import (
 const flowsYAML = `
 accounting:
   - tag: svc
-    source: flows
+    source: flow
     local: [198.51.100.11]
     protocol: udp
     ports: [4001]
 addresses:
   - tag: rent31
-    source: flows
+    source: flow
     networks: [198.51.100.0/25, 2001:db8:31::/112]
-flows:
-  exporters:
+flow:
+  routers:
     - address: 127.0.0.1
       input_interfaces: [7]
       output_interfaces: [7]

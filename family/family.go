@@ -75,6 +75,15 @@ func (a Address) Bits() int {
 	return 32
 }
 
+// SetType is google/nftables' type of a set of the family's addresses:
+// ipv4_addr or ipv6_addr, as nft names it.
+func (a Address) SetType() nftables.SetDatatype {
+	if a == IPv6 {
+		return nftables.TypeIP6Addr
+	}
+	return nftables.TypeIPAddr
+}
+
 // Table is a netfilter table family.
 type Table string
 

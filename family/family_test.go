@@ -38,6 +38,11 @@ func TestAddress(t *testing.T) {
 			t.Errorf("%s: Counts is wrong", c.addr)
 		}
 	}
+	for a, name := range map[Address]string{IPv4: "ipv4_addr", IPv6: "ipv6_addr"} {
+		if typ := a.SetType(); typ.Name != name || typ.Bytes != uint32(a.Bits()/8) {
+			t.Errorf("%s: set type %s of %d bytes", a, typ.Name, typ.Bytes)
+		}
+	}
 	if _, err := ParseAddress("both"); err == nil {
 		t.Error(`ParseAddress("both") is a family`)
 	}

@@ -1,12 +1,11 @@
-// Package flows counts traffic from the flow records that routers export
+// Package flow counts traffic from the flow records that routers export
 // (NetFlow v5, v9 and IPFIX, decoded by goflow2's decoders) into the same
 // series as the kernel's rules and sets: the entries of rules.yaml whose
-// source is flows. It receives datagrams, decodes them with each
-// exporter's templates and sampling rate, attributes each flow to the
-// address entry that holds its source (out) or destination (in), longest
-// prefix first, and to the tag entries it matches, and keeps cumulative
-// counters. As a collector.Collector it hands them to the exporter on every
-// scrape.
+// source is flow. It receives datagrams, decodes them with each router's
+// templates and sampling rate, attributes each flow to the address entry
+// that holds its source (out) or destination (in), longest prefix first,
+// and to the tag entries it matches, and keeps cumulative counters. As a
+// collector.Collector it hands them to the exporter on every scrape.
 package flow
 
 import (
@@ -61,7 +60,7 @@ type telemetry struct {
 	decodeErrors             uint64 // datagrams dropped as malformed
 	unknownTemplate          uint64 // data sets dropped: template not known
 	unwatched                uint64 // flows outside every entry
-	filtered                 uint64 // flows an entry holds that flows.exporters rejects
+	filtered                 uint64 // flows an entry holds that flow.routers rejects
 	ignored                  uint64 // datagrams not decoded: exporter not listed, or past the cap
 }
 
@@ -77,7 +76,7 @@ func New(logger *slog.Logger) *Collector {
 	}
 }
 
-// Configure takes the flows entries of a loaded rules file; the managed
+// Configure takes the flow entries of a loaded rules file; the managed
 // Manager calls it with the same parse that it applied to the kernel.
 // Counts of the tags that stay carry over.
 func (c *Collector) Configure(f *config.File) {
@@ -175,7 +174,7 @@ func (c *Collector) Read(ctx context.Context) (collector.Reading, error) {
 	var r collector.Reading
 	for _, t := range c.plan.records {
 		r.Records = append(r.Records, collector.Record{
-			Tag: t.tag, Direction: t.direction, Family: family, Description: t.description,
+			Tag: t.tag, Direction: t.direction, Family: string(tableFamily), Description: t.description,
 			Packets: t.packets, Bytes: t.bytes, ID: collector.ID("flows " + t.tag),
 		})
 	}
@@ -184,7 +183,7 @@ func (c *Collector) Read(ctx context.Context) (collector.Reading, error) {
 			s.sweep(now)
 		}
 		set := collector.AddressSet{
-			Tag: s.tag, Direction: s.direction, Description: s.description, Family: s.family,
+			Tag: s.tag, Direction: s.direction, Description: s.description, Family: string(s.family),
 			Where:    fmt.Sprintf("flows %s %s %s", s.tag, s.family, s.direction),
 			Capacity: uint32(s.capacity),
 			Elements: make([]collector.AddressCount, 0, len(s.elems)),

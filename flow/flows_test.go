@@ -24,20 +24,20 @@ import (
 const tenantsYAML = `
 accounting:
   - tag: dns
-    source: flows
+    source: flow
     local: [192.0.2.53, 2001:db8:53::53]
     protocol: [udp, tcp]
     ports: [53]
 addresses:
   - tag: rent31
-    source: flows
+    source: flow
     networks: [192.168.31.0/24, 2001:db8:31::/64]
   - tag: rent31-lab
-    source: flows
+    source: flow
     networks: [192.168.31.128/25]
     direction: out
   - tag: rent32
-    source: flows
+    source: flow
     networks: [192.168.32.0/24]
     size: 2
   - tag: servers
@@ -145,7 +145,7 @@ func TestV5(t *testing.T) {
 // TestSampling multiplies by the rate the exporter announces: in the v5
 // header, in a v9 or IPFIX record, or in an options record, per sampler.
 func TestSampling(t *testing.T) {
-	const doc = "addresses:\n  - tag: rent31\n    source: flows\n    networks: [192.168.31.0/24, 2001:db8:31::/64]\n"
+	const doc = "addresses:\n  - tag: rent31\n    source: flow\n    networks: [192.168.31.0/24, 2001:db8:31::/64]\n"
 	t.Run("v5", func(t *testing.T) {
 		c := newCollector(t, doc)
 		// Mode 01 (deterministic), interval 100.
@@ -211,7 +211,7 @@ func TestSampling(t *testing.T) {
 // a whole number. The totals must be the exact products: the fraction one
 // flow leaves over carries into the next.
 func TestSamplingPacketSpace(t *testing.T) {
-	const doc = "addresses:\n  - tag: rent31\n    source: flows\n    networks: [192.168.31.0/24]\n"
+	const doc = "addresses:\n  - tag: rent31\n    source: flow\n    networks: [192.168.31.0/24]\n"
 	scopes := []field{{149, 4, 0}} // observationDomainId
 	options := []field{{305, 4, 0}, {306, 4, 0}}
 	perRecord := append(slices.Clone(ipv4Fields), field{305, 2, 0}, field{306, 2, 0})
@@ -382,13 +382,13 @@ func TestHostileTemplates(t *testing.T) {
 	checkCounts(t, c, map[string]collector.Counter{"rent31 192.168.31.1 out": {Packets: 1, Bytes: 100}})
 }
 
-// TestExporterFilters: with flows.exporters, only the listed routers
+// TestRouterFilters: with flow.routers, only the listed routers
 // count, and per direction only the flows of the listed interfaces: in
 // from flows that came in by the uplink, out from flows that left by it.
-func TestExporterFilters(t *testing.T) {
+func TestRouterFilters(t *testing.T) {
 	c := newCollector(t, tenantsYAML+`
-flows:
-  exporters:
+flow:
+  routers:
     - address: 192.0.2.254
       input_interfaces: [1]
       output_interfaces: [1]
@@ -435,10 +435,10 @@ func TestCapacity(t *testing.T) {
 	})
 
 	now := time.Unix(1700000000, 0)
-	c = newCollector(t, "addresses:\n  - tag: pool\n    source: flows\n    networks: [192.168.40.0/24]\n    size: 1\n    timeout: 1m\n")
+	c = newCollector(t, "addresses:\n  - tag: pool\n    source: flow\n    networks: [192.168.40.0/24]\n    size: 1\n    timeout: 1m\n")
 	c.now = func() time.Time { return now }
 	c.Datagram(router, v5Packet(0, recs[0]))
-	c.Configure(mustParse(t, "addresses:\n  - tag: pool\n    source: flows\n    networks: [192.168.32.0/24]\n    size: 1\n    timeout: 1m\n"))
+	c.Configure(mustParse(t, "addresses:\n  - tag: pool\n    source: flow\n    networks: [192.168.32.0/24]\n    size: 1\n    timeout: 1m\n"))
 	c.Datagram(router, v5Packet(0, recs[0]))
 	c.Datagram(router, v5Packet(0, recs[1]))
 	now = now.Add(61 * time.Second)
@@ -470,11 +470,11 @@ func TestReload(t *testing.T) {
 	c.Configure(mustParse(t, `
 addresses:
   - tag: rent31
-    source: flows
+    source: flow
     description: now with a description
     networks: [192.168.31.0/31]
   - tag: rent33
-    source: flows
+    source: flow
     networks: [192.168.32.0/24]
 `))
 	c.Datagram(router, pkt)
@@ -560,7 +560,7 @@ ipacct_flow_unwatched_records_total{exporter="192.0.2.254"} 1
 // grow no more series than the entry's size; what the set cannot take is
 // in its overflow counter, to the byte.
 func TestFlood(t *testing.T) {
-	c := newCollector(t, "addresses:\n  - tag: big\n    source: flows\n    networks: [10.0.0.0/8]\n    direction: out\n    size: 1000\n")
+	c := newCollector(t, "addresses:\n  - tag: big\n    source: flow\n    networks: [10.0.0.0/8]\n    direction: out\n    size: 1000\n")
 	rng := rand.New(rand.NewPCG(1, 2))
 	var want, unwatched uint64
 	for range 500 {

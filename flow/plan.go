@@ -7,21 +7,22 @@ import (
 
 	"github.com/ipacct/ipacct_exporter/collector"
 	"github.com/ipacct/ipacct_exporter/config"
+	"github.com/ipacct/ipacct_exporter/family"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
 
-// family labels the tag series counted from flows. It is the family of
-// the managed table, so that a tag moved from the kernel to flows keeps
+// tableFamily labels the tag series counted from flows. It is the family
+// of the managed table, so that a tag moved from the kernel to flows keeps
 // its series.
-const family = "inet"
+const tableFamily = family.Inet
 
 // plan is what a rules.yaml asks of flows: the address entries by their
-// networks, the tag entries, and the exporters whose flows count.
+// networks, the tag entries, and the routers whose flows count.
 type plan struct {
 	v4, v6 lpm
 	tags   []*tagMatcher
-	// filters are the exporters of flows.exporters; nil: any exporter
-	// counts, unfiltered.
+	// filters are the routers of flow.routers; nil: any router counts,
+	// unfiltered.
 	filters map[netip.Addr]*filter
 	// sets and records are in file order, for Read.
 	sets    []*addrSet
@@ -72,7 +73,7 @@ func (p *plan) lookup(a netip.Addr) *addrEntry {
 	return nil
 }
 
-// filter is an exporter's interface filters; an empty map passes any.
+// filter is a router's interface filters; an empty map passes any.
 type filter struct {
 	in, out map[uint32]bool
 }
@@ -83,14 +84,15 @@ func (f *filter) passOut(fl *Flow) bool { return f == nil || len(f.out) == 0 || 
 // addrSet counts per address, as a kernel set of one entry, family and
 // direction does.
 type addrSet struct {
-	tag, description, family string
-	direction                tag.Direction
-	networks                 []netip.Prefix
-	capacity                 int
-	timeout                  time.Duration
-	elems                    map[netip.Addr]*element
-	overflow                 collector.Counter
-	lastSweep                time.Time
+	tag, description string
+	family           family.Address
+	direction        tag.Direction
+	networks         []netip.Prefix
+	capacity         int
+	timeout          time.Duration
+	elems            map[netip.Addr]*element
+	overflow         collector.Counter
+	lastSweep        time.Time
 }
 
 type element struct {
@@ -190,11 +192,10 @@ func (m *tagMatcher) match(f *Flow, in bool) bool {
 	return true
 }
 
-var protoNumbers = map[string]uint8{"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58}
-
 type setKey struct {
-	tag, family string
-	direction   tag.Direction
+	tag       string
+	family    family.Address
+	direction tag.Direction
 }
 
 type tagKey struct {
@@ -202,7 +203,7 @@ type tagKey struct {
 	direction tag.Direction
 }
 
-// newPlan compiles the flows entries of a file. Counters of the entries
+// newPlan compiles the flow entries of a file. Counters of the entries
 // that old already counted carry over: a reload keeps every count of a tag
 // that stays, dropping only the addresses its networks no longer hold.
 func newPlan(f *config.File, old *plan, now time.Time) *plan {
@@ -221,7 +222,7 @@ func newPlan(f *config.File, old *plan, now time.Time) *plan {
 		return p
 	}
 	for _, e := range f.Addresses {
-		if e.Source != config.SourceFlows {
+		if e.Source != config.SourceFlow {
 			continue
 		}
 		for _, fam := range e.Families() {
@@ -246,7 +247,7 @@ func newPlan(f *config.File, old *plan, now time.Time) *plan {
 				}
 			}
 			l := &p.v4
-			if fam == "ipv6" {
+			if fam == family.IPv6 {
 				l = &p.v6
 			}
 			for _, n := range nets {
@@ -255,15 +256,16 @@ func newPlan(f *config.File, old *plan, now time.Time) *plan {
 		}
 	}
 	for _, e := range f.Accounting {
-		if e.Source != config.SourceFlows {
+		if e.Source != config.SourceFlow {
 			continue
 		}
+		fams := e.Families()
 		m := &tagMatcher{
-			v4: e.Family != "ipv6", v6: e.Family != "ipv4",
+			v4: slices.Contains(fams, family.IPv4), v6: slices.Contains(fams, family.IPv6),
 			local: e.Local, remote: e.Remote, except: e.RemoteExcept, ports: e.Ports,
 		}
 		for _, pr := range e.Protocol {
-			m.protos = append(m.protos, protoNumbers[pr])
+			m.protos = append(m.protos, pr.Number())
 		}
 		for _, d := range e.Directions() {
 			t := oldTags[tagKey{e.Tag, d}]
@@ -280,9 +282,9 @@ func newPlan(f *config.File, old *plan, now time.Time) *plan {
 		}
 		p.tags = append(p.tags, m)
 	}
-	if len(f.Flows.Exporters) > 0 {
+	if len(f.Flow.Routers) > 0 {
 		p.filters = make(map[netip.Addr]*filter)
-		for _, x := range f.Flows.Exporters {
+		for _, x := range f.Flow.Routers {
 			fl := &filter{}
 			for _, i := range x.InputInterfaces {
 				if fl.in == nil {
@@ -308,7 +310,7 @@ type outcome int
 const (
 	counted   outcome = iota
 	unwatched         // no entry holds either address
-	filtered          // an entry holds one, but the exporter's filters reject the flow
+	filtered          // an entry holds one, but the router's filters reject the flow
 )
 
 // count attributes a flow: out to the entry that holds its source, in to

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ipacct/ipacct_exporter/collector/nft"
 	"github.com/ipacct/ipacct_exporter/config"
+	"github.com/ipacct/ipacct_exporter/family"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
 
@@ -57,7 +58,7 @@ import (
 type Set struct {
 	Name     string
 	Comment  string // the tag token and the description
-	Family   string // ipv4 or ipv6
+	Family   family.Address
 	Size     uint32
 	Timeout  time.Duration // 0: elements stay
 	Networks []netip.Prefix
@@ -66,7 +67,7 @@ type Set struct {
 // AddrBase is a base chain of per-address accounting.
 type AddrBase struct {
 	Name  string
-	Hook  string
+	Hook  config.Hook
 	Rules []Rule
 }
 
@@ -74,7 +75,7 @@ type AddrBase struct {
 func buildAddresses(f *config.File, rs *Ruleset) {
 	type baseKey struct {
 		dir  tag.Direction
-		hook string
+		hook config.Hook
 	}
 	bases := map[baseKey][]Rule{}
 	for _, e := range f.Addresses {
@@ -99,9 +100,7 @@ func buildAddresses(f *config.File, rs *Ruleset) {
 				}
 				rs.Chains = append(rs.Chains, chain)
 				for _, h := range e.Hooks {
-					// Out is seen at output and forward, in at input and
-					// forward.
-					if (h == "input" && dir == tag.Out) || (h == "output" && dir == tag.In) {
+					if !h.Sees(dir) {
 						continue
 					}
 					k := baseKey{dir, h}
@@ -113,7 +112,7 @@ func buildAddresses(f *config.File, rs *Ruleset) {
 		}
 	}
 	for _, dir := range []tag.Direction{tag.In, tag.Out} {
-		for _, h := range hooks {
+		for _, h := range config.Hooks {
 			rules := bases[baseKey{dir, h}]
 			if len(rules) == 0 {
 				continue
@@ -130,7 +129,7 @@ func buildAddresses(f *config.File, rs *Ruleset) {
 
 // addressSet is the set of one entry, family and direction. Its name
 // hashes what a set cannot change in place.
-func addressSet(e config.AddressEntry, fam string, dir tag.Direction) Set {
+func addressSet(e config.AddressEntry, fam family.Address, dir tag.Direction) Set {
 	comment := fmt.Sprintf("=%s_%s=", e.Tag, dir)
 	if e.Description != "" {
 		comment += " " + e.Description
@@ -174,9 +173,9 @@ func (s Set) shards() []Set {
 
 // shardRule sends the address to the chain of its shard: the address,
 // masked to its lowest bits, looked up in a verdict map.
-func shardRule(fam string, dir tag.Direction, targets []string) Rule {
+func shardRule(fam family.Address, dir tag.Direction, targets []string) Rule {
 	proto, field, load := addressLoad(fam, dir)
-	f := nfproto(nfFamily(fam))
+	f := nfproto(fam)
 	vmap := make([]string, len(targets))
 	keys := make([][]byte, len(targets))
 	for i, t := range targets {
@@ -198,8 +197,8 @@ func shardRule(fam string, dir tag.Direction, targets []string) Rule {
 }
 
 // shardKey is the address whose lowest bits are i and the others zero.
-func shardKey(fam string, i uint32) netip.Addr {
-	if fam == "ipv6" {
+func shardKey(fam family.Address, i uint32) netip.Addr {
+	if fam == family.IPv6 {
 		var b [16]byte
 		binary.BigEndian.PutUint32(b[12:], i)
 		return netip.AddrFrom16(b)
@@ -216,7 +215,7 @@ func setRules(s Set, dir tag.Direction) []Rule {
 	proto, field, load := addressLoad(s.Family, dir)
 	// The family check is the base chain's already; it is repeated so that
 	// nft can tell which header the key comes from, and lists "ip saddr".
-	fam := nfproto(nfFamily(s.Family))
+	fam := nfproto(s.Family)
 	update := Rule{
 		Text: fmt.Sprintf("%s update @%s { %s %s counter } return", fam.text, s.Name, proto, field),
 		Exprs: []expr.Any{
@@ -238,21 +237,12 @@ func setRules(s Set, dir tag.Direction) []Rule {
 
 // addressLoad loads the accounted address: the source of traffic out, the
 // destination of traffic in.
-func addressLoad(fam string, dir tag.Direction) (proto, field string, load *expr.Payload) {
-	return addrLoad(nfFamily(fam), dir == tag.Out)
+func addressLoad(fam family.Address, dir tag.Direction) (proto, field string, load *expr.Payload) {
+	return addrLoad(fam, dir == tag.Out)
 }
 
-// nfFamily is the netfilter family of an address family, as build.go
-// names them.
-func nfFamily(fam string) string {
-	if fam == "ipv6" {
-		return "ip6"
-	}
-	return "ip"
-}
-
-func gotoRule(fam string, dir tag.Direction, n netip.Prefix, chain string) Rule {
-	ms := []match{nfproto(nfFamily(fam)), addr(nfFamily(fam), dir == tag.Out, n, false)}
+func gotoRule(fam family.Address, dir tag.Direction, n netip.Prefix, chain string) Rule {
+	ms := []match{nfproto(fam), addr(fam, dir == tag.Out, n, false)}
 	r := Rule{Full: true}
 	var text []string
 	for _, m := range ms {
@@ -266,24 +256,16 @@ func gotoRule(fam string, dir tag.Direction, n netip.Prefix, chain string) Rule 
 
 // nftSet is a Set as google/nftables describes it.
 func (s Set) nftSet(table *nftables.Table) *nftables.Set {
-	key := nftables.TypeIPAddr
-	if s.Family == "ipv6" {
-		key = nftables.TypeIP6Addr
-	}
 	return &nftables.Set{
-		Table: table, Name: s.Name, KeyType: key, Dynamic: true, Size: s.Size,
+		Table: table, Name: s.Name, KeyType: s.Family.SetType(), Dynamic: true, Size: s.Size,
 		HasTimeout: s.Timeout > 0, Timeout: s.Timeout, Comment: s.Comment,
 	}
 }
 
 // setText renders a set for the dry run.
 func (s Set) setText() string {
-	typ := "ipv4_addr"
-	if s.Family == "ipv6" {
-		typ = "ipv6_addr"
-	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "\tset %s {\n\t\ttype %s\n\t\tsize %d\n", s.Name, typ, s.Size)
+	fmt.Fprintf(&b, "\tset %s {\n\t\ttype %s\n\t\tsize %d\n", s.Name, s.Family.SetType().Name, s.Size)
 	if s.Timeout > 0 {
 		fmt.Fprintf(&b, "\t\tflags dynamic,timeout\n\t\ttimeout %s\n", nftDuration(s.Timeout))
 	} else {

@@ -281,12 +281,6 @@ func Cleanup(conn *nftables.Conn, name string) (deleted bool, err error) {
 	return true, nil
 }
 
-var hookNums = map[string]*nftables.ChainHook{
-	"input":   nftables.ChainHookInput,
-	"output":  nftables.ChainHookOutput,
-	"forward": nftables.ChainHookForward,
-}
-
 func addRules(conn *nftables.Conn, c *nftables.Chain, rules []Rule) error {
 	for _, r := range rules {
 		var ud []byte
@@ -295,10 +289,7 @@ func addRules(conn *nftables.Conn, c *nftables.Chain, rules []Rule) error {
 		}
 		exprs := r.Exprs
 		if m := r.GotoMap; m != nil {
-			key := nftables.TypeIPAddr
-			if m.Family == "ipv6" {
-				key = nftables.TypeIP6Addr
-			}
+			key := m.Family.SetType()
 			vmap := &nftables.Set{Table: c.Table, Anonymous: true, Constant: true, IsMap: true,
 				KeyType: key, DataType: nftables.TypeVerdict}
 			elems := make([]nftables.SetElement, len(m.Keys))

@@ -31,6 +31,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ipacct/ipacct_exporter/config"
+	"github.com/ipacct/ipacct_exporter/family"
 	"github.com/ipacct/ipacct_exporter/nftmatch"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
@@ -39,17 +40,10 @@ import (
 // created the table. A table of the same name without it is not ours.
 const MarkerChain = "managed-by-ipacct_exporter"
 
-// Priorities of the base chains: just after the filter (only accepted
-// traffic is counted) or just before it (everything is).
-const (
-	priorityAccepted = 10
-	priorityAll      = -10
-)
-
 // Ruleset is the desired content of the managed table.
 type Ruleset struct {
 	Table    string
-	Priority int32
+	Priority int32       // relative to the filter's: see config.Count
 	Base     []BaseChain // in hook order: input, output, forward
 	// Chains are the entry chains, in file order, then the chains of the
 	// per-address sets.
@@ -60,7 +54,7 @@ type Ruleset struct {
 
 // BaseChain is a base chain and the entry chains it jumps to.
 type BaseChain struct {
-	Hook  string // input, output, forward
+	Hook  config.Hook
 	Jumps []string
 }
 
@@ -84,25 +78,20 @@ type Rule struct {
 	GotoMap *GotoMap
 }
 
-// GotoMap maps addresses of a family (ipv4, ipv6) to chains: Keys[i] goes
-// to Chains[i].
+// GotoMap maps addresses of a family to chains: Keys[i] goes to
+// Chains[i].
 type GotoMap struct {
-	Family string
+	Family family.Address
 	Keys   [][]byte
 	Chains []string
 }
 
-var hooks = []string{"input", "output", "forward"}
-
 // Build computes the ruleset a valid file asks for.
 func Build(f *config.File) (*Ruleset, error) {
-	rs := &Ruleset{Table: f.Table, Priority: priorityAccepted}
-	if f.Count == "all" {
-		rs.Priority = priorityAll
-	}
-	jumps := map[string][]string{}
+	rs := &Ruleset{Table: f.Table, Priority: f.Count.Priority()}
+	jumps := map[config.Hook][]string{}
 	for i, e := range f.Accounting {
-		if e.Source == config.SourceFlows {
+		if e.Source == config.SourceFlow {
 			continue // counted from flow records, not by the kernel
 		}
 		for _, dir := range e.Directions() {
@@ -113,16 +102,13 @@ func Build(f *config.File) (*Ruleset, error) {
 			c := Chain{Name: chainName(e.Tag, dir, rules), Rules: rules}
 			rs.Chains = append(rs.Chains, c)
 			for _, h := range e.Hooks {
-				// Traffic to the local side enters at input, traffic from
-				// it leaves at output; forward carries both.
-				if (h == "input" && dir == tag.Out) || (h == "output" && dir == tag.In) {
-					continue
+				if h.Sees(dir) {
+					jumps[h] = append(jumps[h], c.Name)
 				}
-				jumps[h] = append(jumps[h], c.Name)
 			}
 		}
 	}
-	for _, h := range hooks {
+	for _, h := range config.Hooks {
 		if len(jumps[h]) > 0 {
 			rs.Base = append(rs.Base, BaseChain{Hook: h, Jumps: jumps[h]})
 		}
@@ -169,7 +155,7 @@ func entryRules(e config.Entry, dir tag.Direction) ([]Rule, error) {
 		}
 		protos := e.Protocol
 		if len(protos) == 0 {
-			protos = []string{""}
+			protos = []config.Protocol{config.ProtocolAny}
 		}
 		ports := e.Ports
 		if len(ports) == 0 {
@@ -178,7 +164,7 @@ func entryRules(e config.Entry, dir tag.Direction) ([]Rule, error) {
 		for _, l := range local {
 			for _, r := range remote {
 				for _, p := range protos {
-					if !protoFits(p, fam) {
+					if !p.Fits(fam) {
 						continue
 					}
 					for _, pr := range ports {
@@ -197,7 +183,7 @@ func entryRules(e config.Entry, dir tag.Direction) ([]Rule, error) {
 						for _, x := range except {
 							ms = append(ms, addr(fam, dir == tag.In, x, true))
 						}
-						if p != "" {
+						if p != config.ProtocolAny {
 							ms = append(ms, l4proto(p))
 						}
 						if pr.Low != 0 {
@@ -206,7 +192,7 @@ func entryRules(e config.Entry, dir tag.Direction) ([]Rule, error) {
 						alts := []nftmatch.Alternative{{}}
 						if m != nil {
 							var err error
-							if alts, err = m.AlternativesAfter(addressFamily(fam), l4protos[p]); err != nil {
+							if alts, err = m.AlternativesAfter(fam, p.Number()); err != nil {
 								return nil, fmt.Errorf("match: %w", err)
 							}
 						}
@@ -231,27 +217,17 @@ func entryRules(e config.Entry, dir tag.Direction) ([]Rule, error) {
 // ofFamily keeps the prefixes of one family. An empty list matches any
 // address ([invalid prefix]); a list without a prefix of the family is
 // reported as not fitting.
-func ofFamily(ps []netip.Prefix, fam string) ([]netip.Prefix, bool) {
+func ofFamily(ps []netip.Prefix, fam family.Address) ([]netip.Prefix, bool) {
 	if len(ps) == 0 {
 		return []netip.Prefix{{}}, true
 	}
 	var out []netip.Prefix
 	for _, p := range ps {
-		if p.Addr().Is4() == (fam == "ip") {
+		if family.Of(p.Addr()) == fam {
 			out = append(out, p)
 		}
 	}
 	return out, len(out) > 0
-}
-
-func protoFits(p, fam string) bool {
-	switch p {
-	case "icmp":
-		return fam != "ip6"
-	case "icmpv6":
-		return fam != "ip"
-	}
-	return true
 }
 
 // match is one condition of a rule, in both forms.
@@ -274,14 +250,11 @@ func rule(comment string, ms []match) Rule {
 	return r
 }
 
-func nfproto(fam string) match {
-	v, name := byte(unix.NFPROTO_IPV4), "ipv4"
-	if fam == "ip6" {
-		v, name = unix.NFPROTO_IPV6, "ipv6"
-	}
-	return match{"meta nfproto " + name, []expr.Any{
+// nfproto matches the address family: nft's meta nfproto ipv4 or ipv6.
+func nfproto(fam family.Address) match {
+	return match{"meta nfproto " + string(fam), []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{v}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{fam.NFProto()}},
 	}}
 }
 
@@ -306,7 +279,7 @@ func ifname(dir tag.Direction, name string) match {
 
 // addr matches the source (src) or destination address against a prefix,
 // or against everything but it (negate).
-func addr(fam string, src bool, p netip.Prefix, negate bool) match {
+func addr(fam family.Address, src bool, p netip.Prefix, negate bool) match {
 	proto, word, load := addrLoad(fam, src)
 	off, size := load.Offset, load.Len
 	op, opText := expr.CmpOpEq, ""
@@ -329,15 +302,15 @@ func addr(fam string, src bool, p netip.Prefix, negate bool) match {
 	return match{fmt.Sprintf("%s %s %s%s", proto, word, opText, text), exprs}
 }
 
-// addrLoad loads the source (src) or destination address of the IPv4 (ip)
-// or IPv6 (ip6) header into register 1.
-func addrLoad(fam string, src bool) (proto, word string, load *expr.Payload) {
+// addrLoad loads the source (src) or destination address of the IPv4 (nft's
+// ip) or IPv6 (ip6) header into register 1.
+func addrLoad(fam family.Address, src bool) (proto, word string, load *expr.Payload) {
 	// Offsets in the IPv4 and IPv6 headers.
 	word, off, size, proto := "daddr", uint32(16), uint32(4), "ip"
 	switch {
-	case fam == "ip6" && src:
+	case fam == family.IPv6 && src:
 		word, off, size, proto = "saddr", 8, 16, "ip6"
-	case fam == "ip6":
+	case fam == family.IPv6:
 		off, size, proto = 24, 16, "ip6"
 	case src:
 		word, off = "saddr", 12
@@ -349,20 +322,10 @@ func addrLoad(fam string, src bool) (proto, word string, load *expr.Payload) {
 // (NFT_RULE_MAXEXPRS).
 const maxRuleExprs = 128
 
-// addressFamily is the family as nftmatch names it.
-func addressFamily(fam string) string {
-	if fam == "ip6" {
-		return nftmatch.IPv6
-	}
-	return nftmatch.IPv4
-}
-
-var l4protos = map[string]byte{"tcp": unix.IPPROTO_TCP, "udp": unix.IPPROTO_UDP, "icmp": unix.IPPROTO_ICMP, "icmpv6": unix.IPPROTO_ICMPV6}
-
-func l4proto(p string) match {
-	return match{"meta l4proto " + p, []expr.Any{
+func l4proto(p config.Protocol) match {
+	return match{"meta l4proto " + string(p), []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{l4protos[p]}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{p.Number()}},
 	}}
 }
 
@@ -438,7 +401,7 @@ func (r Rule) text() string {
 // wantChain is a chain of the managed table as the ruleset has it.
 type wantChain struct {
 	name  string
-	hook  string // input, output or forward for a base chain, "" for another
+	hook  config.Hook // "" for a chain that is not a base chain
 	rules []Rule
 	// addsTo is the per-address set that the chain's rules add to, if any.
 	addsTo string
@@ -457,7 +420,7 @@ func (rs *Ruleset) chains() []wantChain {
 		list = append(list, wantChain{name: c.Name, rules: c.Rules, addsTo: addsTo[c.Name]})
 	}
 	for _, bc := range rs.Base {
-		wc := wantChain{name: bc.Hook, hook: bc.Hook}
+		wc := wantChain{name: string(bc.Hook), hook: bc.Hook}
 		for _, j := range bc.Jumps {
 			wc.rules = append(wc.rules, Rule{Text: "jump " + j, Exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: j}}, Full: true})
 		}
@@ -474,7 +437,7 @@ func (wc wantChain) chain(table *nftables.Table, prio nftables.ChainPriority) *n
 	c := &nftables.Chain{Name: wc.name, Table: table}
 	if wc.hook != "" {
 		accept := nftables.ChainPolicyAccept
-		c.Type, c.Hooknum, c.Priority, c.Policy = nftables.ChainTypeFilter, hookNums[wc.hook], nftables.ChainPriorityRef(prio), &accept
+		c.Type, c.Hooknum, c.Priority, c.Policy = nftables.ChainTypeFilter, wc.hook.NFT(), nftables.ChainPriorityRef(prio), &accept
 	}
 	return c
 }
@@ -486,7 +449,7 @@ func (wc wantChain) sameKind(c *nftables.Chain, prio nftables.ChainPriority) boo
 	if wc.hook == "" {
 		return c.Hooknum == nil
 	}
-	return c.Hooknum != nil && *c.Hooknum == *hookNums[wc.hook] && c.Priority != nil && *c.Priority == prio &&
+	return c.Hooknum != nil && *c.Hooknum == *wc.hook.NFT() && c.Priority != nil && *c.Priority == prio &&
 		c.Type == nftables.ChainTypeFilter && c.Policy != nil && *c.Policy == nftables.ChainPolicyAccept
 }
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/google/nftables/expr"
+	"github.com/ipacct/ipacct_exporter/family"
 )
 
 // Alternative is one rule a match expands to: the expressions to put in
@@ -21,13 +22,13 @@ type Alternative struct {
 
 // Families are the families the match can apply to: IPv4, IPv6, or both,
 // in that order.
-func (m *Match) Families() []string { return slices.Clone(m.families) }
+func (m *Match) Families() []family.Address { return slices.Clone(m.families) }
 
 // Rules returns the alternatives for a family as expression lists: one
 // rule each, all in a chain whose rules check meta nfproto first. A packet
 // matches at most one of them, so their counters sum to the match's count.
-func (m *Match) Rules(family string) ([][]expr.Any, error) {
-	alts, err := m.Alternatives(family)
+func (m *Match) Rules(fam family.Address) ([][]expr.Any, error) {
+	alts, err := m.Alternatives(fam)
 	if err != nil {
 		return nil, err
 	}
@@ -40,22 +41,22 @@ func (m *Match) Rules(family string) ([][]expr.Any, error) {
 
 // Alternatives returns the rules the match expands to for a family
 // (IPv4 or IPv6), with their nft text. Each call returns new expressions.
-func (m *Match) Alternatives(family string) ([]Alternative, error) {
-	return m.AlternativesAfter(family, 0)
+func (m *Match) Alternatives(fam family.Address) ([]Alternative, error) {
+	return m.AlternativesAfter(fam, 0)
 }
 
 // AlternativesAfter is Alternatives for a match that follows, in the same
 // rule, an equality on meta l4proto (l4proto, e.g. unix.IPPROTO_TCP; 0 for
 // none): as nft does, a tcp, udp or icmp selector then needs no meta
 // l4proto check of its own, and one of another protocol is an error.
-func (m *Match) AlternativesAfter(family string, l4proto uint8) ([]Alternative, error) {
-	if family != IPv4 && family != IPv6 {
-		return nil, fmt.Errorf("%q is not a family; use %q or %q", family, IPv4, IPv6)
+func (m *Match) AlternativesAfter(fam family.Address, l4proto uint8) ([]Alternative, error) {
+	if fam != family.IPv4 && fam != family.IPv6 {
+		return nil, fmt.Errorf("%q is not a family; use %q or %q", fam, family.IPv4, family.IPv6)
 	}
-	if !slices.Contains(m.families, family) {
+	if !slices.Contains(m.families, fam) {
 		for _, r := range m.rels {
 			if r.sel.family != "" {
-				return nil, errorf(r.pos, "%s matches %s only, so the match has no %s rule", r.sel.name, famName(r.sel.family), famName(family))
+				return nil, errorf(r.pos, "%s matches %s only, so the match has no %s rule", r.sel.name, r.sel.family.Name(), fam.Name())
 			}
 		}
 	}
@@ -195,6 +196,17 @@ func compile(terms []term, o options) (Alternative, error) {
 		return Alternative{}, errorf(terms[0].rel.pos, "a rule of the match needs %d expressions; at most %d fit (each value of a != set adds two)", len(a.Exprs), MaxExprs)
 	}
 	return a, nil
+}
+
+// ProtocolNumber is the IP protocol number of a protocol name that meta
+// l4proto takes (tcp, udp, icmp, icmpv6, ...): the one table of them.
+func ProtocolNumber(name string) (uint8, bool) {
+	for _, s := range protocols {
+		if s.name == name {
+			return uint8(s.val), true
+		}
+	}
+	return 0, false
 }
 
 func protoName(p uint8) string {

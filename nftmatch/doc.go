@@ -8,9 +8,9 @@
 //
 //	m, err := nftmatch.Parse(`ct state established,related tcp dport { 22, 80 }`)
 //	// err is an *Error: "column 10: ..."
-//	m.Families()               // [ipv4 ipv6]
-//	m.Alternatives("ipv4")     // two rules: ... tcp dport 22, ... tcp dport 80
-//	m.String()                 // canonical nft text
+//	m.Families()                // [ipv4 ipv6]
+//	m.Alternatives(family.IPv4) // two rules: ... tcp dport 22, ... tcp dport 80
+//	m.String()                  // canonical nft text
 //
 // # Shape
 //

@@ -14,8 +14,8 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
-	"golang.org/x/sys/unix"
 
+	"github.com/ipacct/ipacct_exporter/family"
 	"github.com/ipacct/ipacct_exporter/internal/netnstest"
 )
 
@@ -245,7 +245,7 @@ func TestKernelEquivalence(t *testing.T) {
 		mine   int // rules of ours in the count chain, after nft's
 		alts   []Alternative
 		quirks []Alternative // alts, as nft 1.0.6 compiles them
-		fams   []string
+		fams   []family.Address
 		canon  string
 	}
 	inst := make([]installed, len(equivalenceCases))
@@ -402,11 +402,8 @@ func writeTemp(t *testing.T, s string) string {
 
 // withCounter is a rule of the managed table: meta nfproto, the match,
 // a counter.
-func withCounter(fam string, x []expr.Any) []expr.Any {
-	proto := byte(unix.NFPROTO_IPV4)
-	if fam == IPv6 {
-		proto = unix.NFPROTO_IPV6
-	}
+func withCounter(fam family.Address, x []expr.Any) []expr.Any {
+	proto := fam.NFProto()
 	out := []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
@@ -565,7 +562,8 @@ func compareWithNft(t *testing.T, ns *netnstest.NS, texts []string) int {
 		var script strings.Builder
 		fmt.Fprintf(&script, "add chain inet t z%d\nadd rule inet t z%d %s\n", i, i, m.String())
 		type want struct {
-			text, fam    string
+			text         string
+			fam          family.Address
 			lines, quirk []string
 		}
 		var wants []want
@@ -711,7 +709,7 @@ func randomRelation(rnd *rand.Rand, head string) string {
 	return fmt.Sprintf("%s %s%s", s.name, pick("", "", "== ", "!= "), value())
 }
 
-func withNfproto(fam string, x []expr.Any) []expr.Any {
+func withNfproto(fam family.Address, x []expr.Any) []expr.Any {
 	y := withCounter(fam, x)
 	return y[:len(y)-1]
 }

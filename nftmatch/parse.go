@@ -6,12 +6,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-)
 
-// Families, as Families returns them and Rules takes them.
-const (
-	IPv4 = "ipv4"
-	IPv6 = "ipv6"
+	"github.com/ipacct/ipacct_exporter/family"
 )
 
 // Limits that keep a match's rules few and small.
@@ -81,7 +77,7 @@ func (r *relation) anyBits() bool {
 // Match is a parsed, validated match expression.
 type Match struct {
 	rels     []*relation
-	families []string
+	families []family.Address
 }
 
 type parser struct {
@@ -134,7 +130,7 @@ func Parse(text string) (*Match, error) {
 // check works out the families and compiles every alternative once, so
 // that a match Parse accepts always compiles.
 func (m *Match) check() error {
-	fams := []string{IPv4, IPv6}
+	fams := slices.Clone(family.Addresses)
 	for _, r := range m.rels {
 		if r.sel.family == "" {
 			continue
@@ -143,11 +139,11 @@ func (m *Match) check() error {
 			for _, o := range m.rels {
 				if o.sel.family != "" && o.sel.family != r.sel.family {
 					return errorf(r.pos, "%s matches %s only, but %s at column %d matches %s only",
-						r.sel.name, famName(r.sel.family), o.sel.name, o.pos+1, famName(o.sel.family))
+						r.sel.name, r.sel.family.Name(), o.sel.name, o.pos+1, o.sel.family.Name())
 				}
 			}
 		}
-		fams = []string{r.sel.family}
+		fams = []family.Address{r.sel.family}
 	}
 	m.families = fams
 	n := 1
@@ -161,13 +157,6 @@ func (m *Match) check() error {
 	}
 	_, err := m.alternatives(options{})
 	return err
-}
-
-func famName(f string) string {
-	if f == IPv4 {
-		return "IPv4"
-	}
-	return "IPv6"
 }
 
 // relation parses SELECTOR [& MASK] [OP] VALUE.

@@ -11,16 +11,17 @@ import (
 	"testing"
 
 	"github.com/google/nftables/expr"
+	"github.com/ipacct/ipacct_exporter/family"
 	"golang.org/x/sys/unix"
 )
 
-var both = []string{IPv4, IPv6}
+var both = family.Addresses
 
 // accepted are matches with their canonical text, families and the text
 // of each alternative (of the first family).
 var accepted = []struct {
 	in, canon string
-	fams      []string
+	fams      []family.Address
 	alts      []string // nil: the canonical text, one alternative
 }{
 	{"tcp dport 22", "tcp dport 22", both, nil},
@@ -75,27 +76,27 @@ var accepted = []struct {
 	{"tcp flags syn,ack / syn,ack,fin", "tcp flags syn,ack / fin,syn,ack", both, nil},
 	{"tcp flags & (syn | ack) { syn, ack }", "tcp flags & (syn|ack) == { syn, ack }", both,
 		[]string{"tcp flags syn / syn,ack", "tcp flags ack / syn,ack"}},
-	{"ip saddr 10.0.0.0/8 ip daddr 192.0.2.1/32", "ip saddr 10.0.0.0/8 ip daddr 192.0.2.1", []string{IPv4}, nil},
-	{"ip saddr 10.0.0.0 / 8", "ip saddr 10.0.0.0/8", []string{IPv4}, nil},
-	{"ip dscp 46", "ip dscp ef", []string{IPv4}, nil},
-	{"ip dscp 8-0x18", "ip dscp 0x08-0x18", []string{IPv4}, nil},
-	{"ip dscp { cs1, af41 }", "ip dscp { cs1, af41 }", []string{IPv4}, []string{"ip dscp cs1", "ip dscp af41"}},
-	{"ip protocol udp udp dport 53", "ip protocol udp udp dport 53", []string{IPv4}, nil},
+	{"ip saddr 10.0.0.0/8 ip daddr 192.0.2.1/32", "ip saddr 10.0.0.0/8 ip daddr 192.0.2.1", []family.Address{family.IPv4}, nil},
+	{"ip saddr 10.0.0.0 / 8", "ip saddr 10.0.0.0/8", []family.Address{family.IPv4}, nil},
+	{"ip dscp 46", "ip dscp ef", []family.Address{family.IPv4}, nil},
+	{"ip dscp 8-0x18", "ip dscp 0x08-0x18", []family.Address{family.IPv4}, nil},
+	{"ip dscp { cs1, af41 }", "ip dscp { cs1, af41 }", []family.Address{family.IPv4}, []string{"ip dscp cs1", "ip dscp af41"}},
+	{"ip protocol udp udp dport 53", "ip protocol udp udp dport 53", []family.Address{family.IPv4}, nil},
 	{"tcp dport 22 meta l4proto tcp", "tcp dport 22 meta l4proto tcp", both, nil},
-	{"meta l4proto tcp ip protocol udp th dport 1", "meta l4proto tcp ip protocol udp th dport 1", []string{IPv4}, nil},
+	{"meta l4proto tcp ip protocol udp th dport 1", "meta l4proto tcp ip protocol udp th dport 1", []family.Address{family.IPv4}, nil},
 	{"meta l4proto != tcp meta l4proto 6-17 tcp dport 1", "meta l4proto != tcp meta l4proto 6-17 tcp dport 1", both, nil},
-	{"ip6 saddr ::ffff:1.2.3.4", "ip6 saddr ::ffff:1.2.3.4", []string{IPv6}, nil},
-	{"ip6 daddr 2001:DB8::1", "ip6 daddr 2001:db8::1", []string{IPv6}, nil},
-	{"ip6 saddr 2001:db8::1-2001:db8::5", "ip6 saddr 2001:db8::1-2001:db8::5", []string{IPv6}, nil},
-	{"ip6 dscp ef ip6 hoplimit 1", "ip6 dscp ef ip6 hoplimit 1", []string{IPv6}, nil},
-	{"icmp type { echo-request, 0 }", "icmp type { echo-request, echo-reply }", []string{IPv4},
+	{"ip6 saddr ::ffff:1.2.3.4", "ip6 saddr ::ffff:1.2.3.4", []family.Address{family.IPv6}, nil},
+	{"ip6 daddr 2001:DB8::1", "ip6 daddr 2001:db8::1", []family.Address{family.IPv6}, nil},
+	{"ip6 saddr 2001:db8::1-2001:db8::5", "ip6 saddr 2001:db8::1-2001:db8::5", []family.Address{family.IPv6}, nil},
+	{"ip6 dscp ef ip6 hoplimit 1", "ip6 dscp ef ip6 hoplimit 1", []family.Address{family.IPv6}, nil},
+	{"icmp type { echo-request, 0 }", "icmp type { echo-request, echo-reply }", []family.Address{family.IPv4},
 		[]string{"icmp type echo-request", "icmp type echo-reply"}},
-	{"icmp code 3", "icmp code port-unreachable", []string{IPv4}, nil},
-	{"icmpv6 type 128-129", "icmpv6 type 128-129", []string{IPv6}, nil},
+	{"icmp code 3", "icmp code port-unreachable", []family.Address{family.IPv4}, nil},
+	{"icmpv6 type 128-129", "icmpv6 type 128-129", []family.Address{family.IPv6}, nil},
 	{"th dport 53 th sport 53", "th dport 53 th sport 53", both, nil},
 	{"meta l4proto { tcp, udp } th dport 53", "meta l4proto { tcp, udp } th dport 53", both,
 		[]string{"meta l4proto tcp th dport 53", "meta l4proto udp th dport 53"}},
-	{"tcp dport { 22, 80 } ip saddr { 10.0.0.0/8, 192.168.0.0/16 }", "tcp dport { 22, 80 } ip saddr { 10.0.0.0/8, 192.168.0.0/16 }", []string{IPv4},
+	{"tcp dport { 22, 80 } ip saddr { 10.0.0.0/8, 192.168.0.0/16 }", "tcp dport { 22, 80 } ip saddr { 10.0.0.0/8, 192.168.0.0/16 }", []family.Address{family.IPv4},
 		[]string{"tcp dport 22 ip saddr 10.0.0.0/8", "tcp dport 22 ip saddr 192.168.0.0/16", "tcp dport 80 ip saddr 10.0.0.0/8", "tcp dport 80 ip saddr 192.168.0.0/16"}},
 }
 
@@ -298,7 +299,7 @@ func TestRecordedBytecode(t *testing.T) {
 			t.Errorf("%s: %v", r.text, err)
 			continue
 		}
-		alts, err := m.Alternatives(r.fam)
+		alts, err := m.Alternatives(family.Address(r.fam))
 		if err != nil || len(alts) != 1 {
 			t.Errorf("%s: %d alternatives, %v", r.text, len(alts), err)
 			continue
@@ -385,13 +386,13 @@ func TestFamilies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Rules(IPv6); err == nil || err.Error() != "column 1: ip saddr matches IPv4 only, so the match has no IPv6 rule" {
+	if _, err := m.Rules(family.IPv6); err == nil || err.Error() != "column 1: ip saddr matches IPv4 only, so the match has no IPv6 rule" {
 		t.Errorf("Rules(ipv6) of an IPv4 match: %v", err)
 	}
 	if _, err := m.Rules("ip"); err == nil || err.Error() != `"ip" is not a family; use "ipv4" or "ipv6"` {
 		t.Errorf(`Rules("ip"): %v`, err)
 	}
-	rules, err := m.Rules(IPv4)
+	rules, err := m.Rules(family.IPv4)
 	if err != nil || len(rules) != 1 || len(rules[0]) != 2 {
 		t.Errorf("Rules(ipv4) = %v, %v", rules, err)
 	}
@@ -402,21 +403,21 @@ func TestAlternativesAfter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	alts, err := m.AlternativesAfter(IPv4, unix.IPPROTO_TCP)
+	alts, err := m.AlternativesAfter(family.IPv4, unix.IPPROTO_TCP)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := exprsText(alts[0].Exprs); strings.Contains(got, "l4proto") {
 		t.Errorf("after meta l4proto tcp, the match checks it again:\n%s", got)
 	}
-	alts, err = m.Alternatives(IPv4)
+	alts, err = m.Alternatives(family.IPv4)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := exprsText(alts[0].Exprs); strings.Count(got, "l4proto") != 1 {
 		t.Errorf("the match does not check meta l4proto once:\n%s", got)
 	}
-	if _, err := m.AlternativesAfter(IPv4, unix.IPPROTO_UDP); err == nil ||
+	if _, err := m.AlternativesAfter(family.IPv4, unix.IPPROTO_UDP); err == nil ||
 		err.Error() != "column 1: conflicting protocols specified: udp vs. tcp (tcp flags needs tcp)" {
 		t.Errorf("after meta l4proto udp: %v", err)
 	}
@@ -429,9 +430,9 @@ func TestFreshExprs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, _ := m.Rules(IPv4)
+	a, _ := m.Rules(family.IPv4)
 	a[0][3].(*expr.Cmp).Data[1] = 0
-	b, _ := m.Rules(IPv4)
+	b, _ := m.Rules(family.IPv4)
 	if d := b[0][3].(*expr.Cmp).Data; d[1] != 22 {
 		t.Errorf("second call sees the first call's change: %v", d)
 	}
@@ -444,7 +445,7 @@ func TestMaxAlternatives(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if alts, err := m.Alternatives(IPv4); err != nil || len(alts) != MaxAlternatives {
+	if alts, err := m.Alternatives(family.IPv4); err != nil || len(alts) != MaxAlternatives {
 		t.Errorf("%d alternatives, %v", len(alts), err)
 	}
 }

@@ -2,6 +2,7 @@ package nftmatch
 
 import (
 	"github.com/google/nftables/expr"
+	"github.com/ipacct/ipacct_exporter/family"
 	"golang.org/x/sys/unix"
 )
 
@@ -50,8 +51,8 @@ type selector struct {
 	bitmask []byte // for a field narrower than its bytes (dscp): which bits
 	shift   uint   // where the field's lowest bit is in those bytes
 
-	family string // "" (both), IPv4 or IPv6
-	dep    byte   // the transport protocol it needs first (meta l4proto), or 0
+	family family.Address // "" (both), IPv4 or IPv6
+	dep    byte           // the transport protocol it needs first (meta l4proto), or 0
 	// protoKey marks the selectors that say which transport protocol
 	// follows (meta l4proto, ip protocol, ip6 nexthdr): an equality on one
 	// stands in for the dependency of a later tcp, udp or icmp selector.
@@ -283,17 +284,17 @@ func init() {
 		for _, s := range fields {
 			switch head {
 			case "ip":
-				s.family = IPv4
+				s.family = family.IPv4
 			case "ip6":
-				s.family = IPv6
+				s.family = family.IPv6
 			case "tcp":
 				s.dep = unix.IPPROTO_TCP
 			case "udp":
 				s.dep = unix.IPPROTO_UDP
 			case "icmp":
-				s.family, s.dep = IPv4, unix.IPPROTO_ICMP
+				s.family, s.dep = family.IPv4, unix.IPPROTO_ICMP
 			case "icmpv6":
-				s.family, s.dep = IPv6, unix.IPPROTO_ICMPV6
+				s.family, s.dep = family.IPv6, unix.IPPROTO_ICMPV6
 			}
 		}
 	}
