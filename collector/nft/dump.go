@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
 
 	"github.com/ipacct/ipacct_exporter/collector"
@@ -169,7 +168,7 @@ func (ds dumpers) listTables() ([]tableKey, error) {
 			}
 		}
 		handles[t] = handle
-		if ds[0].filter.Table(FamilyName(nftables.TableFamily(t.family)), t.name) {
+		if ds[0].filter.Table(tableFamily(t.family), t.name) {
 			tables = append(tables, t) // not read: what matters on hosts with huge rulesets
 		}
 		return a.err
