@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/ipacct/ipacct_exporter/collector"
+	"github.com/ipacct/ipacct_exporter/family"
 )
 
 // aggregate applies one read of every source to the tracked series, and
@@ -48,9 +49,9 @@ func (e *Exporter) aggregate(sources []Collector, results []result, now time.Tim
 			e.logWaiting(s)
 		}
 	}
-	waitTag := func(netns, family string) bool {
+	waitTag := func(netns string, t family.Table) bool {
 		for _, f := range pending[netns] {
-			if f.tag(family) {
+			if f.tag(t) {
 				return true
 			}
 		}
@@ -104,7 +105,7 @@ func (e *Exporter) aggregate(sources []Collector, results []result, now time.Tim
 	}
 
 	failed := func(src int) bool { return !ok[src] }
-	changed := e.applyTags(failed, func(k seriesKey) bool { return waitTag(k.netns, k.family) })
+	changed := e.applyTags(failed, func(k seriesKey) bool { return waitTag(k.netns, k.tableFamily) })
 	for _, g := range e.addrs.groups {
 		if g != nil {
 			g.wait = waitSets(g.netns)

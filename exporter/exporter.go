@@ -1,6 +1,6 @@
 // Package exporter gathers the counters of ipacct_exporter: on each scrape
 // it reads every collector, tracks the tagged counters per tag, direction and
-// family and per address, and writes them straight into the exposition
+// table family and per address, and writes them straight into the exposition
 // (exposition.go): the series, which can number millions, are never built
 // as metric objects, nor sorted and checked again by a registry.
 package exporter
@@ -18,6 +18,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ipacct/ipacct_exporter/collector"
+	"github.com/ipacct/ipacct_exporter/family"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
 
@@ -30,7 +31,7 @@ type Collector struct {
 	Name string
 	// NetNS is the value of the netns label for what the collector reads. Only
 	// an exporter made by NewForNamespaces shows it.
-	NetNS   string
+	NetNS     string
 	Collector collector.Collector
 	// Feeds tells which series the source can add to: until it has read
 	// once, those are not served. The zero value: every series.
@@ -39,15 +40,15 @@ type Collector struct {
 
 // Feeds tells which series a source can add to.
 type Feeds struct {
-	// TagFamilies are the netfilter families of its tagged rules; nil
-	// means any.
-	TagFamilies []string
+	// TagFamilies are the table families of its tagged rules; nil means
+	// any.
+	TagFamilies []family.Table
 	// NoSets tells that it reads no per-address sets.
 	NoSets bool
 }
 
-func (f Feeds) tag(family string) bool {
-	return f.TagFamilies == nil || slices.Contains(f.TagFamilies, family)
+func (f Feeds) tag(t family.Table) bool {
+	return f.TagFamilies == nil || slices.Contains(f.TagFamilies, t)
 }
 
 func (f Feeds) sets() bool { return !f.NoSets }
@@ -159,7 +160,7 @@ func (e *Exporter) Gather() ([]*dto.MetricFamily, error) {
 	}
 	fams := make([]*dto.MetricFamily, len(ans.fams))
 	for i, f := range ans.fams {
-		fams[i] = f.metricFamily()
+		fams[i] = f.toDTO()
 	}
 	return fams, err
 }
@@ -187,11 +188,12 @@ func (e *Exporter) answer() (*answer, error) {
 	return f.ans, f.err
 }
 
+// seriesKey is a tag series: ipacct_tag_*'s labels.
 type seriesKey struct {
-	netns     string
-	tag       string
-	direction tag.Direction
-	family    string
+	netns       string
+	tag         string
+	direction   tag.Direction
+	tableFamily family.Table
 }
 
 type result struct {
@@ -244,7 +246,7 @@ func (e *Exporter) collect() (ans *answer, err error) {
 		e.logInvalid(s, res.reading.Invalid)
 	}
 	names := e.labelNames(collectorLabels)
-	return e.emit(sets, []family{
+	return e.emit(sets, []metricFamily{
 		newDTOFamily(successName, successHelp, dto.MetricType_GAUGE, names, success),
 		newDTOFamily(durationName, durationHelp, dto.MetricType_GAUGE, names, duration),
 		newDTOFamily(invalidCommentsName, invalidCommentsHelp, dto.MetricType_GAUGE, names, invalid),

@@ -15,6 +15,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ipacct/ipacct_exporter/collector"
+	"github.com/ipacct/ipacct_exporter/family"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
 
@@ -29,7 +30,7 @@ type counted struct {
 func svc(rules ...counted) collector.Reading {
 	var r collector.Reading
 	for _, c := range rules {
-		r.Records = append(r.Records, collector.Record{Tag: "svc", Direction: tag.Out, Family: "ip",
+		r.Records = append(r.Records, collector.Record{Tag: "svc", Direction: tag.Out, Family: family.IP,
 			Packets: c.bytes / 100, Bytes: c.bytes, ID: collector.ID(c.id), Handle: c.handle})
 	}
 	return r
@@ -147,7 +148,7 @@ func TestWithheldUntilEverySourceRead(t *testing.T) {
 // series' first sample: it is served at 0 once, with its created time.
 func TestNewSeriesStartAtZero(t *testing.T) {
 	set := func(elems ...collector.AddressCount) collector.Reading {
-		return collector.Reading{Sets: []collector.AddressSet{{Tag: "rent", Direction: tag.Out, Family: "ipv4",
+		return collector.Reading{Sets: []collector.AddressSet{{Tag: "rent", Direction: tag.Out, Family: family.IPv4,
 			Where: "inet ipacct set rent", Handle: 1, Elements: elems}}}
 	}
 	b := &fakeBackend{reading: set(addr("192.0.2.1", 1, 100))}
@@ -199,7 +200,7 @@ func TestAddressInTwoSets(t *testing.T) {
 	sets := func(a, b uint64) collector.Reading {
 		var r collector.Reading
 		for i, v := range []uint64{a, b} {
-			s := collector.AddressSet{Tag: "rent", Direction: tag.Out, Family: "ipv4", Where: []string{"inet t set a", "inet t set b"}[i], Handle: uint64(i + 1)}
+			s := collector.AddressSet{Tag: "rent", Direction: tag.Out, Family: family.IPv4, Where: []string{"inet t set a", "inet t set b"}[i], Handle: uint64(i + 1)}
 			if v > 0 {
 				s.Elements = []collector.AddressCount{addr("192.0.2.1", v/100, v)}
 			}
