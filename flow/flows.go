@@ -26,7 +26,7 @@ import (
 
 // maxExporters bounds the exporters the collector keeps state for
 // (templates, sampling rates, telemetry series). Datagrams from further
-// source addresses are counted under exporter="other" and not decoded.
+// source addresses are counted under router="other" and not decoded.
 const maxExporters = 256
 
 // otherExporter labels the telemetry of the exporters past maxExporters.
@@ -175,7 +175,7 @@ func (c *Collector) Read(ctx context.Context) (collector.Reading, error) {
 	var r collector.Reading
 	for _, t := range c.plan.records {
 		r.Records = append(r.Records, collector.Record{
-			Tag: t.tag, Direction: t.direction, Family: family, Description: t.description,
+			Tag: t.tag, Direction: t.direction, Family: tableFamily, Description: t.description,
 			Packets: t.packets, Bytes: t.bytes, ID: collector.ID("flows " + t.tag),
 		})
 	}

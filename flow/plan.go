@@ -7,13 +7,14 @@ import (
 
 	"github.com/ipacct/ipacct_exporter/collector"
 	"github.com/ipacct/ipacct_exporter/config"
+	"github.com/ipacct/ipacct_exporter/family"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
 
-// family labels the tag series counted from flows. It is the family of
-// the managed table, so that a tag moved from the kernel to flows keeps
+// tableFamily labels the tag series counted from flows. It is the family
+// of the managed table, so that a tag moved from the kernel to flows keeps
 // its series.
-const family = "inet"
+const tableFamily = family.Inet
 
 // plan is what a rules.yaml asks of flows: the address entries by their
 // networks, the tag entries, and the exporters whose flows count.
@@ -83,14 +84,15 @@ func (f *filter) passOut(fl *Flow) bool { return f == nil || len(f.out) == 0 || 
 // addrSet counts per address, as a kernel set of one entry, family and
 // direction does.
 type addrSet struct {
-	tag, description, family string
-	direction                tag.Direction
-	networks                 []netip.Prefix
-	capacity                 int
-	timeout                  time.Duration
-	elems                    map[netip.Addr]*element
-	overflow                 collector.Counter
-	lastSweep                time.Time
+	tag, description string
+	family           family.Address
+	direction        tag.Direction
+	networks         []netip.Prefix
+	capacity         int
+	timeout          time.Duration
+	elems            map[netip.Addr]*element
+	overflow         collector.Counter
+	lastSweep        time.Time
 }
 
 type element struct {
@@ -193,8 +195,9 @@ func (m *tagMatcher) match(f *Flow, in bool) bool {
 var protoNumbers = map[string]uint8{"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58}
 
 type setKey struct {
-	tag, family string
-	direction   tag.Direction
+	tag       string
+	family    family.Address
+	direction tag.Direction
 }
 
 type tagKey struct {
@@ -228,9 +231,9 @@ func newPlan(f *config.File, old *plan, now time.Time) *plan {
 			entry := &addrEntry{}
 			nets := e.NetworksOf(fam)
 			for _, d := range e.Directions() {
-				s := oldSets[setKey{e.Tag, fam, d}]
+				s := oldSets[setKey{e.Tag, family.Address(fam), d}]
 				if s == nil {
-					s = &addrSet{tag: e.Tag, family: fam, direction: d, elems: make(map[netip.Addr]*element)}
+					s = &addrSet{tag: e.Tag, family: family.Address(fam), direction: d, elems: make(map[netip.Addr]*element)}
 				}
 				s.description, s.networks, s.capacity, s.timeout = e.Description, nets, int(e.SetSize(fam)), e.Timeout
 				for a := range s.elems {
