@@ -98,8 +98,8 @@ func LoadRules(run Runner, n, tags int) error {
 func RuleSeries(n, tags int) []string {
 	perTag := func(m int) int { return (m + tags - 1) / tags } // rules i<m with i%tags == 0
 	return []string{
-		`ipacct_tag_rules{direction="in",family="inet",tag="t0"} ` + value(perTag(n/2)),
-		`ipacct_tag_rules{direction="out",family="ip",tag="t0"} ` + value(perTag(n-n/2)),
+		`ipacct_tag_rules{direction="in",table_family="inet",tag="t0"} ` + value(perTag(n/2)),
+		`ipacct_tag_rules{direction="out",table_family="ip",tag="t0"} ` + value(perTag(n-n/2)),
 	}
 }
 
@@ -176,4 +176,4 @@ func SetSeries(n int) string {
 }
 
 // SetSample opens each per-address byte series of the set of LoadSet.
-const SetSample = `ipacct_ip_bytes_total{direction="out",ip="10.`
+const SetSample = `ipacct_ip_bytes_total{direction="out",family="ipv4",ip="10.`
