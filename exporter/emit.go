@@ -1,6 +1,7 @@
 package exporter
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -102,16 +103,43 @@ func labelValues(withNS bool, names []string, netns string, values ...string) []
 	return slices.Insert(slices.Clone(values), i, netns)
 }
 
-// emit builds the families of a read: the tracked series that may be
-// served and the gauges of what the kernel holds now.
-func (e *Exporter) emit(sets []namespaceSets, collectors []metricFamily) *answer {
-	fams := append(collectors, e.tagFamilies()...)
+// emit builds the families of a read: the collectors' health, the tracked
+// series that may be served and the gauges of what the kernel holds now.
+func (e *Exporter) emit(sources []Collector, results []result, sets []namespaceSets) *answer {
+	fams := e.collectorFamilies(sources, results)
+	fams = append(fams, e.tagFamilies()...)
 	fams = append(fams, e.setGauges(sets)...)
 	fams = append(fams, e.overflowFamilies()...)
 	fams = append(fams, e.addressFamilies()...)
 	fams = slices.DeleteFunc(fams, func(f metricFamily) bool { return f == nil })
 	slices.SortFunc(fams, func(a, b metricFamily) int { return strings.Compare(a.name(), b.name()) })
 	return &answer{fams: fams}
+}
+
+// collectorFamilies are each collector's success, duration and invalid
+// comments in the read. A source gone during it is left out.
+func (e *Exporter) collectorFamilies(sources []Collector, results []result) []metricFamily {
+	var success, duration, invalid []row
+	for i, s := range sources {
+		res := results[i]
+		if errors.Is(res.err, ErrSourceGone) {
+			continue
+		}
+		values := e.labelValues(collectorLabels, s.NetNS, s.Name)
+		duration = append(duration, row{values: values, value: res.duration.Seconds()})
+		if res.err != nil {
+			success = append(success, row{values: values, value: 0})
+			continue
+		}
+		success = append(success, row{values: values, value: 1})
+		invalid = append(invalid, row{values: values, value: float64(len(res.reading.Invalid))})
+	}
+	names := e.labelNames(collectorLabels)
+	return []metricFamily{
+		newDTOFamily(successName, successHelp, dto.MetricType_GAUGE, names, success),
+		newDTOFamily(durationName, durationHelp, dto.MetricType_GAUGE, names, duration),
+		newDTOFamily(invalidCommentsName, invalidCommentsHelp, dto.MetricType_GAUGE, names, invalid),
+	}
 }
 
 // overflowFamilies are the counters of what full sets could not take.
