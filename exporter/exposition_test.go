@@ -247,3 +247,16 @@ func TestAppendValue(t *testing.T) {
 		}
 	}
 }
+
+// TestLabelNamesSorted: the families' label names are in name order, with
+// netns or without, as the registry orders them and the exposition writes
+// them by hand.
+func TestLabelNamesSorted(t *testing.T) {
+	for _, names := range [][]string{collectorLabels, tagLabels, infoLabels, setGroupLabels, addressLabels} {
+		for _, withNS := range []bool{false, true} {
+			if n := labelNames(withNS, names); !slices.IsSorted(n) || withNS != slices.Contains(n, netnsLabel) {
+				t.Errorf("label names %q (netns %v) are not sorted, or netns is missing", n, withNS)
+			}
+		}
+	}
+}
