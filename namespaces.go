@@ -12,6 +12,7 @@ import (
 	"github.com/ipacct/ipacct_exporter/collector/iptables"
 	"github.com/ipacct/ipacct_exporter/collector/nft"
 	"github.com/ipacct/ipacct_exporter/exporter"
+	"github.com/ipacct/ipacct_exporter/family"
 	"github.com/ipacct/ipacct_exporter/internal/netns"
 )
 
@@ -35,7 +36,7 @@ func (c enabledCollectors) in(ns netns.Namespace) []exporter.Collector {
 	}
 	if c.iptables {
 		list = append(list, exporter.Collector{Name: "iptables", NetNS: ns.Name, Collector: iptables.New(iptables.Options{NetNS: ns.Path, LockTimeout: c.lockTimeout, Filter: c.filter}),
-			Feeds: exporter.Feeds{TagFamilies: []string{"ip", "ip6"}, NoSets: true}})
+			Feeds: exporter.Feeds{TagFamilies: []family.Table{family.IP, family.IP6}, NoSets: true}})
 	}
 	for i := range list {
 		if ns.Path != "" && !c.allowUserNamespaces {

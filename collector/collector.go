@@ -7,6 +7,7 @@ import (
 	"context"
 	"net/netip"
 
+	"github.com/ipacct/ipacct_exporter/family"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
 
@@ -14,7 +15,7 @@ import (
 type Record struct {
 	Tag         string
 	Direction   tag.Direction
-	Family      string // netfilter family: ip, ip6, inet, bridge, netdev, arp
+	Family      family.Table // of the rule's or counter's table: ip, ip6, inet, …
 	Description string
 	Packets     uint64
 	Bytes       uint64
@@ -55,8 +56,8 @@ type AddressSet struct {
 	Tag         string
 	Direction   tag.Direction
 	Description string
-	Family      string // of the addresses: ipv4 or ipv6
-	Where       string // "inet ipacct set rent31_ipv4_out", for the log; ID(Where) is its elements'.
+	Family      family.Address // of the addresses
+	Where       string         // "inet ipacct set rent31_ipv4_out", for the log; ID(Where) is its elements'.
 	// Handle is the set's kernel handle, 0 when it has none: an element
 	// that went down in the same set was zeroed.
 	Handle uint64

@@ -3,6 +3,8 @@ package collector
 import (
 	"fmt"
 	"path"
+
+	"github.com/ipacct/ipacct_exporter/family"
 )
 
 // Filter narrows what a collector reads to the tables and chains an operator
@@ -11,7 +13,7 @@ import (
 // (kube-proxy's) reads only what it accounts with. The zero Filter reads
 // everything.
 type Filter struct {
-	// Tables are globs (path.Match) of "FAMILY NAME", such as "ip filter"
+	// Tables are globs (path.Match) of "TABLE_FAMILY NAME", such as "ip filter"
 	// or "inet *"; empty: every table.
 	Tables []string
 	// Chains are globs of chain names; empty: every chain.
@@ -33,20 +35,19 @@ func (f Filter) Check() error {
 }
 
 // Table tells whether the table is read at all.
-func (f Filter) Table(family, name string) bool {
-	t := family + " " + name
-	return f.IsManaged(family, name) || matchAny(f.Tables, t)
+func (f Filter) Table(fam family.Table, name string) bool {
+	return f.IsManaged(fam, name) || matchAny(f.Tables, string(fam)+" "+name)
 }
 
 // Chain tells whether the chain's rules are read; its table is read.
-func (f Filter) Chain(family, table, chain string) bool {
-	return f.IsManaged(family, table) || matchAny(f.Chains, chain)
+func (f Filter) Chain(fam family.Table, table, chain string) bool {
+	return f.IsManaged(fam, table) || matchAny(f.Chains, chain)
 }
 
 // IsManaged tells whether the table is one of the exporter's own.
-func (f Filter) IsManaged(family, table string) bool {
+func (f Filter) IsManaged(fam family.Table, table string) bool {
 	for _, m := range f.Managed {
-		if m == family+" "+table {
+		if m == string(fam)+" "+table {
 			return true
 		}
 	}

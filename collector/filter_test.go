@@ -1,19 +1,24 @@
 package collector
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/ipacct/ipacct_exporter/family"
+)
 
 func TestFilter(t *testing.T) {
 	f := Filter{Tables: []string{"ip filter", "ip6 *"}, Chains: []string{"ACCT*"}, Managed: []string{"inet ipacct"}}
 	for _, c := range []struct {
-		family, table, chain string
+		family               family.Table
+		table, chain         string
 		wantTable, wantChain bool
 	}{
-		{"ip", "filter", "ACCT4", true, true},
-		{"ip", "filter", "INPUT", true, false},
-		{"ip", "nat", "ACCT4", false, true},
-		{"ip6", "mangle", "ACCT6", true, true},
-		{"inet", "ipacct", "in", true, true}, // the managed table, whole
-		{"inet", "filter", "ACCT", false, true},
+		{family.IP, "filter", "ACCT4", true, true},
+		{family.IP, "filter", "INPUT", true, false},
+		{family.IP, "nat", "ACCT4", false, true},
+		{family.IP6, "mangle", "ACCT6", true, true},
+		{family.Inet, "ipacct", "in", true, true}, // the managed table, whole
+		{family.Inet, "filter", "ACCT", false, true},
 	} {
 		if got := f.Table(c.family, c.table); got != c.wantTable {
 			t.Errorf("Table(%s %s) = %v", c.family, c.table, got)
@@ -23,7 +28,7 @@ func TestFilter(t *testing.T) {
 		}
 	}
 	var all Filter
-	if !all.Table("bridge", "x") || !all.Chain("bridge", "x", "y") {
+	if !all.Table(family.Bridge, "x") || !all.Chain(family.Bridge, "x", "y") {
 		t.Error("the zero Filter must read everything")
 	}
 	if err := (Filter{Chains: []string{"["}}).Check(); err == nil {

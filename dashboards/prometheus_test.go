@@ -311,7 +311,7 @@ scrape_configs:
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	p.waitForAlert("IpacctTagHighUsage", map[string]string{"tag": "web", "direction": "in", "family": "inet"}, 20*time.Second)
+	p.waitForAlert("IpacctTagHighUsage", map[string]string{"tag": "web", "direction": "in", "table_family": "inet"}, 20*time.Second)
 	p.waitForAlert("IpacctTenantHighUsage", map[string]string{"tag": "rent31", "direction": "out"}, 20*time.Second)
 
 	// A few evaluations with traffic in the recorded rates, so that their

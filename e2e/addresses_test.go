@@ -3,9 +3,11 @@ package e2e
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"testing"
 
+	"github.com/ipacct/ipacct_exporter/family"
 	"github.com/ipacct/ipacct_exporter/internal/netnstest"
 )
 
@@ -74,7 +76,7 @@ func TestNATGatewayTenants(t *testing.T) {
 	for k, w := range want {
 		var tagName, ip, dir string
 		fmt.Sscan(k, &tagName, &ip, &dir)
-		labels := map[string]string{"tag": tagName, "ip": ip, "direction": dir}
+		labels := map[string]string{"tag": tagName, "ip": ip, "direction": dir, "family": string(family.Of(netip.MustParseAddr(ip)))}
 		b, okB := value(fams, "ipacct_ip_bytes_total", labels)
 		p, okP := value(fams, "ipacct_ip_packets_total", labels)
 		if !okB || !okP || uint64(b) != w.Bytes || uint64(p) != w.Packets {

@@ -39,7 +39,7 @@ func newPromView(t *testing.T, e *runningExporter) *promView {
 }
 
 // step scrapes and checks the increase of each named series since the
-// last step against want. A series is "tag/direction/family" for
+// last step against want. A series is "tag/direction/table_family" for
 // ipacct_tag_bytes_total, or "ip/direction/address" for
 // ipacct_ip_bytes_total. Series not in want must not have grown (or, new,
 // must start at 0).
@@ -49,7 +49,7 @@ func (p *promView) step(what string, want map[string]uint64) map[string]*dto.Met
 	now := map[string]float64{}
 	for _, m := range fams["ipacct_tag_bytes_total"].GetMetric() {
 		l := labelMap(m)
-		now[l["tag"]+"/"+l["direction"]+"/"+l["family"]] = m.GetCounter().GetValue()
+		now[l["tag"]+"/"+l["direction"]+"/"+l["table_family"]] = m.GetCounter().GetValue()
 	}
 	for _, m := range fams["ipacct_ip_bytes_total"].GetMetric() {
 		l := labelMap(m)

@@ -144,7 +144,7 @@ func testSoftflowd(t *testing.T, version int) {
 	last := []float64{-1, -1}
 	waitFor(t, 10*time.Second, "the exporter to receive the datagrams", func() bool {
 		_, fams = scrapeWith(t, client, e)
-		n, _ := value(fams, "ipacct_flow_datagrams_total", map[string]string{"exporter": "127.0.0.1"})
+		n, _ := value(fams, "ipacct_flow_datagrams_total", map[string]string{"router": "127.0.0.1"})
 		stable := n > 0 && n == last[0] && n == last[1]
 		last = []float64{last[1], n}
 		if !stable {
@@ -161,8 +161,8 @@ func testSoftflowd(t *testing.T, version int) {
 	}
 	for _, m := range fams["ipacct_tag_bytes_total"].GetMetric() {
 		l := labelMap(m)
-		if l["family"] != "inet" {
-			t.Errorf("tag series %v: family %q, want inet", l, l["family"])
+		if l["table_family"] != "inet" {
+			t.Errorf("tag series %v: table_family %q, want inet", l, l["table_family"])
 		}
 		p, _ := value(fams, "ipacct_tag_packets_total", l)
 		got[l["tag"]+" "+l["direction"]] = netnstest.Counter{Packets: uint64(p), Bytes: uint64(m.GetCounter().GetValue())}
@@ -171,7 +171,7 @@ func testSoftflowd(t *testing.T, version int) {
 		t.Errorf("/metrics counted\n  %v\nthe test sent\n  %v", got, want)
 	}
 	for _, name := range []string{"ipacct_flow_decode_errors_total", "ipacct_flow_unknown_template_sets_total", "ipacct_flow_filtered_records_total"} {
-		if v, ok := value(fams, name, map[string]string{"exporter": "127.0.0.1"}); !ok || v != 0 {
+		if v, ok := value(fams, name, map[string]string{"router": "127.0.0.1"}); !ok || v != 0 {
 			t.Errorf("%s = %v (present %v), want 0", name, v, ok)
 		}
 	}

@@ -43,8 +43,8 @@ func TestMuninMistakesReported(t *testing.T) {
 		want   float64
 	}{
 		{"ipacct_invalid_tag_comments", map[string]string{"collector": "nftables"}, 3},
-		{"ipacct_tag_rules", map[string]string{"tag": "web", "direction": "out", "family": "ip"}, 1},
-		{"ipacct_tag_rules", map[string]string{"tag": "web", "direction": "in", "family": "ip"}, 1},
+		{"ipacct_tag_rules", map[string]string{"tag": "web", "direction": "out", "table_family": "ip"}, 1},
+		{"ipacct_tag_rules", map[string]string{"tag": "web", "direction": "in", "table_family": "ip"}, 1},
 		{"ipacct_tag_info", map[string]string{"tag": "web", "description": "Web traffic"}, 1},
 		{"ipacct_tag_info", map[string]string{"tag": "lonely", "description": "lonely"}, 1},
 	} {

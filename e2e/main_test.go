@@ -167,7 +167,7 @@ func TestEndToEndAllCollectors(t *testing.T) {
 	text, fams := e.scrape(t)
 	kernel := kernelSums(ns)
 	for s, c := range kernel {
-		labels := map[string]string{"tag": s.tag, "direction": s.direction, "family": s.family}
+		labels := map[string]string{"tag": s.tag, "direction": s.direction, "table_family": s.family}
 		p, okp := value(fams, "ipacct_tag_packets_total", labels)
 		b, okb := value(fams, "ipacct_tag_bytes_total", labels)
 		if !okp || !okb || uint64(p) != c.Packets || uint64(b) != c.Bytes {
@@ -200,8 +200,8 @@ func TestEndToEndAllCollectors(t *testing.T) {
 		labels map[string]string
 		want   float64
 	}{
-		{"ipacct_tag_rules", map[string]string{"tag": "web4", "direction": "in", "family": "ip"}, 6},
-		{"ipacct_tag_rules", map[string]string{"tag": "unauthssh", "direction": "none", "family": "ip"}, 3},
+		{"ipacct_tag_rules", map[string]string{"tag": "web4", "direction": "in", "table_family": "ip"}, 6},
+		{"ipacct_tag_rules", map[string]string{"tag": "unauthssh", "direction": "none", "table_family": "ip"}, 3},
 		{"ipacct_tag_info", map[string]string{"tag": "q", "description": `say "hi" \ ünïcödé`}, 1},
 		{"ipacct_tag_info", map[string]string{"tag": "web4", "description": "Combined web traffic to/from local 80/443"}, 1},
 		{"ipacct_tag_info", map[string]string{"tag": "web6ssl", "description": "Web traffic to/from local port 443"}, 1},
@@ -234,7 +234,7 @@ func TestEndToEndAllCollectors(t *testing.T) {
 	// A scrape changes no counter: a second one without traffic is equal.
 	_, again := e.scrape(t)
 	for s := range kernel {
-		labels := map[string]string{"tag": s.tag, "direction": s.direction, "family": s.family}
+		labels := map[string]string{"tag": s.tag, "direction": s.direction, "table_family": s.family}
 		a, _ := value(fams, "ipacct_tag_bytes_total", labels)
 		b, _ := value(again, "ipacct_tag_bytes_total", labels)
 		if a != b {
@@ -248,13 +248,13 @@ func TestEndToEndAllCollectors(t *testing.T) {
 	ns.Run("nft", "delete", "table", "ip6", "acct6")
 	_, fams = e.scrape(t)
 	for s := range kernelSums(ns) {
-		labels := map[string]string{"tag": s.tag, "direction": s.direction, "family": s.family}
+		labels := map[string]string{"tag": s.tag, "direction": s.direction, "table_family": s.family}
 		before, _ := value(again, "ipacct_tag_bytes_total", labels)
 		if b, ok := value(fams, "ipacct_tag_bytes_total", labels); !ok || b != before {
 			t.Errorf("after deleting acct6, %v: /metrics %v, want %v as before", s, b, before)
 		}
 	}
-	if got, _ := value(fams, "ipacct_tag_rules", map[string]string{"tag": "web6", "direction": "in", "family": "ip6"}); got != 2 {
+	if got, _ := value(fams, "ipacct_tag_rules", map[string]string{"tag": "web6", "direction": "in", "table_family": "ip6"}); got != 2 {
 		t.Errorf("web6 in ip6 should now sum the 2 xtables rules, sums %v", got)
 	}
 }
@@ -285,7 +285,7 @@ func TestCollectorFailingWhileOtherServes(t *testing.T) {
 	// The tag series iptables-legacy could add to (ip, ip6) wait for its
 	// first read: served without its share, they would jump when it reads.
 	for _, m := range fams["ipacct_tag_bytes_total"].GetMetric() {
-		if f := labelMap(m)["family"]; f == "ip" || f == "ip6" {
+		if f := labelMap(m)["table_family"]; f == "ip" || f == "ip6" {
 			t.Errorf("served %v while iptables-legacy has not read", labelMap(m))
 		}
 	}

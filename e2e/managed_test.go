@@ -33,7 +33,7 @@ func TestManagedRulesAndReload(t *testing.T) {
 	check := func(when, tagName, dir string, want uint64) {
 		t.Helper()
 		_, fams := e.scrape(t)
-		got, ok := value(fams, "ipacct_tag_bytes_total", map[string]string{"tag": tagName, "direction": dir, "family": "inet"})
+		got, ok := value(fams, "ipacct_tag_bytes_total", map[string]string{"tag": tagName, "direction": dir, "table_family": "inet"})
 		if !ok || uint64(got) != want {
 			t.Errorf("%s: %s %s = %v (present %v), want %d", when, tagName, dir, got, ok, want)
 		}
@@ -168,7 +168,7 @@ func TestExampleFileCounts(t *testing.T) {
 			t.Fatalf("managed comment without a direction: %s", tok)
 		}
 		name, dir := raw[:i], raw[i+1:]
-		labels := map[string]string{"tag": name, "direction": dir, "family": "inet"}
+		labels := map[string]string{"tag": name, "direction": dir, "table_family": "inet"}
 		bytes, okb := value(fams, "ipacct_tag_bytes_total", labels)
 		packets, okp := value(fams, "ipacct_tag_packets_total", labels)
 		if !okb || !okp || uint64(bytes) != k.Bytes || uint64(packets) != k.Packets {
@@ -181,7 +181,7 @@ func TestExampleFileCounts(t *testing.T) {
 
 	// Seed 000 per address: what each of the server's addresses sent.
 	for ip, want := range map[string]uint64{"198.51.100.10": a, "198.51.100.11": b} {
-		labels := map[string]string{"tag": "servers", "ip": ip, "direction": "out"}
+		labels := map[string]string{"tag": "servers", "ip": ip, "direction": "out", "family": "ipv4"}
 		if got, ok := value(fams, "ipacct_ip_bytes_total", labels); !ok || uint64(got) != want {
 			t.Errorf("servers %s out: /metrics %v (present %v), sent %d", ip, got, ok, want)
 		}

@@ -59,8 +59,8 @@ func (n *nsTraffic) check(t *testing.T, fams map[string]*dto.MetricFamily) {
 	if n.rule != want || n.set != want {
 		t.Fatalf("%s: kernel rule %+v, set element %+v; sent %+v", n.ns.Name, n.rule, n.set, want)
 	}
-	tagLabels := map[string]string{"netns": n.label, "tag": "web", "direction": "in", "family": "inet"}
-	ipLabels := map[string]string{"netns": n.label, "tag": "clients", "direction": "in", "ip": "192.0.2.1"}
+	tagLabels := map[string]string{"netns": n.label, "tag": "web", "direction": "in", "table_family": "inet"}
+	ipLabels := map[string]string{"netns": n.label, "tag": "clients", "direction": "in", "family": "ipv4", "ip": "192.0.2.1"}
 	for _, c := range []struct {
 		name   string
 		labels map[string]string

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/sys/unix"
 
+	"github.com/ipacct/ipacct_exporter/family"
 	"github.com/ipacct/ipacct_exporter/internal/exetest"
 	"github.com/ipacct/ipacct_exporter/internal/netns"
 	"github.com/ipacct/ipacct_exporter/internal/netnstest"
@@ -320,7 +322,7 @@ func checkOneFailure(t *testing.T, logs, collector string, want ...string) {
 func checkTagSeries(t *testing.T, fams map[string]*dto.MetricFamily, kernel map[series]netnstest.Counter, sent map[string]netnstest.Counter, times func(tok string) uint64) {
 	t.Helper()
 	for s, c := range kernel {
-		labels := map[string]string{"tag": s.tag, "direction": s.direction, "family": s.family}
+		labels := map[string]string{"tag": s.tag, "direction": s.direction, "table_family": s.family}
 		p, okp := value(fams, "ipacct_tag_packets_total", labels)
 		b, okb := value(fams, "ipacct_tag_bytes_total", labels)
 		if !okp || !okb || uint64(p) != c.Packets || uint64(b) != c.Bytes {
@@ -420,7 +422,7 @@ func TestPrivilegesNetAdminOnly(t *testing.T) {
 		}
 		tok, ip, _ := strings.Cut(k, " ")
 		dirn := strings.TrimSuffix(strings.TrimPrefix(tok, "=tenant_"), "=")
-		labels := map[string]string{"tag": "tenant", "ip": ip, "direction": dirn}
+		labels := map[string]string{"tag": "tenant", "ip": ip, "direction": dirn, "family": string(family.Of(netip.MustParseAddr(ip)))}
 		b, okB := value(fams, "ipacct_ip_bytes_total", labels)
 		p, okP := value(fams, "ipacct_ip_packets_total", labels)
 		if !okB || !okP || uint64(b) != w.Bytes || uint64(p) != w.Packets {

@@ -8,6 +8,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ipacct/ipacct_exporter/collector"
+	"github.com/ipacct/ipacct_exporter/family"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
 
@@ -17,13 +18,13 @@ type namespaceSets struct {
 	sets  []collector.AddressSet
 }
 
-// setGroup is the sets that feed one tag, family and direction in one
-// namespace.
+// setGroup is the sets that feed one tag, address family and direction in
+// one namespace.
 type setGroup struct {
-	netns     string
-	tag       string
-	family    string
-	direction tag.Direction
+	netns      string
+	tag        string
+	addrFamily family.Address
+	direction  tag.Direction
 }
 
 type setGauges struct {
@@ -32,7 +33,7 @@ type setGauges struct {
 
 // setGauges are the sets' gauges, summed per namespace, tag, family and
 // direction: what the kernel holds now.
-func (e *Exporter) setGauges(namespaces []namespaceSets) []family {
+func (e *Exporter) setGauges(namespaces []namespaceSets) []metricFamily {
 	groups := map[setGroup]*setGauges{}
 	var order []setGroup
 	for _, ns := range namespaces {
@@ -51,14 +52,14 @@ func (e *Exporter) setGauges(namespaces []namespaceSets) []family {
 	var addresses, capacity []row
 	for _, k := range order {
 		g := groups[k]
-		values := e.labelValues(setGroupLabels, k.netns, string(k.direction), k.family, k.tag)
+		values := e.labelValues(setGroupLabels, k.netns, string(k.direction), string(k.addrFamily), k.tag)
 		addresses = append(addresses, row{values: values, value: float64(g.addresses)})
 		if g.capacity > 0 {
 			capacity = append(capacity, row{values: values, value: float64(g.capacity)})
 		}
 	}
 	names := e.labelNames(setGroupLabels)
-	return []family{
+	return []metricFamily{
 		newDTOFamily(ipAddressesName, ipAddressesHelp, dto.MetricType_GAUGE, names, addresses),
 		newDTOFamily(ipCapacityName, ipCapacityHelp, dto.MetricType_GAUGE, names, capacity),
 	}
@@ -68,7 +69,7 @@ func (e *Exporter) setGauges(namespaces []namespaceSets) []family {
 // series that may be served. A million addresses make two million series:
 // they are not built as metric objects, but written from a list of what
 // each needs, in the order the tracker keeps.
-func (e *Exporter) addressFamilies() []family {
+func (e *Exporter) addressFamilies() []metricFamily {
 	a := &e.addrs
 	a.sortOrder()
 	if a.live == 0 {
@@ -98,7 +99,7 @@ func (e *Exporter) addressFamilies() []family {
 	if len(as.series) == 0 {
 		return nil
 	}
-	return []family{
+	return []metricFamily{
 		addrFamily{ipBytesName, ipBytesHelp, func(v collector.Counter) uint64 { return v.Bytes }, as},
 		addrFamily{ipPacketsName, ipPacketsHelp, func(v collector.Counter) uint64 { return v.Packets }, as},
 	}
@@ -147,7 +148,11 @@ func (f addrFamily) write(x *expoWriter) error {
 	for n := range f.series.series {
 		av := &f.series.series[n]
 		g := f.series.groups[av.group&^slotIs4]
-		labels = append(f.series.ip(av).AppendTo(append(labels[:0], g.prefix...)), g.suffix...)
+		prefix := g.prefix6
+		if av.group&slotIs4 != 0 {
+			prefix = g.prefix4
+		}
+		labels = append(f.series.ip(av).AppendTo(append(labels[:0], prefix...)), g.suffix...)
 		x.counter(f.name_, labels, f.value(av.v), av.created)
 		if x.err != nil {
 			return x.err
@@ -156,18 +161,12 @@ func (f addrFamily) write(x *expoWriter) error {
 	return nil
 }
 
-func (f addrFamily) metricFamily() *dto.MetricFamily {
-	names := []string{"direction", "ip", "tag"}
-	if f.series.withNS {
-		names = []string{"direction", "ip", netnsLabel, "tag"}
-	}
+func (f addrFamily) toDTO() *dto.MetricFamily {
+	names := labelNames(f.series.withNS, addressLabels)
 	return buildDTO(f.name_, f.help, dto.MetricType_COUNTER, names, len(f.series.series), func(n int) ([]string, float64, int64) {
 		av := &f.series.series[n]
 		g := f.series.groups[av.group&^slotIs4]
-		values := []string{string(g.direction), f.series.ip(av).String(), g.tag}
-		if f.series.withNS {
-			values = []string{string(g.direction), f.series.ip(av).String(), g.netns, g.tag}
-		}
+		values := labelValues(f.series.withNS, addressLabels, g.netns, string(g.direction), string(slotFamily(av.group)), f.series.ip(av).String(), g.tag)
 		return values, float64(f.value(av.v)), av.created
 	})
 }

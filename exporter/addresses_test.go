@@ -11,9 +11,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/ipacct/ipacct_exporter/collector"
+	"github.com/ipacct/ipacct_exporter/family"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
 
@@ -23,16 +25,16 @@ func addr(s string, p, b uint64) collector.AddressCount {
 
 func TestAddressSets(t *testing.T) {
 	nft := &fakeBackend{reading: collector.Reading{Sets: []collector.AddressSet{
-		{Tag: "rent31", Direction: tag.Out, Family: "ipv4", Description: "Tenant 31", Capacity: 2,
+		{Tag: "rent31", Direction: tag.Out, Family: family.IPv4, Description: "Tenant 31", Capacity: 2,
 			Elements: []collector.AddressCount{addr("192.0.2.1", 1, 100), addr("192.0.2.2", 2, 200)},
 			Overflow: &collector.Counter{Packets: 3, Bytes: 300}},
-		{Tag: "rent31", Direction: tag.Out, Family: "ipv6", Elements: []collector.AddressCount{addr("2001:db8::1", 4, 400)}},
+		{Tag: "rent31", Direction: tag.Out, Family: family.IPv6, Elements: []collector.AddressCount{addr("2001:db8::1", 4, 400)}},
 		// Two sets of one tag, family and direction (two tables, say): the
 		// addresses they share are summed, the gauges too.
-		{Tag: "srv", Direction: tag.In, Family: "ipv4", Capacity: 10, Elements: []collector.AddressCount{addr("198.51.100.1", 5, 500)}},
-		{Tag: "srv", Direction: tag.In, Family: "ipv4", Description: "Servers", Capacity: 10,
+		{Tag: "srv", Direction: tag.In, Family: family.IPv4, Capacity: 10, Elements: []collector.AddressCount{addr("198.51.100.1", 5, 500)}},
+		{Tag: "srv", Direction: tag.In, Family: family.IPv4, Description: "Servers", Capacity: 10,
 			Elements: []collector.AddressCount{addr("198.51.100.1", 1, 10), addr("198.51.100.2", 6, 600)}},
-		{Tag: "empty", Direction: tag.In, Family: "ipv6"},
+		{Tag: "empty", Direction: tag.In, Family: family.IPv6},
 	}}}
 	e := New(slog.New(slog.DiscardHandler), 0, Collector{Name: "nftables", Collector: nft})
 	want := `
@@ -44,11 +46,11 @@ ipacct_ip_addresses{direction="out",family="ipv4",tag="rent31"} 2
 ipacct_ip_addresses{direction="out",family="ipv6",tag="rent31"} 1
 # HELP ipacct_ip_bytes_total Bytes counted by the kernel per address in the sets whose comment carries the tag: out is traffic from the address, in traffic to it.
 # TYPE ipacct_ip_bytes_total counter
-ipacct_ip_bytes_total{direction="in",ip="198.51.100.1",tag="srv"} 510
-ipacct_ip_bytes_total{direction="in",ip="198.51.100.2",tag="srv"} 600
-ipacct_ip_bytes_total{direction="out",ip="192.0.2.1",tag="rent31"} 100
-ipacct_ip_bytes_total{direction="out",ip="192.0.2.2",tag="rent31"} 200
-ipacct_ip_bytes_total{direction="out",ip="2001:db8::1",tag="rent31"} 400
+ipacct_ip_bytes_total{direction="in",family="ipv4",ip="198.51.100.1",tag="srv"} 510
+ipacct_ip_bytes_total{direction="in",family="ipv4",ip="198.51.100.2",tag="srv"} 600
+ipacct_ip_bytes_total{direction="out",family="ipv4",ip="192.0.2.1",tag="rent31"} 100
+ipacct_ip_bytes_total{direction="out",family="ipv4",ip="192.0.2.2",tag="rent31"} 200
+ipacct_ip_bytes_total{direction="out",family="ipv6",ip="2001:db8::1",tag="rent31"} 400
 # HELP ipacct_ip_capacity Size limit of the tag's sets: when the addresses reach it, new addresses are not counted. Absent for sets without a limit.
 # TYPE ipacct_ip_capacity gauge
 ipacct_ip_capacity{direction="in",family="ipv4",tag="srv"} 20
@@ -58,11 +60,11 @@ ipacct_ip_capacity{direction="out",family="ipv4",tag="rent31"} 2
 ipacct_ip_overflow_packets_total{direction="out",family="ipv4",tag="rent31"} 3
 # HELP ipacct_ip_packets_total Packets counted by the kernel per address in the sets whose comment carries the tag: out is traffic from the address, in traffic to it.
 # TYPE ipacct_ip_packets_total counter
-ipacct_ip_packets_total{direction="in",ip="198.51.100.1",tag="srv"} 6
-ipacct_ip_packets_total{direction="in",ip="198.51.100.2",tag="srv"} 6
-ipacct_ip_packets_total{direction="out",ip="192.0.2.1",tag="rent31"} 1
-ipacct_ip_packets_total{direction="out",ip="192.0.2.2",tag="rent31"} 2
-ipacct_ip_packets_total{direction="out",ip="2001:db8::1",tag="rent31"} 4
+ipacct_ip_packets_total{direction="in",family="ipv4",ip="198.51.100.1",tag="srv"} 6
+ipacct_ip_packets_total{direction="in",family="ipv4",ip="198.51.100.2",tag="srv"} 6
+ipacct_ip_packets_total{direction="out",family="ipv4",ip="192.0.2.1",tag="rent31"} 1
+ipacct_ip_packets_total{direction="out",family="ipv4",ip="192.0.2.2",tag="rent31"} 2
+ipacct_ip_packets_total{direction="out",family="ipv6",ip="2001:db8::1",tag="rent31"} 4
 # HELP ipacct_tag_info The tag's description: the first non-empty one of its rules, counters and sets, in ruleset order, else the tag. Always 1.
 # TYPE ipacct_tag_info gauge
 ipacct_tag_info{description="empty",tag="empty"} 1
@@ -108,7 +110,7 @@ func TestAddressChurn(t *testing.T) {
 		var r collector.Reading
 		want := map[string]float64{}
 		for gi, g := range groups {
-			s := collector.AddressSet{Tag: g.tag, Direction: g.dir, Family: "ipv4", Where: fmt.Sprint("inet t set ", gi), Handle: uint64(gi + 1)}
+			s := collector.AddressSet{Tag: g.tag, Direction: g.dir, Family: family.IPv4, Where: fmt.Sprint("inet t set ", gi), Handle: uint64(gi + 1)}
 			for ai, a := range pool {
 				if rnd.IntN(3) == 0 {
 					continue // not in the set in this read
@@ -206,7 +208,7 @@ func writeAnswer(t *testing.T, a *answer) []byte {
 // the series of the one go, those of the other come, once each.
 func TestAddressesOfAGoneNamespace(t *testing.T) {
 	set := func(first int) collector.Reading {
-		s := collector.AddressSet{Tag: "t", Direction: tag.Out, Family: "ipv4", Where: "inet t set s", Handle: 1}
+		s := collector.AddressSet{Tag: "t", Direction: tag.Out, Family: family.IPv4, Where: "inet t set s", Handle: 1}
 		for i := first; i < first+100; i++ {
 			s.Elements = append(s.Elements, addr(fmt.Sprintf("192.0.2.%d", i), 1, 10))
 		}
@@ -231,10 +233,20 @@ func TestAddressesOfAGoneNamespace(t *testing.T) {
 				continue
 			}
 			for _, m := range f.Metric {
-				if ns := m.Label[2].GetValue(); ns != l[0].NetNS || len(f.Metric) != 100 {
+				if ns := labelValue(m, netnsLabel); ns != l[0].NetNS || len(f.Metric) != 100 {
 					t.Fatalf("step %d: %d address series, one of netns %s; want the 100 of %s", step, len(f.Metric), ns, l[0].NetNS)
 				}
 			}
 		}
 	}
+}
+
+// labelValue is the value of a series' label, "" when it has none.
+func labelValue(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/ipacct/ipacct_exporter/collector"
+	"github.com/ipacct/ipacct_exporter/family"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
 
@@ -29,13 +30,18 @@ type addrGroupKey struct {
 }
 
 // addrGroup is a group's series: its addresses' slots, and its label
-// block around an address.
+// block around an address, whose family label is before it: the group
+// holds the addresses of both families, and its slots do not spend bytes
+// on the label.
 type addrGroup struct {
 	addrGroupKey
-	index          uint32
-	v4             map[[4]byte]uint32
-	v6             map[[16]byte]uint32
-	prefix, suffix []byte // never changed, so answers share them
+	index uint32
+	v4    map[[4]byte]uint32
+	v6    map[[16]byte]uint32
+	// prefix is the label block up to the address's value, by family
+	// (prefix4 for IPv4); suffix closes it. Never changed, so answers
+	// share them.
+	prefix4, prefix6, suffix []byte
 	// wait is set, for a read, while its series wait for a source's first
 	// read.
 	wait bool
@@ -65,6 +71,16 @@ const (
 	slotMulti                                   // fed through a full track (addrTracks.multi)
 	slotCarried                                 // with a carried count (addrTracks.carried)
 )
+
+// slotFamily is the family label of a series whose group field is group:
+// IPv4 for slotIs4. An IPv4-mapped IPv6 address, which only a set of IPv6
+// addresses holds, counts IPv6 packets: it is IPv6's, as its set is.
+func slotFamily(group uint32) family.Address {
+	if group&slotIs4 != 0 {
+		return family.IPv4
+	}
+	return family.IPv6
+}
 
 func (s *addrSlot) set() uint32       { return s.state & (1<<setBits - 1) }
 func (s *addrSlot) has(f uint32) bool { return s.state&f != 0 }
@@ -131,13 +147,15 @@ func (a *addrTracks) group(k addrGroupKey, withNS bool) *addrGroup {
 	if g != nil {
 		return g
 	}
-	prefix := append(labelBlock{}.add("direction", string(k.direction)).b, `,ip="`...)
+	prefix := func(f family.Address) []byte {
+		return append(labelBlock{}.add("direction", string(k.direction)).add("family", string(f)).b, `,ip="`...)
+	}
 	suffix := labelBlock{b: []byte{'"'}, n: 1} // closes the address's value
 	if withNS {
 		suffix = suffix.add(netnsLabel, k.netns)
 	}
 	g = &addrGroup{addrGroupKey: k, v4: make(map[[4]byte]uint32), v6: make(map[[16]byte]uint32),
-		prefix: prefix, suffix: suffix.add("tag", k.tag).end()}
+		prefix4: prefix(family.IPv4), prefix6: prefix(family.IPv6), suffix: suffix.add("tag", k.tag).end()}
 	g.index = uint32(len(a.groups))
 	if i := slices.Index(a.groups, nil); i >= 0 {
 		g.index = uint32(i)
@@ -474,7 +492,7 @@ func (a *addrTracks) rankGroups() {
 }
 
 // orderKey is what orders a slot: its labels' values in name order,
-// direction, ip, netns and tag. The text of an IPv4 address sorts as its
+// direction, family (ipv4 first), ip, netns and tag. The text of an IPv4 address sorts as its
 // octets' texts, each padded to three bytes with a byte below the digits
 // (as the '.' that ends it is): v4 holds them.
 type orderKey struct {
@@ -499,8 +517,14 @@ func (a *addrTracks) compare(x, y orderKey) int {
 	if c := cmp.Compare(x.dirRank, y.dirRank); c != 0 {
 		return c
 	}
+	if x.is4 != y.is4 {
+		if x.is4 {
+			return -1 // "ipv4" < "ipv6"
+		}
+		return 1
+	}
 	var c int
-	if x.is4 && y.is4 {
+	if x.is4 {
 		c = cmp.Or(cmp.Compare(x.v4[0], y.v4[0]), cmp.Compare(x.v4[1], y.v4[1]))
 	} else {
 		var bx, by [64]byte

@@ -5,11 +5,28 @@ import (
 	"time"
 
 	"github.com/ipacct/ipacct_exporter/collector"
+	"github.com/ipacct/ipacct_exporter/family"
 )
 
-// aggregate applies one read of every source to the tracked series, and
-// returns the sets read, for their gauges. Called with e.mu held.
-func (e *Exporter) aggregate(sources []Collector, results []result, now time.Time) []namespaceSets {
+// aggregated is what a read did, beside the tracked series it changed.
+type aggregated struct {
+	// sets are the sets read, for their gauges.
+	sets []namespaceSets
+	// waiting are the sources whose first read the series they could feed
+	// wait for.
+	waiting []Collector
+	// carriedChanged tells that what a series carries changed: a counter
+	// vanished or was zeroed, and the state file should keep it soon.
+	carriedChanged bool
+}
+
+// aggregate applies one read of every source to the tracked series: it
+// does no I/O and logs nothing, so that tables of reads test it. The rules
+// it keeps are those of docs/counters.md: a series waits until every
+// source of its namespace that could feed it has read once, a source that
+// fails withholds the series it fed, and each series' counters are
+// tracked by track.go's rules. Called with e.mu held.
+func (e *Exporter) aggregate(sources []Collector, results []result, now time.Time) aggregated {
 	e.dirty = true
 	e.reads++
 	ok := make(map[int]bool, len(sources))
@@ -29,10 +46,11 @@ func (e *Exporter) aggregate(sources []Collector, results []result, now time.Tim
 			e.readOnce[sk] = true
 		}
 	}
-	e.forget(listed, listedNS)
+	e.forget(listedNS)
 
 	// Until every source of a namespace has read once, the series it could
 	// feed wait: a sum missing its part would jump when the part comes.
+	var agg aggregated
 	pending := make(map[string][]Feeds)
 	completeNow := make(map[string]bool)
 	for ns, sks := range nsSources {
@@ -45,12 +63,12 @@ func (e *Exporter) aggregate(sources []Collector, results []result, now time.Tim
 		sk := sourceKey{s.Name, s.NetNS}
 		if listed[sk] && !e.readOnce[sk] {
 			pending[s.NetNS] = append(pending[s.NetNS], s.Feeds)
-			e.logWaiting(s)
+			agg.waiting = append(agg.waiting, s)
 		}
 	}
-	waitTag := func(netns, family string) bool {
+	waitTag := func(netns string, t family.Table) bool {
 		for _, f := range pending[netns] {
-			if f.tag(family) {
+			if f.tag(t) {
 				return true
 			}
 		}
@@ -65,7 +83,6 @@ func (e *Exporter) aggregate(sources []Collector, results []result, now time.Tim
 		return false
 	}
 
-	var sets []namespaceSets
 	for i, s := range sources {
 		sk := sourceKey{s.Name, s.NetNS}
 		if results[i].err != nil {
@@ -85,7 +102,7 @@ func (e *Exporter) aggregate(sources []Collector, results []result, now time.Tim
 		if len(r.Sets) == 0 || waitSets(s.NetNS) {
 			continue
 		}
-		sets = append(sets, namespaceSets{s.NetNS, r.Sets})
+		agg.sets = append(agg.sets, namespaceSets{s.NetNS, r.Sets})
 		for _, set := range r.Sets {
 			d := e.tagStateOf(tagKey{s.NetNS, set.Tag})
 			d.describe(e.reads, set.Description)
@@ -104,7 +121,7 @@ func (e *Exporter) aggregate(sources []Collector, results []result, now time.Tim
 	}
 
 	failed := func(src int) bool { return !ok[src] }
-	changed := e.applyTags(failed, func(k seriesKey) bool { return waitTag(k.netns, k.family) })
+	changed := e.applyTags(failed, func(k seriesKey) bool { return waitTag(k.netns, k.tableFamily) })
 	for _, g := range e.addrs.groups {
 		if g != nil {
 			g.wait = waitSets(g.netns)
@@ -112,21 +129,13 @@ func (e *Exporter) aggregate(sources []Collector, results []result, now time.Tim
 	}
 	changed = e.addrs.apply(failed) || changed
 	overflowsChanged, _ := applyAll(e.overflows, failed, func(k setGroup) bool { return waitSets(k.netns) })
-	changed = overflowsChanged || changed
-	if changed {
-		// A counter vanished or was zeroed: what it counted is only in
-		// the state now, which a crash before the next save would lose.
-		select {
-		case e.carriedChanged <- struct{}{}:
-		default:
-		}
-	}
+	agg.carriedChanged = overflowsChanged || changed
 	for ns := range completeNow {
 		if completeNow[ns] {
 			e.complete[ns] = now
 		}
 	}
-	return sets
+	return agg
 }
 
 // bornAt returns the created time, in unix milliseconds, of a series that
@@ -191,15 +200,9 @@ func (e *Exporter) sourceID(sk sourceKey) int {
 	return id
 }
 
-// forget drops what is remembered of sources and namespaces that this
-// scrape did not list, such as deleted namespaces, so that churn does not
-// grow memory.
-func (e *Exporter) forget(listed map[sourceKey]bool, listedNS map[string]bool) {
-	for k := range e.lastErr {
-		if !listed[k] {
-			delete(e.lastErr, k)
-		}
-	}
+// forget drops what is remembered of namespaces that this scrape did not
+// list, such as deleted namespaces, so that churn does not grow memory.
+func (e *Exporter) forget(listedNS map[string]bool) {
 	// A source left out of one scrape of a namespace still listed (it
 	// vanished mid-read) keeps its number: its series are withheld, not
 	// orphaned.

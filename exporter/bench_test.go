@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ipacct/ipacct_exporter/collector"
+	"github.com/ipacct/ipacct_exporter/family"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
 
@@ -43,12 +44,12 @@ func benchRules(n int) collector.Reading {
 	const tags = 100
 	var r collector.Reading
 	for i := 0; i < n/2; i++ {
-		r.Records = append(r.Records, collector.Record{Tag: fmt.Sprintf("t%d", i%tags), Direction: tag.In, Family: "inet",
+		r.Records = append(r.Records, collector.Record{Tag: fmt.Sprintf("t%d", i%tags), Direction: tag.In, Family: family.Inet,
 			Description: fmt.Sprintf("native rule %d", i), Packets: uint64(i + 1), Bytes: uint64(100 * (i + 1)),
 			ID: collector.ID(fmt.Sprintf("inet t c #%x", i)), Handle: uint64(i + 1)})
 	}
 	for i := 0; i < n-n/2; i++ {
-		r.Records = append(r.Records, collector.Record{Tag: fmt.Sprintf("t%d", i%tags), Direction: tag.Out, Family: "ip",
+		r.Records = append(r.Records, collector.Record{Tag: fmt.Sprintf("t%d", i%tags), Direction: tag.Out, Family: family.IP,
 			Description: fmt.Sprintf("xt rule %d", i), Packets: uint64(i + 1), Bytes: uint64(100 * (i + 1)),
 			ID: collector.ID(fmt.Sprintf("ip filter ACCT #%x", i)), Handle: uint64(i + 1)})
 	}
@@ -62,7 +63,7 @@ func benchSet(n, shards int) collector.Reading {
 	var r collector.Reading
 	rnd := rand.New(rand.NewPCG(1, 2))
 	for k := range shards {
-		s := collector.AddressSet{Tag: "tenants", Direction: tag.Out, Family: "ipv4", Where: fmt.Sprintf("inet bench set addrs.%d", k),
+		s := collector.AddressSet{Tag: "tenants", Direction: tag.Out, Family: family.IPv4, Where: fmt.Sprintf("inet bench set addrs.%d", k),
 			Handle: uint64(k + 1), Capacity: 16777216, Elements: make([]collector.AddressCount, 0, n/shards+1)}
 		for i := k; i < n; i += shards {
 			s.Elements = append(s.Elements, collector.AddressCount{

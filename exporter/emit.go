@@ -1,6 +1,7 @@
 package exporter
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -15,26 +16,26 @@ import (
 // name, their series as the registry would sort them. Every scrape that
 // shares the read writes it; nothing in it changes after it is built.
 type answer struct {
-	fams []family
+	fams []metricFamily
 }
 
-// family is one metric family of an answer.
-type family interface {
+// metricFamily is one metric family of an answer.
+type metricFamily interface {
 	name() string
 	// write streams the family into an exposition.
 	write(x *expoWriter) error
-	// metricFamily builds it as client_model's type, for Gather and the
+	// toDTO builds it as client_model's type, for Gather and the
 	// protobuf format.
-	metricFamily() *dto.MetricFamily
+	toDTO() *dto.MetricFamily
 }
 
 // dtoFamily is a family of a few series, built as client_model's type and
 // written by expfmt.
 type dtoFamily struct{ mf *dto.MetricFamily }
 
-func (f dtoFamily) name() string                    { return f.mf.GetName() }
-func (f dtoFamily) write(x *expoWriter) error       { return x.enc.Encode(f.mf) }
-func (f dtoFamily) metricFamily() *dto.MetricFamily { return f.mf }
+func (f dtoFamily) name() string              { return f.mf.GetName() }
+func (f dtoFamily) write(x *expoWriter) error { return x.enc.Encode(f.mf) }
+func (f dtoFamily) toDTO() *dto.MetricFamily  { return f.mf }
 
 // row is one series of a dtoFamily: label values in the order of the
 // family's label names, which are sorted.
@@ -47,7 +48,7 @@ type row struct {
 // newDTOFamily builds a family of rows, sorted as the registry sorts
 // series: by label values, the labels in name order. It returns nil for
 // no rows: a family without series is not served.
-func newDTOFamily(name, help string, typ dto.MetricType, names []string, rows []row) family {
+func newDTOFamily(name, help string, typ dto.MetricType, names []string, rows []row) metricFamily {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -82,37 +83,67 @@ func buildDTO(name, help string, typ dto.MetricType, names []string, n int, seri
 
 // labelNames are a family's label names (sorted, without netns) with
 // netns in its place where the exporter shows it.
-func (e *Exporter) labelNames(names []string) []string {
-	if !e.withNS {
-		return names
-	}
-	return e.labelValues(names, netnsLabel, names...)
-}
+func (e *Exporter) labelNames(names []string) []string { return labelNames(e.withNS, names) }
 
 // labelValues are a series' label values, given in the order of names,
 // with the namespace's where labelNames puts netns.
 func (e *Exporter) labelValues(names []string, netns string, values ...string) []string {
-	if !e.withNS {
+	return labelValues(e.withNS, names, netns, values...)
+}
+
+func labelNames(withNS bool, names []string) []string {
+	return labelValues(withNS, names, netnsLabel, names...)
+}
+
+func labelValues(withNS bool, names []string, netns string, values ...string) []string {
+	if !withNS {
 		return values
 	}
 	i, _ := slices.BinarySearch(names, netnsLabel)
 	return slices.Insert(slices.Clone(values), i, netns)
 }
 
-// emit builds the families of a read: the tracked series that may be
-// served and the gauges of what the kernel holds now.
-func (e *Exporter) emit(sets []namespaceSets, collectors []family) *answer {
-	fams := append(collectors, e.tagFamilies()...)
+// emit builds the families of a read: the collectors' health, the tracked
+// series that may be served and the gauges of what the kernel holds now.
+func (e *Exporter) emit(sources []Collector, results []result, sets []namespaceSets) *answer {
+	fams := e.collectorFamilies(sources, results)
+	fams = append(fams, e.tagFamilies()...)
 	fams = append(fams, e.setGauges(sets)...)
 	fams = append(fams, e.overflowFamilies()...)
 	fams = append(fams, e.addressFamilies()...)
-	fams = slices.DeleteFunc(fams, func(f family) bool { return f == nil })
-	slices.SortFunc(fams, func(a, b family) int { return strings.Compare(a.name(), b.name()) })
+	fams = slices.DeleteFunc(fams, func(f metricFamily) bool { return f == nil })
+	slices.SortFunc(fams, func(a, b metricFamily) int { return strings.Compare(a.name(), b.name()) })
 	return &answer{fams: fams}
 }
 
+// collectorFamilies are each collector's success, duration and invalid
+// comments in the read. A source gone during it is left out.
+func (e *Exporter) collectorFamilies(sources []Collector, results []result) []metricFamily {
+	var success, duration, invalid []row
+	for i, s := range sources {
+		res := results[i]
+		if errors.Is(res.err, ErrSourceGone) {
+			continue
+		}
+		values := e.labelValues(collectorLabels, s.NetNS, s.Name)
+		duration = append(duration, row{values: values, value: res.duration.Seconds()})
+		if res.err != nil {
+			success = append(success, row{values: values, value: 0})
+			continue
+		}
+		success = append(success, row{values: values, value: 1})
+		invalid = append(invalid, row{values: values, value: float64(len(res.reading.Invalid))})
+	}
+	names := e.labelNames(collectorLabels)
+	return []metricFamily{
+		newDTOFamily(successName, successHelp, dto.MetricType_GAUGE, names, success),
+		newDTOFamily(durationName, durationHelp, dto.MetricType_GAUGE, names, duration),
+		newDTOFamily(invalidCommentsName, invalidCommentsHelp, dto.MetricType_GAUGE, names, invalid),
+	}
+}
+
 // overflowFamilies are the counters of what full sets could not take.
-func (e *Exporter) overflowFamilies() []family {
+func (e *Exporter) overflowFamilies() []metricFamily {
 	var bytes, packets []row
 	names := e.labelNames(setGroupLabels)
 	for g, t := range e.overflows {
@@ -120,11 +151,11 @@ func (e *Exporter) overflowFamilies() []family {
 		if !ok {
 			continue
 		}
-		values := e.labelValues(setGroupLabels, g.netns, string(g.direction), g.family, g.tag)
+		values := e.labelValues(setGroupLabels, g.netns, string(g.direction), string(g.addrFamily), g.tag)
 		bytes = append(bytes, row{values, float64(v.Bytes), t.created})
 		packets = append(packets, row{values, float64(v.Packets), t.created})
 	}
-	return []family{
+	return []metricFamily{
 		newDTOFamily(ipOverflowBytesName, ipOverflowBytesHelp, dto.MetricType_COUNTER, names, bytes),
 		newDTOFamily(ipOverflowPacketsName, ipOverflowPacketsHelp, dto.MetricType_COUNTER, names, packets),
 	}

@@ -1,6 +1,6 @@
 // Package exporter gathers the counters of ipacct_exporter: on each scrape
 // it reads every collector, tracks the tagged counters per tag, direction and
-// family and per address, and writes them straight into the exposition
+// table family and per address, and writes them straight into the exposition
 // (exposition.go): the series, which can number millions, are never built
 // as metric objects, nor sorted and checked again by a registry.
 package exporter
@@ -18,6 +18,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ipacct/ipacct_exporter/collector"
+	"github.com/ipacct/ipacct_exporter/family"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
 
@@ -39,15 +40,15 @@ type Collector struct {
 
 // Feeds tells which series a source can add to.
 type Feeds struct {
-	// TagFamilies are the netfilter families of its tagged rules; nil
-	// means any.
-	TagFamilies []string
+	// TagFamilies are the table families of its tagged rules; nil means
+	// any.
+	TagFamilies []family.Table
 	// NoSets tells that it reads no per-address sets.
 	NoSets bool
 }
 
-func (f Feeds) tag(family string) bool {
-	return f.TagFamilies == nil || slices.Contains(f.TagFamilies, family)
+func (f Feeds) tag(t family.Table) bool {
+	return f.TagFamilies == nil || slices.Contains(f.TagFamilies, t)
 }
 
 func (f Feeds) sets() bool { return !f.NoSets }
@@ -159,7 +160,7 @@ func (e *Exporter) Gather() ([]*dto.MetricFamily, error) {
 	}
 	fams := make([]*dto.MetricFamily, len(ans.fams))
 	for i, f := range ans.fams {
-		fams[i] = f.metricFamily()
+		fams[i] = f.toDTO()
 	}
 	return fams, err
 }
@@ -187,11 +188,12 @@ func (e *Exporter) answer() (*answer, error) {
 	return f.ans, f.err
 }
 
+// seriesKey is a tag series: ipacct_tag_*'s labels.
 type seriesKey struct {
-	netns     string
-	tag       string
-	direction tag.Direction
-	family    string
+	netns       string
+	tag         string
+	direction   tag.Direction
+	tableFamily family.Table
 }
 
 type result struct {
@@ -203,8 +205,9 @@ type result struct {
 // tagKey is a tag in one namespace.
 type tagKey struct{ netns, tag string }
 
-// collect reads every source, updates the tracked series and builds the
-// answer. A panic on the way, a bug, fails this scrape alone.
+// collect reads every source, applies the read to the tracked series
+// (aggregate), logs what the read says about the sources, and builds the
+// answer (emit). A panic on the way, a bug, fails this scrape alone.
 func (e *Exporter) collect() (ans *answer, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -224,31 +227,17 @@ func (e *Exporter) collect() (ans *answer, err error) {
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	sets := e.aggregate(sources, results, now)
-	var success, duration, invalid []row
-	for i, s := range sources {
-		res := results[i]
-		if errors.Is(res.err, ErrSourceGone) {
-			continue
+	agg := e.aggregate(sources, results, now)
+	e.logRead(sources, results, agg.waiting)
+	if agg.carriedChanged {
+		// A counter vanished or was zeroed: what it counted is only in
+		// the state now, which a crash before the next save would lose.
+		select {
+		case e.carriedChanged <- struct{}{}:
+		default:
 		}
-		values := e.labelValues(collectorLabels, s.NetNS, s.Name)
-		duration = append(duration, row{values: values, value: res.duration.Seconds()})
-		if res.err != nil {
-			success = append(success, row{values: values, value: 0})
-			e.logFailure(s, res.err)
-			continue
-		}
-		success = append(success, row{values: values, value: 1})
-		invalid = append(invalid, row{values: values, value: float64(len(res.reading.Invalid))})
-		e.logRecovery(s)
-		e.logInvalid(s, res.reading.Invalid)
 	}
-	names := e.labelNames(collectorLabels)
-	return e.emit(sets, []family{
-		newDTOFamily(successName, successHelp, dto.MetricType_GAUGE, names, success),
-		newDTOFamily(durationName, durationHelp, dto.MetricType_GAUGE, names, duration),
-		newDTOFamily(invalidCommentsName, invalidCommentsHelp, dto.MetricType_GAUGE, names, invalid),
-	}), nil
+	return e.emit(sources, results, agg.sets), nil
 }
 
 // readAll reads every source at once.
@@ -284,59 +273,4 @@ func read(ctx context.Context, b collector.Collector) (r result) {
 	}()
 	reading, err := b.Read(ctx)
 	return result{reading: reading, err: err}
-}
-
-// logFailure logs a collector's error when it is new, and at debug level
-// while it repeats, so that a scrape every 15 s does not flood the journal.
-func (e *Exporter) logFailure(s Collector, err error) {
-	k, msg := sourceKey{s.Name, s.NetNS}, err.Error()
-	if e.lastErr[k] == msg {
-		e.logger.Debug("collector still failing", e.logAttrs(s, "err", err)...)
-		return
-	}
-	e.lastErr[k] = msg
-	e.logger.Error("collector failed", e.logAttrs(s, "err", err)...)
-}
-
-func (e *Exporter) logRecovery(s Collector) {
-	k := sourceKey{s.Name, s.NetNS}
-	if _, failed := e.lastErr[k]; failed {
-		delete(e.lastErr, k)
-		e.logger.Info("collector recovered", e.logAttrs(s)...)
-	}
-}
-
-// logWaiting says, once per source, that series wait for its first read.
-func (e *Exporter) logWaiting(s Collector) {
-	key := "waiting\x00" + s.Name + "\x00" + s.NetNS
-	if _, ok := e.logged[key]; ok {
-		return
-	}
-	e.logged[key] = struct{}{}
-	e.logger.Warn("series this collector could add to are not served until it has read once, so that their sums never drop; disable it if it cannot read", e.logAttrs(s)...)
-}
-
-// logAttrs names the source in a log line, and its namespace when the
-// exporter reads several.
-func (e *Exporter) logAttrs(s Collector, attrs ...any) []any {
-	head := []any{"collector", s.Name}
-	if e.withNS {
-		head = append(head, netnsLabel, s.NetNS)
-	}
-	return append(head, attrs...)
-}
-
-// logInvalid logs each distinct invalid comment once.
-func (e *Exporter) logInvalid(s Collector, invalid []collector.InvalidComment) {
-	for _, ic := range invalid {
-		key := s.Name + "\x00" + s.NetNS + "\x00" + ic.Comment
-		if _, ok := e.logged[key]; ok {
-			continue
-		}
-		if len(e.logged) >= maxLoggedComments {
-			return
-		}
-		e.logged[key] = struct{}{}
-		e.logger.Warn("rule not counted: its tag comment does not parse", e.logAttrs(s, "rule", ic.Where, "comment", ic.Comment, "err", ic.Err)...)
-	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/ipacct/ipacct_exporter/collector"
+	"github.com/ipacct/ipacct_exporter/family"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
 
@@ -29,7 +30,7 @@ func (f *fakeBackend) Read(context.Context) (collector.Reading, error) {
 	return f.reading, f.err
 }
 
-func rec(t string, d tag.Direction, fam, desc string, p, b uint64) collector.Record {
+func rec(t string, d tag.Direction, fam family.Table, desc string, p, b uint64) collector.Record {
 	return collector.Record{Tag: t, Direction: d, Family: fam, Description: desc, Packets: p, Bytes: b}
 }
 
@@ -38,14 +39,14 @@ var tagMetrics = []string{"ipacct_tag_bytes_total", "ipacct_tag_packets_total", 
 
 func TestSumsAndDescriptions(t *testing.T) {
 	nft := &fakeBackend{reading: collector.Reading{Records: []collector.Record{
-		rec("web4", tag.In, "ip", "", 1, 100),
-		rec("web4", tag.In, "ip", "Combined web traffic", 2, 200),
-		rec("web4", tag.Out, "ip", "dummy", 3, 300),
-		rec("web4", tag.In, "inet", "later", 4, 400),
-		rec("ssh", tag.None, "ip6", "", 5, 500),
+		rec("web4", tag.In, family.IP, "", 1, 100),
+		rec("web4", tag.In, family.IP, "Combined web traffic", 2, 200),
+		rec("web4", tag.Out, family.IP, "dummy", 3, 300),
+		rec("web4", tag.In, family.Inet, "later", 4, 400),
+		rec("ssh", tag.None, family.IP6, "", 5, 500),
 	}}}
 	legacy := &fakeBackend{reading: collector.Reading{
-		Records: []collector.Record{rec("web4", tag.In, "ip", "from legacy", 10, 1000)},
+		Records: []collector.Record{rec("web4", tag.In, family.IP, "from legacy", 10, 1000)},
 		Invalid: []collector.InvalidComment{{Where: "ip filter INPUT", Comment: "=bad tag=", Err: errors.New("bad")}},
 	}}
 	e := New(slog.New(slog.DiscardHandler), 0, Collector{Name: "nftables", Collector: nft}, Collector{Name: "iptables", Collector: legacy})
@@ -58,28 +59,28 @@ ipacct_collector_success{collector="nftables"} 1
 # TYPE ipacct_invalid_tag_comments gauge
 ipacct_invalid_tag_comments{collector="iptables"} 1
 ipacct_invalid_tag_comments{collector="nftables"} 0
-# HELP ipacct_tag_bytes_total Bytes counted by the kernel in the netfilter rules and named counters whose comment carries the tag, summed per tag, direction and family.
+# HELP ipacct_tag_bytes_total Bytes counted by the kernel in the netfilter rules and named counters whose comment carries the tag, summed per tag, direction and table family.
 # TYPE ipacct_tag_bytes_total counter
-ipacct_tag_bytes_total{direction="in",family="inet",tag="web4"} 400
-ipacct_tag_bytes_total{direction="in",family="ip",tag="web4"} 1300
-ipacct_tag_bytes_total{direction="none",family="ip6",tag="ssh"} 500
-ipacct_tag_bytes_total{direction="out",family="ip",tag="web4"} 300
+ipacct_tag_bytes_total{direction="in",table_family="inet",tag="web4"} 400
+ipacct_tag_bytes_total{direction="in",table_family="ip",tag="web4"} 1300
+ipacct_tag_bytes_total{direction="none",table_family="ip6",tag="ssh"} 500
+ipacct_tag_bytes_total{direction="out",table_family="ip",tag="web4"} 300
 # HELP ipacct_tag_info The tag's description: the first non-empty one of its rules, counters and sets, in ruleset order, else the tag. Always 1.
 # TYPE ipacct_tag_info gauge
 ipacct_tag_info{description="ssh",tag="ssh"} 1
 ipacct_tag_info{description="Combined web traffic",tag="web4"} 1
-# HELP ipacct_tag_packets_total Packets counted by the kernel in the netfilter rules and named counters whose comment carries the tag, summed per tag, direction and family.
+# HELP ipacct_tag_packets_total Packets counted by the kernel in the netfilter rules and named counters whose comment carries the tag, summed per tag, direction and table family.
 # TYPE ipacct_tag_packets_total counter
-ipacct_tag_packets_total{direction="in",family="inet",tag="web4"} 4
-ipacct_tag_packets_total{direction="in",family="ip",tag="web4"} 13
-ipacct_tag_packets_total{direction="none",family="ip6",tag="ssh"} 5
-ipacct_tag_packets_total{direction="out",family="ip",tag="web4"} 3
+ipacct_tag_packets_total{direction="in",table_family="inet",tag="web4"} 4
+ipacct_tag_packets_total{direction="in",table_family="ip",tag="web4"} 13
+ipacct_tag_packets_total{direction="none",table_family="ip6",tag="ssh"} 5
+ipacct_tag_packets_total{direction="out",table_family="ip",tag="web4"} 3
 # HELP ipacct_tag_rules Number of kernel counters (rules and named counters) summed into the tag's series.
 # TYPE ipacct_tag_rules gauge
-ipacct_tag_rules{direction="in",family="inet",tag="web4"} 1
-ipacct_tag_rules{direction="in",family="ip",tag="web4"} 3
-ipacct_tag_rules{direction="none",family="ip6",tag="ssh"} 1
-ipacct_tag_rules{direction="out",family="ip",tag="web4"} 1
+ipacct_tag_rules{direction="in",table_family="inet",tag="web4"} 1
+ipacct_tag_rules{direction="in",table_family="ip",tag="web4"} 3
+ipacct_tag_rules{direction="none",table_family="ip6",tag="ssh"} 1
+ipacct_tag_rules{direction="out",table_family="ip",tag="web4"} 1
 `
 	if err := testutil.GatherAndCompare(e, strings.NewReader(want), tagMetrics...); err != nil {
 		t.Error(err)
@@ -91,10 +92,10 @@ ipacct_tag_rules{direction="out",family="ip",tag="web4"} 1
 
 func TestFailingSourceLeavesOthersAndWithholdsItsSums(t *testing.T) {
 	nft := &fakeBackend{reading: collector.Reading{Records: []collector.Record{
-		rec("web4", tag.In, "ip", "d", 1, 100),
-		rec("dns", tag.None, "ip", "d", 7, 700),
+		rec("web4", tag.In, family.IP, "d", 1, 100),
+		rec("dns", tag.None, family.IP, "d", 7, 700),
 	}}}
-	legacy := &fakeBackend{reading: collector.Reading{Records: []collector.Record{rec("web4", tag.In, "ip", "d", 10, 1000)}}}
+	legacy := &fakeBackend{reading: collector.Reading{Records: []collector.Record{rec("web4", tag.In, family.IP, "d", 10, 1000)}}}
 	var logs bytes.Buffer
 	e := New(slog.New(slog.NewTextHandler(&logs, nil)), 0, Collector{Name: "nftables", Collector: nft}, Collector{Name: "iptables", Collector: legacy})
 	reg := e
@@ -110,9 +111,9 @@ func TestFailingSourceLeavesOthersAndWithholdsItsSums(t *testing.T) {
 # TYPE ipacct_collector_success gauge
 ipacct_collector_success{collector="iptables"} 0
 ipacct_collector_success{collector="nftables"} 1
-# HELP ipacct_tag_bytes_total Bytes counted by the kernel in the netfilter rules and named counters whose comment carries the tag, summed per tag, direction and family.
+# HELP ipacct_tag_bytes_total Bytes counted by the kernel in the netfilter rules and named counters whose comment carries the tag, summed per tag, direction and table family.
 # TYPE ipacct_tag_bytes_total counter
-ipacct_tag_bytes_total{direction="none",family="ip",tag="dns"} 700
+ipacct_tag_bytes_total{direction="none",table_family="ip",tag="dns"} 700
 `
 	for i := 0; i < 3; i++ {
 		if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "ipacct_collector_success", "ipacct_tag_bytes_total"); err != nil {
@@ -134,10 +135,10 @@ ipacct_tag_bytes_total{direction="none",family="ip",tag="dns"} 700
 
 	legacy.panics = false
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP ipacct_tag_bytes_total Bytes counted by the kernel in the netfilter rules and named counters whose comment carries the tag, summed per tag, direction and family.
+# HELP ipacct_tag_bytes_total Bytes counted by the kernel in the netfilter rules and named counters whose comment carries the tag, summed per tag, direction and table family.
 # TYPE ipacct_tag_bytes_total counter
-ipacct_tag_bytes_total{direction="in",family="ip",tag="web4"} 1100
-ipacct_tag_bytes_total{direction="none",family="ip",tag="dns"} 700
+ipacct_tag_bytes_total{direction="in",table_family="ip",tag="web4"} 1100
+ipacct_tag_bytes_total{direction="none",table_family="ip",tag="dns"} 700
 `), "ipacct_tag_bytes_total"); err != nil {
 		t.Error(err)
 	}

@@ -25,6 +25,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ipacct/ipacct_exporter/collector"
+	"github.com/ipacct/ipacct_exporter/family"
 	"github.com/ipacct/ipacct_exporter/internal/netnstest"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
@@ -38,14 +39,14 @@ import (
 func expositionReading(step uint64) collector.Reading {
 	r := collector.Reading{
 		Records: []collector.Record{
-			{Tag: "web", Direction: tag.In, Family: "ip", Description: `say "hi" \ ünïcödé` + "\nline two", Packets: 1, Bytes: 1_000_000 + step, ID: 1},
-			{Tag: "web", Direction: tag.Out, Family: "ip6", Packets: 0, Bytes: 0, ID: 2},
-			{Tag: "big", Direction: tag.None, Family: "inet", Description: "Big", Packets: 1 << 53, Bytes: math.MaxUint64 - 5, ID: 3},
-			{Tag: "mid", Direction: tag.In, Family: "inet", Packets: 123_456_789, Bytes: 9_007_199_254_740_991, ID: 4},
+			{Tag: "web", Direction: tag.In, Family: family.IP, Description: `say "hi" \ ünïcödé` + "\nline two", Packets: 1, Bytes: 1_000_000 + step, ID: 1},
+			{Tag: "web", Direction: tag.Out, Family: family.IP6, Packets: 0, Bytes: 0, ID: 2},
+			{Tag: "big", Direction: tag.None, Family: family.Inet, Description: "Big", Packets: 1 << 53, Bytes: math.MaxUint64 - 5, ID: 3},
+			{Tag: "mid", Direction: tag.In, Family: family.Inet, Packets: 123_456_789, Bytes: 9_007_199_254_740_991, ID: 4},
 		},
 		Invalid: []collector.InvalidComment{{Where: "ip filter INPUT", Comment: "=bad tag=", Err: errors.New("bad")}},
 	}
-	set := func(tagName string, dir tag.Direction, fam, where string, handle uint64, addrs ...string) collector.AddressSet {
+	set := func(tagName string, dir tag.Direction, fam family.Address, where string, handle uint64, addrs ...string) collector.AddressSet {
 		s := collector.AddressSet{Tag: tagName, Direction: dir, Family: fam, Where: where, Handle: handle, Capacity: 100}
 		for i, a := range addrs {
 			s.Elements = append(s.Elements, collector.AddressCount{Addr: netip.MustParseAddr(a), Packets: uint64(i) + step, Bytes: uint64(i)*999_999 + step})
@@ -53,16 +54,16 @@ func expositionReading(step uint64) collector.Reading {
 		return s
 	}
 	r.Sets = []collector.AddressSet{
-		set("rent", tag.Out, "ipv4", "inet t set a", 1, "192.0.2.1", "192.0.2.10", "192.0.2.2", "10.0.0.1", "203.0.113.9"),
-		set("rent", tag.Out, "ipv6", "inet t set a6", 2, "2001:db8::1", "2001:db8::a", "::ffff:192.0.2.1"),
-		set("rent", tag.In, "ipv4", "inet t set b", 3, "192.0.2.1", "198.51.100.7"),
-		set("srv", tag.Out, "ipv4", "inet t set c", 4, "192.0.2.1", "192.0.2.3"),
-		set("srv", tag.Out, "ipv4", "inet t set d", 5, "192.0.2.3"), // in two sets
+		set("rent", tag.Out, family.IPv4, "inet t set a", 1, "192.0.2.1", "192.0.2.10", "192.0.2.2", "10.0.0.1", "203.0.113.9"),
+		set("rent", tag.Out, family.IPv6, "inet t set a6", 2, "2001:db8::1", "2001:db8::a", "::ffff:192.0.2.1"),
+		set("rent", tag.In, family.IPv4, "inet t set b", 3, "192.0.2.1", "198.51.100.7"),
+		set("srv", tag.Out, family.IPv4, "inet t set c", 4, "192.0.2.1", "192.0.2.3"),
+		set("srv", tag.Out, family.IPv4, "inet t set d", 5, "192.0.2.3"), // in two sets
 	}
 	r.Sets[0].Overflow = &collector.Counter{Packets: 3, Bytes: 4_500_000}
 	if step > 1 {
 		// New while running: served at 0 first, with a created time.
-		r.Records = append(r.Records, collector.Record{Tag: "late", Direction: tag.Out, Family: "ip", Description: "Late", Packets: 5, Bytes: 5000, ID: 5})
+		r.Records = append(r.Records, collector.Record{Tag: "late", Direction: tag.Out, Family: family.IP, Description: "Late", Packets: 5, Bytes: 5000, ID: 5})
 		r.Sets[0].Elements = append(r.Sets[0].Elements, collector.AddressCount{Addr: netip.MustParseAddr("192.0.2.200"), Packets: 7, Bytes: 7_000_000})
 	}
 	return r
@@ -76,8 +77,8 @@ func TestExpositionAsExpfmt(t *testing.T) {
 	for _, withNS := range []bool{false, true} {
 		t.Run("netns="+strconv.FormatBool(withNS), func(t *testing.T) {
 			nft := &fakeBackend{reading: expositionReading(1)}
-			legacy := &fakeBackend{reading: collector.Reading{Records: []collector.Record{rec("web", tag.In, "ip", "from legacy", 10, 1000)}}}
-			list := []Collector{{Name: "nftables", Collector: nft}, {Name: "iptables", Collector: legacy, Feeds: Feeds{TagFamilies: []string{"ip"}, NoSets: true}}}
+			legacy := &fakeBackend{reading: collector.Reading{Records: []collector.Record{rec("web", tag.In, family.IP, "from legacy", 10, 1000)}}}
+			list := []Collector{{Name: "nftables", Collector: nft}, {Name: "iptables", Collector: legacy, Feeds: Feeds{TagFamilies: []family.Table{family.IP}, NoSets: true}}}
 			var e *Exporter
 			if withNS {
 				list = append(list, Collector{Name: "nftables", NetNS: "b\"\\", Collector: &fakeBackend{reading: expositionReading(3)}})
@@ -243,6 +244,19 @@ func TestAppendValue(t *testing.T) {
 		}
 		if got, want := appendValue(nil, v, true), appendOMFloat(nil, float64(v)); !bytes.Equal(got, want) {
 			t.Fatalf("%d in OpenMetrics: %s, want %s", v, got, want)
+		}
+	}
+}
+
+// TestLabelNamesSorted: the families' label names are in name order, with
+// netns or without, as the registry orders them and the exposition writes
+// them by hand.
+func TestLabelNamesSorted(t *testing.T) {
+	for _, names := range [][]string{collectorLabels, tagLabels, infoLabels, setGroupLabels, addressLabels} {
+		for _, withNS := range []bool{false, true} {
+			if n := labelNames(withNS, names); !slices.IsSorted(n) || withNS != slices.Contains(n, netnsLabel) {
+				t.Errorf("label names %q (netns %v) are not sorted, or netns is missing", n, withNS)
+			}
 		}
 	}
 }

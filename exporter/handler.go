@@ -51,7 +51,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.logger.Error("error gathering metrics", "err", err)
 	}
-	var fams []family
+	var fams []metricFamily
 	if ans != nil {
 		fams = slices.Clone(ans.fams)
 	}
@@ -72,9 +72,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "An error has occurred while serving metrics:\n\n"+err.Error(), http.StatusInternalServerError)
 		return
 	}
-	slices.SortStableFunc(fams, func(a, b family) int { return strings.Compare(a.name(), b.name()) })
+	slices.SortStableFunc(fams, func(a, b metricFamily) int { return strings.Compare(a.name(), b.name()) })
 	if names := r.URL.Query()["name[]"]; len(names) > 0 {
-		fams = slices.DeleteFunc(fams, func(f family) bool { return !slices.Contains(names, f.name()) })
+		fams = slices.DeleteFunc(fams, func(f metricFamily) bool { return !slices.Contains(names, f.name()) })
 	}
 
 	format := expfmt.NegotiateIncludingOpenMetrics(r.Header)
@@ -98,10 +98,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func compareName(f family, name string) int { return strings.Compare(f.name(), name) }
+func compareName(f metricFamily, name string) int { return strings.Compare(f.name(), name) }
 
 // write writes the families in the format.
-func write(out io.Writer, format expfmt.Format, fams []family) error {
+func write(out io.Writer, format expfmt.Format, fams []metricFamily) error {
 	switch format.FormatType() {
 	case expfmt.TypeTextPlain, expfmt.TypeOpenMetrics:
 		x := newExpoWriter(out, format)
@@ -114,7 +114,7 @@ func write(out io.Writer, format expfmt.Format, fams []family) error {
 	}
 	enc := expfmt.NewEncoder(out, format)
 	for _, f := range fams {
-		if err := enc.Encode(f.metricFamily()); err != nil {
+		if err := enc.Encode(f.toDTO()); err != nil {
 			return err
 		}
 	}

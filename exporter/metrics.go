@@ -13,10 +13,10 @@ const netnsLabel = "netns"
 // order, as the registry would order them, without netns.
 const (
 	tagBytesName = namespace + "_tag_bytes_total"
-	tagBytesHelp = "Bytes counted by the kernel in the netfilter rules and named counters whose comment carries the tag, summed per tag, direction and family."
+	tagBytesHelp = "Bytes counted by the kernel in the netfilter rules and named counters whose comment carries the tag, summed per tag, direction and table family."
 
 	tagPacketsName = namespace + "_tag_packets_total"
-	tagPacketsHelp = "Packets counted by the kernel in the netfilter rules and named counters whose comment carries the tag, summed per tag, direction and family."
+	tagPacketsHelp = "Packets counted by the kernel in the netfilter rules and named counters whose comment carries the tag, summed per tag, direction and table family."
 
 	tagRulesName = namespace + "_tag_rules"
 	tagRulesHelp = "Number of kernel counters (rules and named counters) summed into the tag's series."
@@ -52,9 +52,19 @@ const (
 	durationHelp = "Time the collector took to read its counters in this scrape."
 )
 
+// The families' label names, in name order, without netns (labelNames
+// puts it in its place). table_family is the family of the netfilter
+// table a tag's counters are in (ip, ip6, inet, …); family is the address
+// family (ipv4, ipv6).
 var (
 	// collectorLabels label success, duration and invalid comments.
 	collectorLabels = []string{"collector"}
+	// tagLabels label the tag series.
+	tagLabels = []string{"direction", "table_family", "tag"}
+	// infoLabels label ipacct_tag_info.
+	infoLabels = []string{"description", "tag"}
 	// setGroupLabels label the sets' gauges and overflow counters.
 	setGroupLabels = []string{"direction", "family", "tag"}
+	// addressLabels label the per-address counters.
+	addressLabels = []string{"direction", "family", "ip", "tag"}
 )

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/ipacct/ipacct_exporter/collector"
+	"github.com/ipacct/ipacct_exporter/family"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
 
@@ -19,8 +20,8 @@ import (
 func TestNamespacesKeptApart(t *testing.T) {
 	reading := func(n uint64) collector.Reading {
 		return collector.Reading{
-			Records: []collector.Record{rec("web", tag.In, "ip", "Web "+fmt.Sprint(n), n, 100*n)},
-			Sets: []collector.AddressSet{{Tag: "tenants", Direction: tag.Out, Family: "ipv4", Capacity: 10,
+			Records: []collector.Record{rec("web", tag.In, family.IP, "Web "+fmt.Sprint(n), n, 100*n)},
+			Sets: []collector.AddressSet{{Tag: "tenants", Direction: tag.Out, Family: family.IPv4, Capacity: 10,
 				Elements: []collector.AddressCount{{Addr: netip.MustParseAddr("192.0.2.1"), Packets: n, Bytes: 10 * n}}}},
 		}
 	}
@@ -36,16 +37,16 @@ ipacct_collector_success{collector="nftables",netns="a"} 1
 ipacct_collector_success{collector="nftables",netns="b"} 1
 # HELP ipacct_ip_bytes_total Bytes counted by the kernel per address in the sets whose comment carries the tag: out is traffic from the address, in traffic to it.
 # TYPE ipacct_ip_bytes_total counter
-ipacct_ip_bytes_total{direction="out",ip="192.0.2.1",netns="a",tag="tenants"} 10
-ipacct_ip_bytes_total{direction="out",ip="192.0.2.1",netns="b",tag="tenants"} 20
+ipacct_ip_bytes_total{direction="out",family="ipv4",ip="192.0.2.1",netns="a",tag="tenants"} 10
+ipacct_ip_bytes_total{direction="out",family="ipv4",ip="192.0.2.1",netns="b",tag="tenants"} 20
 # HELP ipacct_ip_capacity Size limit of the tag's sets: when the addresses reach it, new addresses are not counted. Absent for sets without a limit.
 # TYPE ipacct_ip_capacity gauge
 ipacct_ip_capacity{direction="out",family="ipv4",netns="a",tag="tenants"} 10
 ipacct_ip_capacity{direction="out",family="ipv4",netns="b",tag="tenants"} 10
-# HELP ipacct_tag_bytes_total Bytes counted by the kernel in the netfilter rules and named counters whose comment carries the tag, summed per tag, direction and family.
+# HELP ipacct_tag_bytes_total Bytes counted by the kernel in the netfilter rules and named counters whose comment carries the tag, summed per tag, direction and table family.
 # TYPE ipacct_tag_bytes_total counter
-ipacct_tag_bytes_total{direction="in",family="ip",netns="a",tag="web"} 100
-ipacct_tag_bytes_total{direction="in",family="ip",netns="b",tag="web"} 200
+ipacct_tag_bytes_total{direction="in",netns="a",table_family="ip",tag="web"} 100
+ipacct_tag_bytes_total{direction="in",netns="b",table_family="ip",tag="web"} 200
 # HELP ipacct_tag_info The tag's description: the first non-empty one of its rules, counters and sets, in ruleset order, else the tag. Always 1.
 # TYPE ipacct_tag_info gauge
 ipacct_tag_info{description="Web 1",netns="a",tag="web"} 1

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ipacct/ipacct_exporter/collector"
+	"github.com/ipacct/ipacct_exporter/family"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
 
@@ -38,16 +39,18 @@ type stateFile struct {
 }
 
 type stateSeries struct {
-	Kind      string      `json:"kind"` // tag, ip or overflow
-	NetNS     string      `json:"netns,omitempty"`
-	Tag       string      `json:"tag"`
-	Direction string      `json:"direction"`
-	Family    string      `json:"family,omitempty"` // tag and overflow
-	IP        string      `json:"ip,omitempty"`     // ip
-	Packets   uint64      `json:"carried_packets"`
-	Bytes     uint64      `json:"carried_bytes"`
-	Created   int64       `json:"created_ms,omitempty"`
-	Parts     []statePart `json:"parts"`
+	Kind      string `json:"kind"` // tag, ip or overflow
+	NetNS     string `json:"netns,omitempty"`
+	Tag       string `json:"tag"`
+	Direction string `json:"direction"`
+	// Family is a tag series' table family, an overflow series' address
+	// family.
+	Family  string      `json:"family,omitempty"`
+	IP      string      `json:"ip,omitempty"` // ip
+	Packets uint64      `json:"carried_packets"`
+	Bytes   uint64      `json:"carried_bytes"`
+	Created int64       `json:"created_ms,omitempty"`
+	Parts   []statePart `json:"parts"`
 }
 
 type statePart struct {
@@ -94,10 +97,10 @@ func (e *Exporter) SaveState(path string) error {
 		sf.Series = append(sf.Series, s)
 	}
 	for k, t := range e.tags {
-		add(stateSeries{Kind: "tag", NetNS: k.netns, Tag: k.tag, Direction: string(k.direction), Family: k.family}, &t.track)
+		add(stateSeries{Kind: "tag", NetNS: k.netns, Tag: k.tag, Direction: string(k.direction), Family: string(k.tableFamily)}, &t.track)
 	}
 	for k, t := range e.overflows {
-		add(stateSeries{Kind: "overflow", NetNS: k.netns, Tag: k.tag, Direction: string(k.direction), Family: k.family}, t)
+		add(stateSeries{Kind: "overflow", NetNS: k.netns, Tag: k.tag, Direction: string(k.direction), Family: string(k.addrFamily)}, t)
 	}
 	// The others have one part and nothing carried: the kernel's value
 	// is right.
@@ -180,9 +183,9 @@ func (e *Exporter) LoadState(path string) (loaded int, err error) {
 		dir := tag.Direction(s.Direction)
 		switch s.Kind {
 		case "tag":
-			e.newTagTrack(seriesKey{s.NetNS, s.Tag, dir, s.Family}, 0).track = *t
+			e.newTagTrack(seriesKey{s.NetNS, s.Tag, dir, family.Table(s.Family)}, 0).track = *t
 		case "overflow":
-			e.overflows[setGroup{s.NetNS, s.Tag, s.Family, dir}] = t
+			e.overflows[setGroup{s.NetNS, s.Tag, family.Address(s.Family), dir}] = t
 		case "ip":
 			a, _ := netip.ParseAddr(s.IP) // checked by readState
 			e.addrs.load(e.addrs.group(addrGroupKey{s.NetNS, s.Tag, dir}, e.withNS), a, t)

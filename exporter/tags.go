@@ -71,11 +71,12 @@ func (e *Exporter) observeRecord(k seriesKey, rec *collector.Record, src int, bo
 // newTagTrack adds a tag series, new in this read (or loaded from the
 // state file).
 func (e *Exporter) newTagTrack(k seriesKey, born int64) *tagTrack {
-	b := labelBlock{}.add("direction", string(k.direction)).add("family", k.family)
+	b := labelBlock{}.add("direction", string(k.direction))
 	if e.withNS {
 		b = b.add(netnsLabel, k.netns)
 	}
-	t := &tagTrack{track: track{created: born, shown: born == 0}, key: k, labels: b.add("tag", k.tag).end()}
+	b = b.add("table_family", string(k.tableFamily)).add("tag", k.tag)
+	t := &tagTrack{track: track{created: born, shown: born == 0}, key: k, labels: b.end()}
 	e.tags[k] = t
 	e.tagOrder = nil
 	return t
@@ -108,7 +109,7 @@ func (e *Exporter) applyTags(failed func(src int) bool, wait func(seriesKey) boo
 }
 
 // tagSeries are the tag series an answer serves, in the exposition's
-// order (direction, family, netns, tag).
+// order (tagLabels': direction, netns, table_family, tag).
 type tagSeries struct {
 	withNS  bool
 	samples []tagSample
@@ -123,13 +124,13 @@ type tagSample struct {
 }
 
 func compareTagKeys(a, b seriesKey) int {
-	return cmp.Or(strings.Compare(string(a.direction), string(b.direction)), strings.Compare(a.family, b.family),
-		strings.Compare(a.netns, b.netns), strings.Compare(a.tag, b.tag))
+	return cmp.Or(strings.Compare(string(a.direction), string(b.direction)), strings.Compare(a.netns, b.netns),
+		strings.Compare(string(a.tableFamily), string(b.tableFamily)), strings.Compare(a.tag, b.tag))
 }
 
 // tagFamilies are the families of the tag series that may be served, and
 // their tags' info series.
-func (e *Exporter) tagFamilies() []family {
+func (e *Exporter) tagFamilies() []metricFamily {
 	if e.tagOrder == nil {
 		e.tagOrder = make([]*tagTrack, 0, len(e.tags))
 		for _, t := range e.tags {
@@ -149,7 +150,7 @@ func (e *Exporter) tagFamilies() []family {
 			t.tag.shown = e.reads
 		}
 	}
-	var fams []family
+	var fams []metricFamily
 	if len(ts.samples) > 0 {
 		fams = append(fams,
 			tagFamily{tagBytesName, tagBytesHelp, dto.MetricType_COUNTER, func(s tagSample) uint64 { return s.v.Bytes }, ts},
@@ -160,7 +161,7 @@ func (e *Exporter) tagFamilies() []family {
 }
 
 // infoFamily is ipacct_tag_info of the tags shown in this read, or nil.
-func (e *Exporter) infoFamily() family {
+func (e *Exporter) infoFamily() metricFamily {
 	sort := e.infoOrder == nil
 	if sort {
 		e.infoOrder = make([]*tagState, 0, len(e.tagStates))
@@ -221,18 +222,12 @@ func (f tagFamily) write(x *expoWriter) error {
 	return x.err
 }
 
-func (f tagFamily) metricFamily() *dto.MetricFamily {
-	names := []string{"direction", "family", "tag"}
-	if f.series.withNS {
-		names = []string{"direction", "family", netnsLabel, "tag"}
-	}
+func (f tagFamily) toDTO() *dto.MetricFamily {
+	names := labelNames(f.series.withNS, tagLabels)
 	return buildDTO(f.name_, f.help, f.typ, names, len(f.series.samples), func(i int) ([]string, float64, int64) {
 		s := f.series.samples[i]
 		k := s.t.key
-		values := []string{string(k.direction), k.family, k.tag}
-		if f.series.withNS {
-			values = []string{string(k.direction), k.family, k.netns, k.tag}
-		}
+		values := labelValues(f.series.withNS, tagLabels, k.netns, string(k.direction), string(k.tableFamily), k.tag)
 		return values, float64(f.value(s)), s.t.created
 	})
 }
@@ -261,16 +256,10 @@ func (f infoFamily) write(x *expoWriter) error {
 	return x.err
 }
 
-func (f infoFamily) metricFamily() *dto.MetricFamily {
-	names := []string{"description", "tag"}
-	if f.withNS {
-		names = []string{"description", netnsLabel, "tag"}
-	}
+func (f infoFamily) toDTO() *dto.MetricFamily {
+	names := labelNames(f.withNS, infoLabels)
 	return buildDTO(tagInfoName, tagInfoHelp, dto.MetricType_GAUGE, names, len(f.rows), func(i int) ([]string, float64, int64) {
 		r := f.rows[i]
-		if f.withNS {
-			return []string{r.description, r.d.key.netns, r.d.key.tag}, 1, 0
-		}
-		return []string{r.description, r.d.key.tag}, 1, 0
+		return labelValues(f.withNS, infoLabels, r.d.key.netns, r.description, r.d.key.tag), 1, 0
 	})
 }

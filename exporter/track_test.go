@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +17,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ipacct/ipacct_exporter/collector"
+	"github.com/ipacct/ipacct_exporter/family"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
 
@@ -29,7 +32,7 @@ type counted struct {
 func svc(rules ...counted) collector.Reading {
 	var r collector.Reading
 	for _, c := range rules {
-		r.Records = append(r.Records, collector.Record{Tag: "svc", Direction: tag.Out, Family: "ip",
+		r.Records = append(r.Records, collector.Record{Tag: "svc", Direction: tag.Out, Family: family.IP,
 			Packets: c.bytes / 100, Bytes: c.bytes, ID: collector.ID(c.id), Handle: c.handle})
 	}
 	return r
@@ -147,7 +150,7 @@ func TestWithheldUntilEverySourceRead(t *testing.T) {
 // series' first sample: it is served at 0 once, with its created time.
 func TestNewSeriesStartAtZero(t *testing.T) {
 	set := func(elems ...collector.AddressCount) collector.Reading {
-		return collector.Reading{Sets: []collector.AddressSet{{Tag: "rent", Direction: tag.Out, Family: "ipv4",
+		return collector.Reading{Sets: []collector.AddressSet{{Tag: "rent", Direction: tag.Out, Family: family.IPv4,
 			Where: "inet ipacct set rent", Handle: 1, Elements: elems}}}
 	}
 	b := &fakeBackend{reading: set(addr("192.0.2.1", 1, 100))}
@@ -199,7 +202,7 @@ func TestAddressInTwoSets(t *testing.T) {
 	sets := func(a, b uint64) collector.Reading {
 		var r collector.Reading
 		for i, v := range []uint64{a, b} {
-			s := collector.AddressSet{Tag: "rent", Direction: tag.Out, Family: "ipv4", Where: []string{"inet t set a", "inet t set b"}[i], Handle: uint64(i + 1)}
+			s := collector.AddressSet{Tag: "rent", Direction: tag.Out, Family: family.IPv4, Where: []string{"inet t set a", "inet t set b"}[i], Handle: uint64(i + 1)}
 			if v > 0 {
 				s.Elements = []collector.AddressCount{addr("192.0.2.1", v/100, v)}
 			}
@@ -295,6 +298,44 @@ func TestStateFileVersion1(t *testing.T) {
 	}
 	if v, _ := served(t, e, "ipacct_tag_bytes_total", "tag", "svc"); v != 100+5140 {
 		t.Errorf("served %v, want what was carried and the part's value, %v", v, 100+5140)
+	}
+}
+
+// TestStateFileVersion2: a state file of version 2 as the exporter wrote
+// it before the tag series' family label became table_family and the
+// per-address counters got theirs loads, and its series carry on under the
+// new labels: the file holds the families, not the label names.
+func TestStateFileVersion2(t *testing.T) {
+	path := t.TempDir() + "/state.json"
+	id := func(s string) string { return strconv.FormatUint(collector.ID(s), 16) }
+	v2 := `{"version":2,"saved":"2026-11-30T12:00:00Z","series":[
+		{"kind":"tag","tag":"svc","direction":"out","family":"ip","carried_packets":1,"carried_bytes":100,
+			"parts":[{"id":"` + id("a") + `","source":"nftables","handle":1,"packets":51,"bytes":5100}]},
+		{"kind":"overflow","tag":"rent","direction":"out","family":"ipv4","carried_packets":0,"carried_bytes":10,
+			"parts":[{"id":"` + id("inet t set s") + `","source":"nftables","packets":0,"bytes":50}]},
+		{"kind":"ip","tag":"rent","direction":"out","ip":"192.0.2.1","carried_packets":0,"carried_bytes":7,"created_ms":1764500000000,
+			"parts":[{"id":"` + id("inet t set s") + `","source":"nftables","handle":1,"packets":0,"bytes":20}]}]}`
+	if err := os.WriteFile(path, []byte(v2), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := svc(counted{"a", 1, 5140})
+	r.Sets = []collector.AddressSet{{Tag: "rent", Direction: tag.Out, Family: family.IPv4, Where: "inet t set s", Handle: 1,
+		Elements: []collector.AddressCount{addr("192.0.2.1", 0, 30)}, Overflow: &collector.Counter{Bytes: 60}}}
+	e := New(slog.New(slog.DiscardHandler), 0, Collector{Name: "nftables", Collector: &fakeBackend{reading: r}})
+	if n, err := e.LoadState(path); n != 3 || err != nil {
+		t.Fatalf("LoadState: %d series, %v; want 3", n, err)
+	}
+	ans, err := e.answer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`ipacct_ip_bytes_total{direction="out",family="ipv4",ip="192.0.2.1",tag="rent"} 37`,
+		`ipacct_ip_overflow_bytes_total{direction="out",family="ipv4",tag="rent"} 70`,
+		`ipacct_tag_bytes_total{direction="out",table_family="ip",tag="svc"} 5240`,
+	}
+	if got := servedCounters(ans); !slices.Equal(got, want) {
+		t.Errorf("served\n\t%s\nwant what was carried and the parts' values\n\t%s", strings.Join(got, "\n\t"), strings.Join(want, "\n\t"))
 	}
 }
 

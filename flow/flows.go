@@ -25,7 +25,7 @@ import (
 
 // maxExporters bounds the exporters the collector keeps state for
 // (templates, sampling rates, telemetry series). Datagrams from further
-// source addresses are counted under exporter="other" and not decoded.
+// source addresses are counted under router="other" and not decoded.
 const maxExporters = 256
 
 // otherExporter labels the telemetry of the exporters past maxExporters.
@@ -174,7 +174,7 @@ func (c *Collector) Read(ctx context.Context) (collector.Reading, error) {
 	var r collector.Reading
 	for _, t := range c.plan.records {
 		r.Records = append(r.Records, collector.Record{
-			Tag: t.tag, Direction: t.direction, Family: string(tableFamily), Description: t.description,
+			Tag: t.tag, Direction: t.direction, Family: tableFamily, Description: t.description,
 			Packets: t.packets, Bytes: t.bytes, ID: collector.ID("flows " + t.tag),
 		})
 	}
@@ -183,7 +183,7 @@ func (c *Collector) Read(ctx context.Context) (collector.Reading, error) {
 			s.sweep(now)
 		}
 		set := collector.AddressSet{
-			Tag: s.tag, Direction: s.direction, Description: s.description, Family: string(s.family),
+			Tag: s.tag, Direction: s.direction, Description: s.description, Family: s.family,
 			Where:    fmt.Sprintf("flows %s %s %s", s.tag, s.family, s.direction),
 			Capacity: uint32(s.capacity),
 			Elements: make([]collector.AddressCount, 0, len(s.elems)),

@@ -524,27 +524,27 @@ func TestTelemetry(t *testing.T) {
 	c.Datagram(router, message(9, 1, dataSet(999, ipv4Fields, rec4("192.168.31.1", "203.0.113.1", 1, 2, 17, 1, 100))))
 	c.Datagram(router, v5Packet(0, v5Record{src: "203.0.113.1", dst: "203.0.113.2", packets: 1, bytes: 1}))
 	want := fmt.Sprintf(`
-# HELP ipacct_flow_datagram_bytes_total Bytes of the UDP datagrams received from the exporter (payload).
+# HELP ipacct_flow_datagram_bytes_total Bytes of the UDP datagrams received from the router (payload).
 # TYPE ipacct_flow_datagram_bytes_total counter
-ipacct_flow_datagram_bytes_total{exporter="192.0.2.254"} %d
-# HELP ipacct_flow_datagrams_total UDP datagrams received from the exporter.
+ipacct_flow_datagram_bytes_total{router="192.0.2.254"} %d
+# HELP ipacct_flow_datagrams_total UDP datagrams received from the router.
 # TYPE ipacct_flow_datagrams_total counter
-ipacct_flow_datagrams_total{exporter="192.0.2.254"} 4
+ipacct_flow_datagrams_total{router="192.0.2.254"} 4
 # HELP ipacct_flow_decode_errors_total Datagrams dropped because they did not decode: truncated, malformed, an unsupported version, or a template past the limits.
 # TYPE ipacct_flow_decode_errors_total counter
-ipacct_flow_decode_errors_total{exporter="192.0.2.254"} 1
-# HELP ipacct_flow_records_total Flow records decoded from the exporter's datagrams (an IPFIX biflow counts as two).
+ipacct_flow_decode_errors_total{router="192.0.2.254"} 1
+# HELP ipacct_flow_records_total Flow records decoded from the router's datagrams (an IPFIX biflow counts as two).
 # TYPE ipacct_flow_records_total counter
-ipacct_flow_records_total{exporter="192.0.2.254"} 3
-# HELP ipacct_flow_templates NetFlow v9 and IPFIX templates known for the exporter.
+ipacct_flow_records_total{router="192.0.2.254"} 3
+# HELP ipacct_flow_templates NetFlow v9 and IPFIX templates known for the router.
 # TYPE ipacct_flow_templates gauge
-ipacct_flow_templates{exporter="192.0.2.254"} 1
-# HELP ipacct_flow_unknown_template_sets_total Data sets dropped because the exporter had not (yet) sent their template.
+ipacct_flow_templates{router="192.0.2.254"} 1
+# HELP ipacct_flow_unknown_template_sets_total Data sets dropped because the router had not (yet) sent their template.
 # TYPE ipacct_flow_unknown_template_sets_total counter
-ipacct_flow_unknown_template_sets_total{exporter="192.0.2.254"} 1
-# HELP ipacct_flow_unwatched_records_total Flow records whose addresses are in no flows entry of rules.yaml.
+ipacct_flow_unknown_template_sets_total{router="192.0.2.254"} 1
+# HELP ipacct_flow_unwatched_records_total Flow records whose addresses are in no entry of rules.yaml with source: flow.
 # TYPE ipacct_flow_unwatched_records_total counter
-ipacct_flow_unwatched_records_total{exporter="192.0.2.254"} 1
+ipacct_flow_unwatched_records_total{router="192.0.2.254"} 1
 `, len(pkts["v9"])+4+len(message(9, 1, dataSet(999, ipv4Fields, rec4("192.168.31.1", "203.0.113.1", 1, 2, 17, 1, 100))))+v5HeaderLen+v5RecordLen)
 	names := []string{"ipacct_flow_datagram_bytes_total", "ipacct_flow_datagrams_total", "ipacct_flow_decode_errors_total",
 		"ipacct_flow_records_total", "ipacct_flow_templates", "ipacct_flow_unknown_template_sets_total", "ipacct_flow_unwatched_records_total"}

@@ -69,7 +69,7 @@ func FuzzDatagram(f *testing.F) {
 
 func inNetworks(c *Collector, s collector.AddressSet, a netip.Addr) bool {
 	for _, set := range c.plan.sets {
-		if set.tag == s.Tag && string(set.family) == s.Family && set.direction == s.Direction {
+		if set.tag == s.Tag && set.family == s.Family && set.direction == s.Direction {
 			return anyContains(set.networks, a)
 		}
 	}

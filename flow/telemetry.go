@@ -5,22 +5,22 @@ import (
 )
 
 func desc(name, help string) *prometheus.Desc {
-	return prometheus.NewDesc("ipacct_flow_"+name, help, []string{"exporter"}, nil)
+	return prometheus.NewDesc("ipacct_flow_"+name, help, []string{"router"}, nil)
 }
 
 var (
-	datagramsDesc       = desc("datagrams_total", "UDP datagrams received from the exporter.")
-	datagramBytesDesc   = desc("datagram_bytes_total", "Bytes of the UDP datagrams received from the exporter (payload).")
-	recordsDesc         = desc("records_total", "Flow records decoded from the exporter's datagrams (an IPFIX biflow counts as two).")
+	datagramsDesc       = desc("datagrams_total", "UDP datagrams received from the router.")
+	datagramBytesDesc   = desc("datagram_bytes_total", "Bytes of the UDP datagrams received from the router (payload).")
+	recordsDesc         = desc("records_total", "Flow records decoded from the router's datagrams (an IPFIX biflow counts as two).")
 	decodeErrorsDesc    = desc("decode_errors_total", "Datagrams dropped because they did not decode: truncated, malformed, an unsupported version, or a template past the limits.")
-	unknownTemplateDesc = desc("unknown_template_sets_total", "Data sets dropped because the exporter had not (yet) sent their template.")
-	unwatchedDesc       = desc("unwatched_records_total", "Flow records whose addresses are in no flows entry of rules.yaml.")
-	filteredDesc        = desc("filtered_records_total", "Flow records that a flows entry holds but flows.exporters' interface filters do not count.")
-	ignoredDesc         = desc("ignored_datagrams_total", "Datagrams not decoded: from an exporter that flows.exporters does not list, or from past the limit of exporters tracked (exporter=\"other\").")
-	templatesDesc       = desc("templates", "NetFlow v9 and IPFIX templates known for the exporter.")
+	unknownTemplateDesc = desc("unknown_template_sets_total", "Data sets dropped because the router had not (yet) sent their template.")
+	unwatchedDesc       = desc("unwatched_records_total", "Flow records whose addresses are in no entry of rules.yaml with source: flow.")
+	filteredDesc        = desc("filtered_records_total", "Flow records that an entry with source: flow holds but the interface filters of flow.routers do not count.")
+	ignoredDesc         = desc("ignored_datagrams_total", "Datagrams not decoded: from a router that flow.routers does not list, or from past the limit of routers tracked (router=\"other\").")
+	templatesDesc       = desc("templates", "NetFlow v9 and IPFIX templates known for the router.")
 )
 
-// Telemetry is the collector's own metrics, per exporter address, as a
+// Telemetry is the collector's own metrics, per router address, as a
 // prometheus.Collector of const metrics.
 type Telemetry struct{ c *Collector }
 

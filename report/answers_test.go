@@ -20,7 +20,7 @@ import (
 // goodTag is a series beside every bad one, whose total must stay right:
 // 60 s after the start the first sample, then 200 and 100 more.
 func goodTag(t *testing.T) *model.SampleStream {
-	return stream(t, `ipacct_tag_bytes_total{tag="good",direction="in",family="ip"}`, t0, 60, 1000, 180, 1200, 240, 1300)
+	return stream(t, `ipacct_tag_bytes_total{tag="good",direction="in",table_family="ip"}`, t0, 60, 1000, 180, 1200, 240, 1300)
 }
 
 // jsonReportOf runs the command against series on a fake server and returns
@@ -50,8 +50,8 @@ func bytesOfTag(r jsonReport, name string) (uint64, bool) {
 }
 
 func TestBadSamples(t *testing.T) {
-	const series = `ipacct_tag_bytes_total{tag="t",direction="in",family="ip"}`
-	const id = `ipacct_tag_bytes_total{direction="in", family="ip", tag="t"}`
+	const series = `ipacct_tag_bytes_total{tag="t",direction="in",table_family="ip"}`
+	const id = `ipacct_tag_bytes_total{direction="in", table_family="ip", tag="t"}`
 	nan, inf := math.NaN(), math.Inf(1)
 	for _, tc := range []struct {
 		name    string
@@ -82,15 +82,15 @@ func TestBadSamples(t *testing.T) {
 		{"created timestamp NaN (a staleness marker)", func(t *testing.T) model.Matrix {
 			return model.Matrix{
 				stream(t, series, t0, 60, 100, 180, 300, 240, 400),
-				stream(t, `ipacct_tag_bytes_created{tag="t",direction="in",family="ip"}`, t0, 60, nan),
+				stream(t, `ipacct_tag_bytes_created{tag="t",direction="in",table_family="ip"}`, t0, 60, nan),
 			}
 		}, 300, ""},
 		{"created timestamp -Inf", func(t *testing.T) model.Matrix {
 			return model.Matrix{
 				stream(t, series, t0, 60, 100, 180, 300, 240, 400),
-				stream(t, `ipacct_tag_bytes_created{tag="t",direction="in",family="ip"}`, t0, 60, -inf),
+				stream(t, `ipacct_tag_bytes_created{tag="t",direction="in",table_family="ip"}`, t0, 60, -inf),
 			}
-		}, 300, `ipacct_tag_bytes_created{direction="in", family="ip", tag="t"} at 2026-10-01T00:01:00.000Z: skipped created timestamp -Inf: not a time`},
+		}, 300, `ipacct_tag_bytes_created{direction="in", table_family="ip", tag="t"} at 2026-10-01T00:01:00.000Z: skipped created timestamp -Inf: not a time`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, code, stderr := jsonReportOf(t, append(tc.streams(t), goodTag(t)))

@@ -40,15 +40,15 @@ func handWorked(t *testing.T) model.Matrix {
 		stream(t, `ipacct_ip_bytes_total{tag="t1",ip="192.0.2.2",direction="out",instance="a"}`, t0,
 			1800, 5000, 2400, 5100),
 		// t1's own counters: not used, as t1 has addresses.
-		stream(t, `ipacct_tag_bytes_total{tag="t1",direction="in",family="ip"}`, t0,
+		stream(t, `ipacct_tag_bytes_total{tag="t1",direction="in",table_family="ip"}`, t0,
 			0, 0, 600, 999999),
 		// t2 has only tag counters, without a direction, in two families: 20 + 1.
-		stream(t, `ipacct_tag_bytes_total{tag="t2",direction="none",family="ip"}`, t0,
+		stream(t, `ipacct_tag_bytes_total{tag="t2",direction="none",table_family="ip"}`, t0,
 			100, 10, 200, 30),
-		stream(t, `ipacct_tag_bytes_total{tag="t2",direction="none",family="ip6"}`, t0,
+		stream(t, `ipacct_tag_bytes_total{tag="t2",direction="none",table_family="ip6"}`, t0,
 			100, 5, 200, 6),
 		// t3 ended before the period: not in the report.
-		stream(t, `ipacct_tag_bytes_total{tag="t3",direction="in",family="ip"}`, t0,
+		stream(t, `ipacct_tag_bytes_total{tag="t3",direction="in",table_family="ip"}`, t0,
 			-600, 1, -300, 2),
 	}
 }

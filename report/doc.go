@@ -7,14 +7,15 @@
 // # Input
 //
 // It reads ipacct_ip_bytes_total and ipacct_ip_packets_total (labels tag, ip,
-// direction) and ipacct_tag_bytes_total and ipacct_tag_packets_total (labels
-// tag, direction, family). Every other label (job, instance, netns, …) is
-// summed away, after the increments of each raw series have been worked out:
-// counters are never added together before their resets are found. A tag
-// with ipacct_ip_* samples in the period is reported from them, the sum of
-// its addresses, with a table of addresses; any other tag is reported from
-// ipacct_tag_*, summed over family, without one. Direction "in" and "out"
-// are reported as such; any other direction ("none", "") as "none".
+// direction; their family follows from the ip) and ipacct_tag_bytes_total and
+// ipacct_tag_packets_total (labels tag, direction, table_family). Every other
+// label (job, instance, netns, …) is summed away, after the increments of
+// each raw series have been worked out: counters are never added together
+// before their resets are found. A tag with ipacct_ip_* samples in the period
+// is reported from them, the sum of its addresses, with a table of addresses;
+// any other tag is reported from ipacct_tag_*, summed over table_family,
+// without one. Direction "in" and "out" are reported as such; any other
+// direction ("none", "") as "none".
 //
 // # Totals
 //

@@ -4,11 +4,14 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net/netip"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ipacct/ipacct_exporter/family"
 )
 
 // This file builds a month of ipacct_* samples whose true increments are
@@ -83,11 +86,11 @@ func generate(t *testing.T, sp spec) []*genSeries {
 
 	labels := fmt.Sprintf(`tag=%q`, sp.tag)
 	if sp.ip != "" {
-		labels += fmt.Sprintf(`,ip=%q`, sp.ip)
+		labels += fmt.Sprintf(`,family=%q,ip=%q`, family.Of(netip.MustParseAddr(sp.ip)), sp.ip)
 	}
 	labels += fmt.Sprintf(`,direction=%q`, sp.dir)
-	if sp.metric == "ipacct_tag" && !strings.Contains(sp.extraLabels, "family=") {
-		labels += `,family="ip"`
+	if sp.metric == "ipacct_tag" && !strings.Contains(sp.extraLabels, "table_family=") {
+		labels += `,table_family="ip"`
 	}
 	labels += `,job="ipacct"` + sp.extraLabels
 	b := &genSeries{name: sp.metric + "_bytes_total", labels: labels, tag: sp.tag, ip: sp.ip, dir: sp.dir, bytes: true}
@@ -203,14 +206,14 @@ func monthData(t *testing.T) []*genSeries {
 
 		// beta has only tag counters. Its gateway was down across the start of
 		// the month (the counters went on), and for five hours on the 22nd.
-		{metric: "ipacct_tag", tag: "beta", dir: "in", extraLabels: gw1 + `,family="ip"`, start: start, end: end,
+		{metric: "ipacct_tag", tag: "beta", dir: "in", extraLabels: gw1 + `,table_family="ip"`, start: start, end: end,
 			step: 120 * time.Second, jitter: 5 * time.Second, bytesPerSecond: 60e3, initial: 3e9, seed: 12,
 			gaps: []gap{{from: from.Add(-3 * time.Hour), to: from.Add(20 * time.Minute)}, {from: day(22, 2, 0), to: day(22, 7, 0)}}},
-		{metric: "ipacct_tag", tag: "beta", dir: "in", extraLabels: gw1 + `,family="ip6"`, start: start, end: end,
+		{metric: "ipacct_tag", tag: "beta", dir: "in", extraLabels: gw1 + `,table_family="ip6"`, start: start, end: end,
 			step: 120 * time.Second, jitter: 5 * time.Second, bytesPerSecond: 25e3, initial: 3e9, seed: 13,
 			resets: []time.Time{day(8, 12, 0)}},
 		// Down across the end of the month.
-		{metric: "ipacct_tag", tag: "beta", dir: "out", extraLabels: gw1 + `,family="ip"`, start: start, end: end,
+		{metric: "ipacct_tag", tag: "beta", dir: "out", extraLabels: gw1 + `,table_family="ip"`, start: start, end: end,
 			step: 120 * time.Second, jitter: 5 * time.Second, bytesPerSecond: 15e3, initial: 3e9, seed: 14,
 			gaps: []gap{{from: to.Add(-10 * time.Minute), to: to.Add(2 * time.Hour)}}},
 		// ssh: no direction.

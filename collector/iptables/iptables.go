@@ -37,6 +37,7 @@ import (
 	goiptables "github.com/coreos/go-iptables/iptables"
 
 	"github.com/ipacct/ipacct_exporter/collector"
+	"github.com/ipacct/ipacct_exporter/family"
 	"github.com/ipacct/ipacct_exporter/internal/netns"
 )
 
@@ -66,7 +67,7 @@ type Collector struct {
 	filter      collector.Filter
 
 	mu      sync.Mutex
-	handles map[string]*goiptables.IPTables // by family name, made on first use
+	handles map[family.Table]*goiptables.IPTables // made on first use
 }
 
 var _ collector.Collector = (*Collector)(nil)
@@ -83,22 +84,23 @@ func New(opts Options) *Collector {
 		filter: opts.Filter,
 		// go-iptables waits forever with Timeout(0): never pass it.
 		lockSeconds: int((timeout + time.Second - 1) / time.Second),
-		handles:     make(map[string]*goiptables.IPTables),
+		handles:     make(map[family.Table]*goiptables.IPTables),
 	}
 }
 
-// family is one address family of x_tables.
-type family struct {
-	name       string // as in collector.Record.Family
+// xtablesFamily is one family of x_tables: its tables' family, ip or ip6,
+// and its tool.
+type xtablesFamily struct {
+	table      family.Table
 	tool       string
 	tablesFile string // the legacy tables loaded in the reading thread's namespace
 	proto      goiptables.Protocol
 }
 
-func families() []family {
-	return []family{
-		{"ip", "iptables-legacy", "/proc/thread-self/net/ip_tables_names", goiptables.ProtocolIPv4},
-		{"ip6", "ip6tables-legacy", "/proc/thread-self/net/ip6_tables_names", goiptables.ProtocolIPv6},
+func xtablesFamilies() []xtablesFamily {
+	return []xtablesFamily{
+		{family.IP, "iptables-legacy", "/proc/thread-self/net/ip_tables_names", goiptables.ProtocolIPv4},
+		{family.IP6, "ip6tables-legacy", "/proc/thread-self/net/ip6_tables_names", goiptables.ProtocolIPv6},
 	}
 }
 
@@ -109,7 +111,7 @@ func (b *Collector) Read(ctx context.Context) (collector.Reading, error) {
 	// Inside the namespace: the /proc files are per thread, and the tools
 	// inherit the namespace of the thread that starts them.
 	err := netns.Do(b.netNS, func() error {
-		for _, f := range families() {
+		for _, f := range xtablesFamilies() {
 			if err := b.readFamily(ctx, f, &reading); err != nil {
 				return err
 			}
@@ -122,7 +124,7 @@ func (b *Collector) Read(ctx context.Context) (collector.Reading, error) {
 	return reading, nil
 }
 
-func (b *Collector) readFamily(ctx context.Context, f family, reading *collector.Reading) error {
+func (b *Collector) readFamily(ctx context.Context, f xtablesFamily, reading *collector.Reading) error {
 	tables, err := loadedTables(f.tablesFile)
 	if err != nil || len(tables) == 0 {
 		return err
@@ -135,7 +137,7 @@ func (b *Collector) readFamily(ctx context.Context, f family, reading *collector
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if !b.filter.Table(f.name, table) {
+		if !b.filter.Table(f.table, table) {
 			continue
 		}
 		chains, err := ipt.ListChains(table)
@@ -147,21 +149,21 @@ func (b *Collector) readFamily(ctx context.Context, f family, reading *collector
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if !b.filter.Chain(f.name, table, chain) {
+			if !b.filter.Chain(f.table, table, chain) {
 				continue
 			}
 			lines, err := ipt.ListWithCounters(table, chain)
 			if err != nil {
 				return commandFailed(err)
 			}
-			where := f.name + " " + table + " " + chain
+			where := string(f.table) + " " + table + " " + chain
 			rules, err := parseRules(lines)
 			if err != nil {
 				return fmt.Errorf("%s: %w", where, err)
 			}
 			for _, r := range rules {
 				if r.commented {
-					reading.Add(where, collector.ParseComment(r.comment), collector.Record{Family: f.name, Packets: r.packets, Bytes: r.bytes, ID: collector.ID(f.name + " " + table + " " + r.content)})
+					reading.Add(where, collector.ParseComment(r.comment), collector.Record{Family: f.table, Packets: r.packets, Bytes: r.bytes, ID: collector.ID(string(f.table) + " " + table + " " + r.content)})
 				}
 			}
 		}
@@ -189,10 +191,10 @@ func loadedTables(path string) ([]string, error) {
 
 // handle returns the family's go-iptables handle, made once. A failure is
 // not kept, so that installing the tool later needs no restart.
-func (b *Collector) handle(f family) (*goiptables.IPTables, error) {
+func (b *Collector) handle(f xtablesFamily) (*goiptables.IPTables, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if ipt := b.handles[f.name]; ipt != nil {
+	if ipt := b.handles[f.table]; ipt != nil {
 		return ipt, nil
 	}
 	// An explicit path: go-iptables would otherwise run plain "iptables",
@@ -205,7 +207,7 @@ func (b *Collector) handle(f family) (*goiptables.IPTables, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	b.handles[f.name] = ipt
+	b.handles[f.table] = ipt
 	return ipt, nil
 }
 

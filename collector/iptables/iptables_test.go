@@ -19,6 +19,7 @@ import (
 
 	"github.com/ipacct/ipacct_exporter/collector"
 	"github.com/ipacct/ipacct_exporter/collector/iptables"
+	"github.com/ipacct/ipacct_exporter/family"
 	"github.com/ipacct/ipacct_exporter/internal/netnstest"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
@@ -101,8 +102,8 @@ func saveCounters(t *testing.T, ns *netnstest.NS, tool, table, chain string) [][
 	return counters
 }
 
-func record(name string, dir tag.Direction, family, desc string, packets, bytes uint64) collector.Record {
-	return collector.Record{Tag: name, Direction: dir, Family: family, Description: desc, Packets: packets, Bytes: bytes}
+func record(name string, dir tag.Direction, fam family.Table, desc string, packets, bytes uint64) collector.Record {
+	return collector.Record{Tag: name, Direction: dir, Family: fam, Description: desc, Packets: packets, Bytes: bytes}
 }
 
 // withoutIDs checks the records' identities and returns the records
@@ -153,14 +154,14 @@ func TestReadSeedExample(t *testing.T) {
 
 	byTable := map[string][]collector.Record{
 		"filter": {
-			record("unauthssh", tag.None, "ip", "Unauthorized SSH traffic received", 2*3, 2*ssh),
-			record("web4", tag.In, "ip", webDesc, 2*5, 2*web80in),
-			record("web4", tag.Out, "ip", "dummy", 2*7, 2*web80out),
-			record("web4", tag.In, "ip", webDesc, 2*2, 2*web443in),
-			record("web4", tag.Out, "ip", "dummy", 2*4, 2*web443out),
-			record("q", tag.In, "ip", qDesc, 2*6, 2*q),
+			record("unauthssh", tag.None, family.IP, "Unauthorized SSH traffic received", 2*3, 2*ssh),
+			record("web4", tag.In, family.IP, webDesc, 2*5, 2*web80in),
+			record("web4", tag.Out, family.IP, "dummy", 2*7, 2*web80out),
+			record("web4", tag.In, family.IP, webDesc, 2*2, 2*web443in),
+			record("web4", tag.Out, family.IP, "dummy", 2*4, 2*web443out),
+			record("q", tag.In, family.IP, qDesc, 2*6, 2*q),
 		},
-		"mangle": {record("mangle80", tag.In, "ip", "prerouting", 5, web80in)},
+		"mangle": {record("mangle80", tag.In, family.IP, "prerouting", 5, web80in)},
 	}
 	var want []collector.Record
 	tables := tablesOf(t, ns, "/proc/net/ip_tables_names")
@@ -171,10 +172,10 @@ func TestReadSeedExample(t *testing.T) {
 		want = append(want, byTable[table]...)
 	}
 	want = append(want,
-		record("web6", tag.In, "ip6", webDesc, 2*3, 2*web6in),
-		record("web6", tag.Out, "ip6", "dummy", 2*5, 2*web6out),
-		record("web6ssl", tag.In, "ip6", webDesc, 2*2, 2*ssl6in),
-		record("web6ssl", tag.Out, "ip6", "dummy", 2*6, 2*ssl6out),
+		record("web6", tag.In, family.IP6, webDesc, 2*3, 2*web6in),
+		record("web6", tag.Out, family.IP6, "dummy", 2*5, 2*web6out),
+		record("web6ssl", tag.In, family.IP6, webDesc, 2*2, 2*ssl6in),
+		record("web6ssl", tag.Out, family.IP6, "dummy", 2*6, 2*ssl6out),
 	)
 
 	b := iptables.New(iptables.Options{NetNS: ns.Path()})
@@ -301,14 +302,14 @@ func TestReadUnusualRules(t *testing.T) {
 	want := []collector.Record{
 		// A description is one line: the tag package makes a newline a
 		// space.
-		record("nl", tag.In, "ip", "line1 line2", 4, sent),
-		record("gi", tag.In, "ip", "a b", 4, sent),
-		record("iface", tag.In, "ip", "", 4, sent),
-		record("hl", tag.In, "ip", "", 4, sent),
-		record("str", tag.In, "ip", "", 0, 0), // the payload is zeros: the string never matches
-		record("log", tag.In, "ip", "", 4, sent),
-		record("jump", tag.In, "ip", "", 4, sent),
-		record("x", tag.In, "ip", "second", 4, sent),
+		record("nl", tag.In, family.IP, "line1 line2", 4, sent),
+		record("gi", tag.In, family.IP, "a b", 4, sent),
+		record("iface", tag.In, family.IP, "", 4, sent),
+		record("hl", tag.In, family.IP, "", 4, sent),
+		record("str", tag.In, family.IP, "", 0, 0), // the payload is zeros: the string never matches
+		record("log", tag.In, family.IP, "", 4, sent),
+		record("jump", tag.In, family.IP, "", 4, sent),
+		record("x", tag.In, family.IP, "second", 4, sent),
 	}
 	got, err := iptables.New(iptables.Options{NetNS: ns.Path()}).Read(context.Background())
 	if err != nil {
@@ -346,7 +347,7 @@ func TestReadNoLegacyTables(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Read: %v", err)
 	}
-	want := []collector.Record{record("v6only", tag.In, "ip6", "only", 3, sent)}
+	want := []collector.Record{record("v6only", tag.In, family.IP6, "only", 3, sent)}
 	if !reflect.DeepEqual(withoutIDs(t, got.Records), want) {
 		t.Errorf("Records:\n got %s\nwant %s", dump(got.Records), dump(want))
 	}

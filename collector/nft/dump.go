@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
 
 	"github.com/ipacct/ipacct_exporter/collector"
@@ -139,7 +138,7 @@ func (ds dumpers) listTables() ([]tableKey, error) {
 			}
 		}
 		handles[t] = handle
-		if ds[0].filter.Table(FamilyName(nftables.TableFamily(t.family)), t.name) {
+		if ds[0].filter.Table(tableFamily(t.family), t.name) {
 			tables = append(tables, t) // not read: what matters on hosts with huge rulesets
 		}
 		return a.err

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ipacct/ipacct_exporter/collector"
+	"github.com/ipacct/ipacct_exporter/family"
 	"github.com/ipacct/ipacct_exporter/internal/netns"
 	"github.com/ipacct/ipacct_exporter/internal/nfdump"
 )
@@ -109,11 +110,11 @@ func (b *Collector) read(ctx context.Context, lastTry bool) (collector.Reading, 
 		if err != nil {
 			return fmt.Errorf("decoding a named counter: %w", err)
 		}
-		fam := FamilyName(nftables.TableFamily(family))
+		fam := tableFamily(family)
 		if o.typ != unix.NFT_OBJECT_COUNTER || !o.hasComment || !b.opts.Filter.Table(fam, string(o.table)) {
 			return nil
 		}
-		where := fam + " " + string(o.table) + " counter " + string(o.name)
+		where := string(fam) + " " + string(o.table) + " counter " + string(o.name)
 		reading.Add(where, collector.ParseComment(string(o.comment)), collector.Record{Family: fam, Packets: o.packets, Bytes: o.bytes,
 			ID: collector.ID(where), Handle: d.objectHandle(family, o.table, o.handle), MadeAtZero: b.opts.Filter.IsManaged(fam, string(o.table))})
 		return nil
@@ -248,18 +249,19 @@ type location struct {
 	filter       collector.Filter
 	family       uint8
 	table, chain string
-	where, fam   string
+	fam          family.Table
+	where        string
 	read         bool
 	managed      bool // the exporter's own table
 	// idWhere is the hash of "where #", which a rule's ID goes on from.
 	idWhere uint64
 }
 
-func (l *location) of(family uint8, table, chain []byte) (where, fam string, read bool) {
+func (l *location) of(family uint8, table, chain []byte) (where string, fam family.Table, read bool) {
 	if l.where == "" || family != l.family || string(table) != l.table || string(chain) != l.chain {
 		l.family, l.table, l.chain = family, string(table), string(chain)
-		l.fam = FamilyName(nftables.TableFamily(family))
-		l.where = l.fam + " " + l.table + " " + l.chain
+		l.fam = tableFamily(family)
+		l.where = string(l.fam) + " " + l.table + " " + l.chain
 		l.read = l.filter.Chain(l.fam, l.table, l.chain)
 		l.managed = l.filter.IsManaged(l.fam, l.table)
 		l.idWhere = collector.ID(l.where + " #")
@@ -274,23 +276,13 @@ func (l *location) id(content uint64) uint64 {
 	return collector.HashMore(l.idWhere, strconv.AppendUint(hex[:0], content, 16))
 }
 
-// FamilyName is the netfilter family as nft spells it.
-func FamilyName(f nftables.TableFamily) string {
-	switch f {
-	case nftables.TableFamilyINet:
-		return "inet"
-	case nftables.TableFamilyIPv4:
-		return "ip"
-	case nftables.TableFamilyIPv6:
-		return "ip6"
-	case nftables.TableFamilyARP:
-		return "arp"
-	case nftables.TableFamilyNetdev:
-		return "netdev"
-	case nftables.TableFamilyBridge:
-		return "bridge"
+// tableFamily is the table family of its number in a netlink message; a
+// number netfilter does not define (none does today) keeps it in the name.
+func tableFamily(n uint8) family.Table {
+	if t, ok := family.FromNFT(nftables.TableFamily(n)); ok {
+		return t
 	}
-	return fmt.Sprintf("family%d", f)
+	return family.Table(fmt.Sprintf("family%d", n))
 }
 
 // explain turns the kernel's refusal into the sentence an operator needs.

@@ -13,6 +13,7 @@ import (
 	"github.com/google/nftables/userdata"
 
 	"github.com/ipacct/ipacct_exporter/collector"
+	"github.com/ipacct/ipacct_exporter/family"
 	"github.com/ipacct/ipacct_exporter/internal/netnstest"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
@@ -72,13 +73,13 @@ func TestSeedRulesNative(t *testing.T) {
 		t.Errorf("invalid comments: %+v", r.Invalid)
 	}
 	// Families and summing are the exporter's; here each rule is a record.
-	fam := map[string]string{}
+	fam := map[string]family.Table{}
 	n := map[string]int{}
 	for _, rec := range r.Records {
 		fam[rec.Tag] = rec.Family
 		n[rec.Tag+string(rec.Direction)]++
 	}
-	if fam["web4"] != "ip" || fam["web6"] != "ip6" || fam["unauthssh"] != "ip" {
+	if fam["web4"] != family.IP || fam["web6"] != family.IP6 || fam["unauthssh"] != family.IP {
 		t.Errorf("families: %v", fam)
 	}
 	if n["web4in"] != 2 || n["web4out"] != 2 || n["unauthsshnone"] != 1 {
@@ -152,9 +153,9 @@ table inet t {
 		t.Fatal(err)
 	}
 	want := []collector.Record{
-		{Tag: "dns", Direction: tag.None, Family: "inet", Description: `quotes " backslash \ ünïcödé`, Packets: 11, Bytes: sent},
-		{Tag: "dns", Direction: tag.None, Family: "inet", Description: "second rule, same tag", Packets: 11, Bytes: sent},
-		{Tag: "objtag", Direction: tag.In, Family: "inet", Description: "named counter", Packets: 11, Bytes: sent},
+		{Tag: "dns", Direction: tag.None, Family: family.Inet, Description: `quotes " backslash \ ünïcödé`, Packets: 11, Bytes: sent},
+		{Tag: "dns", Direction: tag.None, Family: family.Inet, Description: "second rule, same tag", Packets: 11, Bytes: sent},
+		{Tag: "objtag", Direction: tag.In, Family: family.Inet, Description: "named counter", Packets: 11, Bytes: sent},
 	}
 	if len(r.Records) != len(want) {
 		t.Fatalf("records: got %+v, want %+v", r.Records, want)
@@ -199,7 +200,7 @@ func TestTableDeletedBetweenReads(t *testing.T) {
 		t.Errorf("after deleting acct4: %d records, want the 4 of acct6: %+v", len(r.Records), r.Records)
 	}
 	for _, rec := range r.Records {
-		if rec.Family != "ip6" {
+		if rec.Family != family.IP6 {
 			t.Errorf("record from a deleted table: %+v", rec)
 		}
 	}

@@ -7,10 +7,10 @@ import (
 	"net/netip"
 	"sync"
 
-	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
 
 	"github.com/ipacct/ipacct_exporter/collector"
+	"github.com/ipacct/ipacct_exporter/family"
 	"github.com/ipacct/ipacct_exporter/internal/nfdump"
 	"github.com/ipacct/ipacct_exporter/tag"
 )
@@ -91,16 +91,16 @@ func be32(b []byte) uint32 {
 
 // addressFamily says which address family a set's keys are, or why the set
 // cannot count per address.
-func (s set) addressFamily() (string, error) {
+func (s set) addressFamily() (family.Address, error) {
 	switch {
 	case s.flags&unix.NFT_SET_MAP != 0 || s.flags&unix.NFT_SET_OBJECT != 0:
 		return "", errors.New("the set is a map; per-address accounting needs a set of addresses")
 	case s.flags&unix.NFT_SET_INTERVAL != 0:
 		return "", errors.New("the set has flag interval: its elements are ranges, not addresses")
 	case s.keyType == nftTypeIPv4Addr && s.keyLen == 4:
-		return "ipv4", nil
+		return family.IPv4, nil
 	case s.keyType == nftTypeIPv6Addr && s.keyLen == 16:
-		return "ipv6", nil
+		return family.IPv6, nil
 	}
 	return "", errors.New("the set's type is not ipv4_addr or ipv6_addr")
 }
@@ -216,31 +216,32 @@ func (b *Collector) readSets(ds dumpers, r *collector.Reading, overflow map[setK
 		where, comment string
 		size, keyLen   uint32
 		tag            tag.Tag
-		family         string
+		addrFamily     family.Address
 		handle         uint64
 		managed        bool
 	}
 	var sets []tagged
 	d := ds[0]
-	err := d.Dump(nfdump.Sets(), func(family uint8, attrs []byte) error {
+	err := d.Dump(nfdump.Sets(), func(nfFamily uint8, attrs []byte) error {
 		s, err := parseSet(attrs)
 		if err != nil {
 			return fmt.Errorf("decoding a set: %w", err)
 		}
-		if !s.hasComment || s.flags&unix.NFT_SET_ANONYMOUS != 0 || !d.filter.Table(FamilyName(nftables.TableFamily(family)), string(s.table)) {
+		fam := tableFamily(nfFamily)
+		if !s.hasComment || s.flags&unix.NFT_SET_ANONYMOUS != 0 || !d.filter.Table(fam, string(s.table)) {
 			return nil
 		}
 		t, err := tag.Parse(string(s.comment))
 		if errors.Is(err, tag.ErrNoTag) {
 			return nil
 		}
-		where := FamilyName(nftables.TableFamily(family)) + " " + string(s.table) + " set " + string(s.name)
+		where := string(fam) + " " + string(s.table) + " set " + string(s.name)
 		if err == nil {
-			var fam string
-			if fam, err = s.addressFamily(); err == nil {
-				key := setKey{family, string(s.table), string(s.name)}
-				sets = append(sets, tagged{key, where, string(s.comment), s.size, s.keyLen, t, fam, d.objectHandle(family, s.table, s.handle),
-					d.filter.IsManaged(FamilyName(nftables.TableFamily(family)), string(s.table))})
+			var addrFamily family.Address
+			if addrFamily, err = s.addressFamily(); err == nil {
+				key := setKey{nfFamily, string(s.table), string(s.name)}
+				sets = append(sets, tagged{key, where, string(s.comment), s.size, s.keyLen, t, addrFamily, d.objectHandle(nfFamily, s.table, s.handle),
+					d.filter.IsManaged(fam, string(s.table))})
 				return nil
 			}
 		}
@@ -296,7 +297,7 @@ func (b *Collector) readSets(ds dumpers, r *collector.Reading, overflow map[setK
 		}
 		as := res.as
 		as.Tag, as.Direction, as.Description = ts.tag.Name, ts.tag.Direction, ts.tag.Description
-		as.Family, as.Where, as.Handle, as.Capacity, as.Overflow = ts.family, ts.where, ts.handle, ts.size, overflow[ts.key]
+		as.Family, as.Where, as.Handle, as.Capacity, as.Overflow = ts.addrFamily, ts.where, ts.handle, ts.size, overflow[ts.key]
 		as.MadeAtZero = ts.managed
 		if seen == nil {
 			seen = make(map[netip.Addr]struct{}, len(as.Elements))

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/ipacct/ipacct_exporter/collector"
+	"github.com/ipacct/ipacct_exporter/family"
 	"github.com/ipacct/ipacct_exporter/internal/netnstest"
 )
 
@@ -80,14 +81,14 @@ func TestTaggedSets(t *testing.T) {
 	compare(t, "against nft -j list ruleset", got, kernel)
 
 	small := sets["inet acct set small4"]
-	if small.Capacity != 2 || small.Family != "ipv4" || small.Description != "two at most" {
+	if small.Capacity != 2 || small.Family != family.IPv4 || small.Description != "two at most" {
 		t.Errorf("small4: %+v", small)
 	}
 	if small.Overflow == nil || *small.Overflow != (collector.Counter{Packets: 4, Bytes: b31}) {
 		t.Errorf("small4 overflow: %+v, want 4 packets, %d bytes", small.Overflow, b31)
 	}
 	// nft gives a set with a counter the size 65535 when it names none.
-	if six := sets["inet acct set in6"]; six.Capacity != 65535 || six.Family != "ipv6" || six.Overflow != nil {
+	if six := sets["inet acct set in6"]; six.Capacity != 65535 || six.Family != family.IPv6 || six.Overflow != nil {
 		t.Errorf("in6: %+v", six)
 	}
 	if len(sets) != 3 {
