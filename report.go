@@ -16,7 +16,7 @@ import (
 
 const reportHelp = `Print a billing period's traffic per tag (tenant) from the ipacct_* history in Prometheus (or a store that speaks its query API), then exit.
 
-Per tag: in and out bytes and packets, the 95th percentile of the 5-minute rates in bits/s, and, for a tag with per-address counters (ipacct_ip_*), its addresses by total bytes; a tag without them is reported from ipacct_tag_*. Labels other than tag, ip, direction (and family) are summed.
+Per tag: in and out bytes and packets, the 95th percentile of the 5-minute rates in bits/s, and, for a tag with per-address counters (ipacct_ip_*), its addresses by total bytes; a tag without them is reported from ipacct_tag_*. Labels other than tag, ip and direction (table_family, family, job, instance, netns) are summed away.
 
 Totals are exact: they add the increments the scrapes saw between consecutive raw samples, a counter reset counting the value after it, and are not extrapolated like increase(). A sample at time t holds the traffic up to t: the period counts the samples after its start up to and including its end. A series' first sample counts in full only when the store kept a created timestamp saying the counter was born (at zero) since; otherwise what it held is history. Lost: the traffic between the last scrape before a reset and the reset.
 

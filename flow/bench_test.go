@@ -8,7 +8,7 @@ import (
 // BenchmarkDecodeAggregate measures the path from a datagram to the
 // counters, on one core: decoding with goflow2, attribution by longest
 // prefix and the tag entries, and counting. Each datagram holds records
-// as a busy exporter sends them (v5: 30, v9 and IPFIX: 24 of softflowd's
+// as a busy router sends them (v5: 30, v9 and IPFIX: 24 of softflowd's
 // layout), between the addresses of seed 001's tenants and the Internet.
 // It reports flows per second.
 func BenchmarkDecodeAggregate(b *testing.B) {

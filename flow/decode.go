@@ -22,15 +22,15 @@ type Flow struct {
 	Packets, Bytes uint64
 }
 
-// Bounds of what one exporter can make the collector remember. A router
+// Bounds of what one router can make the collector remember. A router
 // uses a handful of templates (softflowd two, a Cisco one per record type
 // and observation domain); these bound what a hostile sender can make us
 // keep: at most maxTemplates × maxTemplateFields × 12 bytes, about
-// 400 KiB an exporter.
+// 400 KiB a router.
 const (
-	maxTemplates      = 256 // per exporter, over its observation domains
+	maxTemplates      = 256 // per router, over its observation domains
 	maxTemplateFields = 128 // per template; IPFIX records have a few dozen
-	maxDomains        = 256 // observation domains with a sampling rate, per exporter
+	maxDomains        = 256 // observation domains with a sampling rate, per router
 	maxSamplers       = 64  // sampler ids with a rate, per domain
 )
 
@@ -69,10 +69,10 @@ var (
 	errEmptyTemplate    = errors.New("a template whose records take no bytes")
 )
 
-// exporterDecoder is what the collector remembers of one exporter: its
+// routerDecoder is what the collector remembers of one router: its
 // templates, the sampling rates its options records announced, and what
 // scaling by those rates left over.
-type exporterDecoder struct {
+type routerDecoder struct {
 	templates templates
 	sampling  map[uint32]*domainSampling // by samplingKey
 	carries   carries
@@ -95,7 +95,7 @@ type decoded struct {
 // to out.flows. A datagram that is malformed in any way is an error and
 // gives no flows, even if a part of it decoded: it was damaged or forged,
 // and what it says cannot be trusted.
-func (d *exporterDecoder) decode(data []byte, out *decoded) error {
+func (d *routerDecoder) decode(data []byte, out *decoded) error {
 	if len(data) < 2 {
 		return errors.New("shorter than a version number")
 	}
@@ -124,7 +124,7 @@ func decodeV5(data []byte, out *decoded) error {
 	if err := netflowlegacy.DecodeMessageVersion(bytes.NewBuffer(data), &p); err != nil {
 		return err
 	}
-	// The low 14 bits are the interval, the high two the mode. Exporters
+	// The low 14 bits are the interval, the high two the mode. Routers
 	// that do not sample send 0.
 	rate := uint64(p.SamplingInterval & 0x3fff)
 	if rate == 0 {
@@ -231,7 +231,7 @@ func checkTemplateSizes(version, id uint16, body []byte) error {
 	return nil
 }
 
-func (d *exporterDecoder) decodeTemplated(version uint16, data []byte, out *decoded) error {
+func (d *routerDecoder) decodeTemplated(version uint16, data []byte, out *decoded) error {
 	if err := checkFraming(version, data); err != nil {
 		return err
 	}
@@ -275,14 +275,14 @@ func (d *exporterDecoder) decodeTemplated(version uint16, data []byte, out *deco
 func samplingKey(version uint16, domain uint32) uint32 {
 	// Observation domains are 32 bits; fold the version in so that v9 and
 	// IPFIX of one router do not share a rate. A clash of two folded keys
-	// can only mix up two rates of one exporter.
+	// can only mix up two rates of one router.
 	return domain ^ uint32(version)<<24
 }
 
 // learnSampling keeps the rate an options record announces: samplingInterval
 // or samplerRandomInterval (one packet in N), or samplingPacketInterval and
 // samplingPacketSpace (N packets taken, M skipped), per sampler id.
-func (d *exporterDecoder) learnSampling(key uint32, r netflow.OptionsDataRecord) {
+func (d *routerDecoder) learnSampling(key uint32, r netflow.OptionsDataRecord) {
 	var interval, taken, skipped, sampler uint64
 	var haveSampler bool
 	for _, list := range [][]netflow.DataField{r.ScopesValues, r.OptionsValues} {
@@ -334,7 +334,7 @@ func (d *exporterDecoder) learnSampling(key uint32, r netflow.OptionsDataRecord)
 
 // appendRecord turns a data record into flows: one, or two for an IPFIX
 // biflow (RFC 5103), whose reverse counters go the other way.
-func (d *exporterDecoder) appendRecord(key uint32, values []netflow.DataField, out *decoded) {
+func (d *routerDecoder) appendRecord(key uint32, values []netflow.DataField, out *decoded) {
 	var f Flow
 	var interval, taken, skipped, sampler, revBytes, revPackets uint64
 	var haveSampler bool
@@ -451,7 +451,7 @@ func satMul(a, b uint64) uint64 {
 	return ^uint64(0)
 }
 
-// templates is goflow2's NetFlowTemplateSystem for one exporter, bounded,
+// templates is goflow2's NetFlowTemplateSystem for one router, bounded,
 // and refusing templates that goflow2 would loop on.
 type templates struct {
 	m map[uint64]any

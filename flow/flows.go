@@ -23,13 +23,13 @@ import (
 	"github.com/ipacct/ipacct_exporter/config"
 )
 
-// maxExporters bounds the exporters the collector keeps state for
+// maxRouters bounds the routers the collector keeps state for
 // (templates, sampling rates, telemetry series). Datagrams from further
 // source addresses are counted under router="other" and not decoded.
-const maxExporters = 256
+const maxRouters = 256
 
-// otherExporter labels the telemetry of the exporters past maxExporters.
-const otherExporter = "other"
+// otherRouter labels the telemetry of the routers past maxRouters.
+const otherRouter = "other"
 
 // Collector receives, decodes, attributes and counts flows. It is safe for
 // concurrent use: one mutex guards everything, held for a datagram's
@@ -38,22 +38,22 @@ type Collector struct {
 	logger *slog.Logger
 	now    func() time.Time
 
-	mu        sync.Mutex
-	plan      *plan
-	exporters map[netip.Addr]*exporterState
-	order     []netip.Addr // of exporters, as first seen
-	other     telemetry
-	scratch   decoded
-	logged    map[string]bool // decode problems already logged, bounded
+	mu      sync.Mutex
+	plan    *plan
+	routers map[netip.Addr]*routerState
+	order   []netip.Addr // of routers, as first seen
+	other   telemetry
+	scratch decoded
+	logged  map[string]bool // decode problems already logged, bounded
 }
 
-// exporterState is what the collector keeps per exporter address.
-type exporterState struct {
-	dec exporterDecoder
+// routerState is what the collector keeps per router address.
+type routerState struct {
+	dec routerDecoder
 	tel telemetry
 }
 
-// telemetry counts what an exporter sent and what became of it.
+// telemetry counts what a router sent and what became of it.
 type telemetry struct {
 	datagrams, datagramBytes uint64
 	records                  uint64 // flows decoded
@@ -61,18 +61,18 @@ type telemetry struct {
 	unknownTemplate          uint64 // data sets dropped: template not known
 	unwatched                uint64 // flows outside every entry
 	filtered                 uint64 // flows an entry holds that flow.routers rejects
-	ignored                  uint64 // datagrams not decoded: exporter not listed, or past the cap
+	ignored                  uint64 // datagrams not decoded: router not listed, or past the cap
 }
 
 // New returns a Collector that counts nothing until Configure gives it a
 // rules file.
 func New(logger *slog.Logger) *Collector {
 	return &Collector{
-		logger:    logger,
-		now:       time.Now,
-		plan:      &plan{},
-		exporters: make(map[netip.Addr]*exporterState),
-		logged:    make(map[string]bool),
+		logger:  logger,
+		now:     time.Now,
+		plan:    &plan{},
+		routers: make(map[netip.Addr]*routerState),
+		logged:  make(map[string]bool),
 	}
 }
 
@@ -85,22 +85,22 @@ func (c *Collector) Configure(f *config.File) {
 	c.plan = newPlan(f, c.plan, c.now())
 }
 
-// Datagram decodes one datagram from the exporter at from and counts its
+// Datagram decodes one datagram from the router at from and counts its
 // flows. Malformed datagrams are counted and dropped; they never panic.
 func (c *Collector) Datagram(from netip.Addr, data []byte) {
 	from = from.Unmap()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	x := c.exporters[from]
+	x := c.routers[from]
 	if x == nil {
-		if len(c.exporters) >= maxExporters {
+		if len(c.routers) >= maxRouters {
 			c.other.datagrams++
 			c.other.datagramBytes += uint64(len(data))
 			c.other.ignored++
 			return
 		}
-		x = &exporterState{}
-		c.exporters[from] = x
+		x = &routerState{}
+		c.routers[from] = x
 		c.order = append(c.order, from)
 	}
 	x.tel.datagrams++
@@ -139,7 +139,7 @@ var decoderPanics atomic.Uint64
 
 // safeDecode turns a panic in the decoders into an error: a datagram, of
 // whatever content, must not end the process.
-func safeDecode(d *exporterDecoder, data []byte, out *decoded) (err error) {
+func safeDecode(d *routerDecoder, data []byte, out *decoded) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			decoderPanics.Add(1)
@@ -153,15 +153,15 @@ func safeDecode(d *exporterDecoder, data []byte, out *decoded) (err error) {
 const maxLogged = 256
 
 // logOnce logs a decode error at warning level the first time an
-// exporter causes it, and at debug level after.
+// router causes it, and at debug level after.
 func (c *Collector) logOnce(from netip.Addr, err error) {
 	key := from.String() + "\x00" + err.Error()
 	if c.logged[key] || len(c.logged) >= maxLogged {
-		c.logger.Debug("flow datagram dropped", "exporter", from, "err", err)
+		c.logger.Debug("flow datagram dropped", "router", from, "err", err)
 		return
 	}
 	c.logged[key] = true
-	c.logger.Warn("flow datagram dropped: malformed (logged once per exporter and error)", "exporter", from, "err", err)
+	c.logger.Warn("flow datagram dropped: malformed (logged once per router and error)", "router", from, "err", err)
 }
 
 // Read implements collector.Collector: the tag entries counted from flows as

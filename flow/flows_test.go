@@ -96,10 +96,10 @@ func checkCounts(t *testing.T, c *Collector, want map[string]collector.Counter) 
 	}
 }
 
-func tel(c *Collector, exporter netip.Addr) telemetry {
+func tel(c *Collector, router netip.Addr) telemetry {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if x := c.exporters[exporter]; x != nil {
+	if x := c.routers[router]; x != nil {
 		return x.tel
 	}
 	return telemetry{}
@@ -142,7 +142,7 @@ func TestV5(t *testing.T) {
 	}
 }
 
-// TestSampling multiplies by the rate the exporter announces: in the v5
+// TestSampling multiplies by the rate the router announces: in the v5
 // header, in a v9 or IPFIX record, or in an options record, per sampler.
 func TestSampling(t *testing.T) {
 	const doc = "addresses:\n  - tag: rent31\n    source: flow\n    networks: [192.168.31.0/24, 2001:db8:31::/64]\n"
@@ -275,7 +275,7 @@ func TestTemplateRefresh(t *testing.T) {
 					t.Errorf("after the withdrawal: %d unknown template sets, want 1", got)
 				}
 			}
-			if n := len(c.exporters[router].dec.templates.m); n != 1-int(version-9) {
+			if n := len(c.routers[router].dec.templates.m); n != 1-int(version-9) {
 				t.Errorf("%d templates kept", n)
 			}
 		})
@@ -284,7 +284,7 @@ func TestTemplateRefresh(t *testing.T) {
 
 // TestUnknownTemplate: data before its template is dropped and counted;
 // the datagram's other sets still count, and so does data after the
-// template arrives. Templates are per exporter and observation domain.
+// template arrives. Templates are per router and observation domain.
 func TestUnknownTemplate(t *testing.T) {
 	for _, version := range []uint16{9, 10} {
 		t.Run(fmt.Sprint(version), func(t *testing.T) {
@@ -301,7 +301,7 @@ func TestUnknownTemplate(t *testing.T) {
 				t.Errorf("telemetry %+v, want 3 unknown template sets, 1 record", got)
 			}
 			if got := tel(c, other).unknownTemplate; got != 1 {
-				t.Errorf("other exporter: %d unknown template sets", got)
+				t.Errorf("other router: %d unknown template sets", got)
 			}
 		})
 	}
@@ -372,7 +372,7 @@ func TestHostileTemplates(t *testing.T) {
 	for i := range maxTemplates + 10 {
 		c.Datagram(router, message(9, uint32(i/1000), templateSet(9, uint16(256+i%1000), ipv4Fields)))
 	}
-	if n := len(c.exporters[router].dec.templates.m); n != maxTemplates {
+	if n := len(c.routers[router].dec.templates.m); n != maxTemplates {
 		t.Errorf("%d templates kept, want the limit %d", n, maxTemplates)
 	}
 	if got := tel(c, router).decodeErrors; got != 3+10 {
@@ -498,19 +498,19 @@ func TestBiflow(t *testing.T) {
 	})
 }
 
-// TestExporterCap: past maxExporters source addresses, datagrams are
+// TestRouterCap: past maxRouters source addresses, datagrams are
 // counted under "other" and not decoded: a flood of forged sources keeps
 // no state.
-func TestExporterCap(t *testing.T) {
+func TestRouterCap(t *testing.T) {
 	c := newCollector(t, tenantsYAML)
 	pkt := validDatagrams()["v5"]
-	for i := range maxExporters + 5 {
+	for i := range maxRouters + 5 {
 		c.Datagram(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), pkt)
 	}
-	if len(c.exporters) != maxExporters || c.other.datagrams != 5 || c.other.ignored != 5 {
-		t.Errorf("%d exporters tracked, other %+v", len(c.exporters), c.other)
+	if len(c.routers) != maxRouters || c.other.datagrams != 5 || c.other.ignored != 5 {
+		t.Errorf("%d routers tracked, other %+v", len(c.routers), c.other)
 	}
-	if got := counts(t, c)["rent31 192.168.31.1 out"]; got.Packets != maxExporters {
+	if got := counts(t, c)["rent31 192.168.31.1 out"]; got.Packets != maxRouters {
 		t.Errorf("counted %+v, want one packet per tracked exporter", got)
 	}
 }

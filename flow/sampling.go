@@ -5,18 +5,18 @@ import (
 	"math/bits"
 )
 
-// maxRates bounds the sampling rates whose remainders an exporter's
+// maxRates bounds the sampling rates whose remainders a router's
 // decoder keeps; a rate past it is rounded down flow by flow.
 const maxRates = 64
 
-// rate is a sampling rate: each packet the exporter sampled stands for
+// rate is a sampling rate: each packet the router sampled stands for
 // num/den packets on the wire. samplingInterval and its kin give N/1;
 // RFC 5476's samplingPacketInterval (packets taken) and samplingPacketSpace
 // (packets skipped) give (taken+skipped)/taken, rarely a whole number: 2
 // taken and 3 skipped is 5/2. The zero rate is no rate.
 type rate struct{ num, den uint64 }
 
-// unsampled is the rate of an exporter that announces none.
+// unsampled is the rate of a router that announces none.
 var unsampled = rate{1, 1}
 
 // announcedRate is the rate that a record's sampling fields give: interval
@@ -45,7 +45,7 @@ func gcd(a, b uint64) uint64 {
 // fractions of a packet and of a byte, in units of 1/den of the rate.
 type carry struct{ packets, bytes uint64 }
 
-// carries are an exporter's carries, per rate.
+// carries are a router's carries, per rate.
 type carries map[rate]*carry
 
 // of returns the carry of r: nil for a whole rate, which leaves no

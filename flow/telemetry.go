@@ -46,11 +46,11 @@ func (t *Telemetry) Collect(ch chan<- prometheus.Metric) {
 	}
 	rows := make([]row, 0, len(c.order)+1)
 	for _, a := range c.order {
-		x := c.exporters[a]
+		x := c.routers[a]
 		rows = append(rows, row{a.String(), x.tel, len(x.dec.templates.m)})
 	}
 	if c.other.datagrams > 0 {
-		rows = append(rows, row{otherExporter, c.other, 0})
+		rows = append(rows, row{otherRouter, c.other, 0})
 	}
 	c.mu.Unlock()
 	for _, r := range rows {
@@ -65,7 +65,7 @@ func (t *Telemetry) Collect(ch chan<- prometheus.Metric) {
 		} {
 			ch <- prometheus.MustNewConstMetric(m.d, prometheus.CounterValue, float64(m.v), r.name)
 		}
-		if r.name != otherExporter {
+		if r.name != otherRouter {
 			ch <- prometheus.MustNewConstMetric(templatesDesc, prometheus.GaugeValue, float64(r.templates), r.name)
 		}
 	}

@@ -79,7 +79,7 @@ func TestBuildHandWorked(t *testing.T) {
 		Tags: []Tag{
 			{
 				Name:   "t1",
-				Source: SourceAddresses,
+				Metric: MetricAddresses,
 				In:     Usage{Bytes: 1265, Packets: 12, P95: inP95},
 				Out:    Usage{Bytes: 100, P95: outP95},
 				Addresses: []Address{
@@ -87,7 +87,7 @@ func TestBuildHandWorked(t *testing.T) {
 					{IP: "192.0.2.2", Out: Counts{Bytes: 100}},
 				},
 			},
-			{Name: "t2", Source: SourceTag, None: Usage{Bytes: 21, P95: noneP95}},
+			{Name: "t2", Metric: MetricTag, None: Usage{Bytes: 21, P95: noneP95}},
 		},
 	}
 	for _, leftOpen := range []bool{false, true} {

@@ -38,7 +38,7 @@ const maxCounter = 1 << 64
 
 // key is what totals are summed by: every label but these is summed away.
 type key struct {
-	source string
+	metric string
 	tag    string
 	ip     string // "" for SourceTag
 	dir    direction
@@ -231,13 +231,13 @@ func (e *engine) lookup(id string, m model.Metric) *series {
 	kind := kindBytes
 	switch m[model.MetricNameLabel] {
 	case ipBytes:
-		k.source, k.ip = SourceAddresses, string(m["ip"])
+		k.metric, k.ip = MetricAddresses, string(m["ip"])
 	case ipPackets:
-		k.source, k.ip, kind = SourceAddresses, string(m["ip"]), kindPackets
+		k.metric, k.ip, kind = MetricAddresses, string(m["ip"]), kindPackets
 	case tagBytes:
-		k.source = SourceTag
+		k.metric = MetricTag
 	case tagPackets:
-		k.source, kind = SourceTag, kindPackets
+		k.metric, kind = MetricTag, kindPackets
 	default:
 		return nil
 	}
@@ -250,7 +250,7 @@ func (e *engine) lookup(id string, m model.Metric) *series {
 		e.accumulators[k] = s.acc
 	}
 	if kind == kindBytes {
-		bk := key{source: k.source, tag: k.tag, dir: k.dir}
+		bk := key{metric: k.metric, tag: k.tag, dir: k.dir}
 		if s.b = e.buckets[bk]; s.b == nil {
 			s.b = newBuckets(e.from, e.end, BucketWidth.Milliseconds())
 			e.buckets[bk] = s.b

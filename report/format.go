@@ -79,7 +79,7 @@ func WriteText(w io.Writer, r *Report) error {
 	fmt.Fprint(bw, headline(r))
 	for _, t := range r.Tags {
 		fmt.Fprintln(bw)
-		if t.Source == SourceTag {
+		if t.Metric == MetricTag {
 			fmt.Fprintf(bw, "%s (totals of the tag's rules; no per-address counters)\n", printable(t.Name))
 		} else {
 			fmt.Fprintln(bw, printable(t.Name))
@@ -182,7 +182,7 @@ func humanCount(n uint64) string   { return si(float64(n), "") }
 func humanBits(bps float64) string { return si(bps, "bit/s") }
 
 // csvHeader is the first line of WriteCSV.
-var csvHeader = []string{"from", "to", "tag", "source", "ip",
+var csvHeader = []string{"from", "to", "tag", "metric", "ip",
 	"in_bytes", "out_bytes", "none_bytes", "in_packets", "out_packets", "none_packets",
 	"in_p95_bits_per_second", "out_p95_bits_per_second", "none_p95_bits_per_second", "complete"}
 
@@ -202,7 +202,7 @@ func WriteCSV(w io.Writer, r *Report) error {
 	u := func(n uint64) string { return strconv.FormatUint(n, 10) }
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 	line := func(from, to time.Time, t *Tag, ip string, c Traffic, p95 []string) error {
-		return cw.Write(append([]string{from.Format(time.RFC3339), to.Format(time.RFC3339), printable(t.Name), t.Source, printable(ip),
+		return cw.Write(append([]string{from.Format(time.RFC3339), to.Format(time.RFC3339), printable(t.Name), t.Metric, printable(ip),
 			u(c.In.Bytes), u(c.Out.Bytes), u(c.None.Bytes), u(c.In.Packets), u(c.Out.Packets), u(c.None.Packets)},
 			append(p95, strconv.FormatBool(!to.Before(r.Period.To)))...))
 	}
@@ -259,7 +259,7 @@ type jsonPercentile struct {
 
 type jsonTag struct {
 	Tag       string        `json:"tag"`
-	Source    string        `json:"source"`
+	Metric    string        `json:"metric"`
 	In        jsonUsage     `json:"in"`
 	Out       jsonUsage     `json:"out"`
 	None      *jsonUsage    `json:"none,omitempty"`
@@ -328,7 +328,7 @@ func WriteJSON(w io.Writer, r *Report) error {
 		Warnings: r.Warnings,
 	}
 	for _, t := range r.Tags {
-		jt := jsonTag{Tag: t.Name, Source: t.Source, In: jsonUsage(t.In), Out: jsonUsage(t.Out), Steps: jsonSteps(r, t.Steps)}
+		jt := jsonTag{Tag: t.Name, Metric: t.Metric, In: jsonUsage(t.In), Out: jsonUsage(t.Out), Steps: jsonSteps(r, t.Steps)}
 		if t.None != (Usage{}) {
 			n := jsonUsage(t.None)
 			jt.None = &n

@@ -18,7 +18,7 @@ func sampleReport(t *testing.T) *Report {
 		Tags: []Tag{
 			{
 				Name:   "acme",
-				Source: SourceAddresses,
+				Metric: MetricAddresses,
 				In:     Usage{Bytes: 1234567890123, Packets: 987654321, P95: 123456789.5},
 				Out:    Usage{Bytes: 456789012345, Packets: 345678, P95: 4560000},
 				Addresses: []Address{
@@ -26,7 +26,7 @@ func sampleReport(t *testing.T) *Report {
 					{IP: "2001:db8::1", In: Counts{Bytes: 234567890123, Packets: 87654321}, Out: Counts{Bytes: 156789012345, Packets: 678}},
 				},
 			},
-			{Name: "ssh", Source: SourceTag, None: Usage{Bytes: 999, Packets: 12, P95: 0.25}},
+			{Name: "ssh", Metric: MetricTag, None: Usage{Bytes: 999, Packets: 12, P95: 0.25}},
 		},
 	}
 }
@@ -66,7 +66,7 @@ func TestWriteCSV(t *testing.T) {
 	if err := WriteCSV(&b, sampleReport(t)); err != nil {
 		t.Fatal(err)
 	}
-	want := `from,to,tag,source,ip,in_bytes,out_bytes,none_bytes,in_packets,out_packets,none_packets,in_p95_bits_per_second,out_p95_bits_per_second,none_p95_bits_per_second,complete
+	want := `from,to,tag,metric,ip,in_bytes,out_bytes,none_bytes,in_packets,out_packets,none_packets,in_p95_bits_per_second,out_p95_bits_per_second,none_p95_bits_per_second,complete
 2026-10-01T00:00:00+02:00,2026-11-01T00:00:00+01:00,acme,ipacct_ip,,1234567890123,456789012345,0,987654321,345678,0,123456789.5,4560000,0,true
 2026-10-01T00:00:00+02:00,2026-11-01T00:00:00+01:00,acme,ipacct_ip,192.0.2.1,1000000000000,300000000000,0,900000000,345000,0,,,,true
 2026-10-01T00:00:00+02:00,2026-11-01T00:00:00+01:00,acme,ipacct_ip,2001:db8::1,234567890123,156789012345,0,87654321,678,0,,,,true
@@ -88,13 +88,13 @@ func TestWriteJSON(t *testing.T) {
 	}
 	want := `{"from":"2026-10-01T00:00:00+02:00","to":"2026-11-01T00:00:00+01:00","complete":true,"period_to":"2026-11-01T00:00:00+01:00","time_zone":"Europe/Berlin",` +
 		`"percentile":{"percentile":95,"bucket_seconds":300,"buckets":8940,"rank":8493},"tags":[` +
-		`{"tag":"acme","source":"ipacct_ip",` +
+		`{"tag":"acme","metric":"ipacct_ip",` +
 		`"in":{"bytes":1234567890123,"packets":987654321,"p95_bits_per_second":123456789.5},` +
 		`"out":{"bytes":456789012345,"packets":345678,"p95_bits_per_second":4560000},` +
 		`"addresses":[` +
 		`{"ip":"192.0.2.1","in":{"bytes":1000000000000,"packets":900000000},"out":{"bytes":300000000000,"packets":345000},"total_bytes":1300000000000},` +
 		`{"ip":"2001:db8::1","in":{"bytes":234567890123,"packets":87654321},"out":{"bytes":156789012345,"packets":678},"total_bytes":391356902468}]},` +
-		`{"tag":"ssh","source":"ipacct_tag",` +
+		`{"tag":"ssh","metric":"ipacct_tag",` +
 		`"in":{"bytes":0,"packets":0,"p95_bits_per_second":0},"out":{"bytes":0,"packets":0,"p95_bits_per_second":0},` +
 		`"none":{"bytes":999,"packets":12,"p95_bits_per_second":0.25}}]}`
 	if got := compact.String(); got != want {

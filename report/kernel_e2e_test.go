@@ -172,7 +172,7 @@ func TestReportOfTheKernel(t *testing.T) {
 					got[tag.Name+" "+a.IP+" in"] = counts{a.In.Bytes, a.In.Packets}
 					got[tag.Name+" "+a.IP+" out"] = counts{a.Out.Bytes, a.Out.Packets}
 				}
-				if tag.Source == SourceTag {
+				if tag.Metric == MetricTag {
 					got[tag.Name+" in"] = counts{tag.In.Bytes, tag.In.Packets}
 					got[tag.Name+" out"] = counts{tag.Out.Bytes, tag.Out.Packets}
 				}

@@ -145,7 +145,7 @@ func newMailView(r *Report, t *Tag, withPercentile bool) mailView {
 			v.Totals[4] = append(v.Totals[4], humanBits(u.P95))
 		}
 	}
-	if t.Source == SourceAddresses {
+	if t.Metric == MetricAddresses {
 		head := []string{"address", "in bytes", "out bytes", "in packets", "out packets"}
 		if hasNone {
 			head = append(head, "none bytes", "none packets")

@@ -259,7 +259,7 @@ func openMetricsByDay(series []*genSeries) map[string]string {
 // increments: per tag, the totals, the addresses' totals and the 95th
 // percentiles.
 type truth struct {
-	source    string
+	metric    string
 	bytes     map[string]uint64            // direction
 	packets   map[string]uint64            // direction
 	addresses map[string]map[string]uint64 // ip → "in bytes", "out packets", …
@@ -270,28 +270,28 @@ func monthTruth(series []*genSeries, p Period) map[string]*truth {
 	from, to := p.From.UnixMilli(), p.To.UnixMilli()
 	// A tag is reported from its addresses when it has address samples in
 	// the period.
-	source := map[string]string{}
+	metric := map[string]string{}
 	for _, s := range series {
 		in := slices.ContainsFunc(s.s, func(x genSample) bool { return x.t > from && x.t <= to })
 		if !in {
 			continue
 		}
 		if s.ip != "" {
-			source[s.tag] = SourceAddresses
-		} else if source[s.tag] == "" {
-			source[s.tag] = SourceTag
+			metric[s.tag] = MetricAddresses
+		} else if metric[s.tag] == "" {
+			metric[s.tag] = MetricTag
 		}
 	}
 	out := map[string]*truth{}
 	bytesSeries := map[string][]*genSeries{} // tag and direction
 	for _, s := range series {
-		src := source[s.tag]
-		if src == "" || (src == SourceAddresses) != (s.ip != "") {
+		src := metric[s.tag]
+		if src == "" || (src == MetricAddresses) != (s.ip != "") {
 			continue
 		}
 		tr := out[s.tag]
 		if tr == nil {
-			tr = &truth{source: src, bytes: map[string]uint64{}, packets: map[string]uint64{},
+			tr = &truth{metric: src, bytes: map[string]uint64{}, packets: map[string]uint64{},
 				addresses: map[string]map[string]uint64{}, p95: map[string]float64{}}
 			out[s.tag] = tr
 		}

@@ -206,8 +206,8 @@ func checkReport(t *testing.T, r *Report, want map[string]*truth) {
 	}
 	for _, tag := range r.Tags {
 		w := want[tag.Name]
-		if tag.Source != w.source {
-			t.Errorf("%s: from %s, want %s", tag.Name, tag.Source, w.source)
+		if tag.Metric != w.metric {
+			t.Errorf("%s: from %s, want %s", tag.Name, tag.Metric, w.metric)
 		}
 		for dir, u := range map[string]Usage{"in": tag.In, "out": tag.Out, "none": tag.None} {
 			if u.Bytes != w.bytes[dir] || u.Packets != w.packets[dir] {
@@ -248,7 +248,7 @@ func checkJSON(t *testing.T, out string, want map[string]*truth) {
 	var r struct {
 		Tags []struct {
 			Tag       string
-			Source    string
+			Metric    string
 			In, Out   jsonUsage
 			None      *jsonUsage
 			Addresses []struct {
@@ -262,7 +262,7 @@ func checkJSON(t *testing.T, out string, want map[string]*truth) {
 	}
 	rep := &Report{}
 	for _, jt := range r.Tags {
-		tag := Tag{Name: jt.Tag, Source: jt.Source,
+		tag := Tag{Name: jt.Tag, Metric: jt.Metric,
 			In:  Usage{Bytes: jt.In.Bytes, Packets: jt.In.Packets, P95: jt.In.P95},
 			Out: Usage{Bytes: jt.Out.Bytes, Packets: jt.Out.Packets, P95: jt.Out.P95}}
 		if jt.None != nil {

@@ -13,8 +13,8 @@ import (
 
 // Sources: where a tag's numbers come from.
 const (
-	SourceAddresses = "ipacct_ip"  // the sum of its addresses
-	SourceTag       = "ipacct_tag" // the tag's own counters
+	MetricAddresses = "ipacct_ip"  // the sum of its addresses
+	MetricTag       = "ipacct_tag" // the tag's own counters
 )
 
 // ErrNoData is returned, wrapped, when the period has no sample of a tag
@@ -68,8 +68,8 @@ func (r *Report) Complete() bool { return !r.End.Before(r.Period.To) }
 // Tag is the usage of one tag.
 type Tag struct {
 	Name string
-	// Source is SourceAddresses or SourceTag.
-	Source        string
+	// Metric is SourceAddresses or SourceTag.
+	Metric        string
 	In, Out, None Usage
 	// Addresses, by total bytes, largest first; nil for SourceTag.
 	Addresses []Address
@@ -193,15 +193,15 @@ func toCounts(v [2]float64, what string) (Counts, error) {
 
 func (e *engine) report(o Options, end time.Time) (*Report, error) {
 	// A tag is reported from its addresses when it has any in the period.
-	source := map[string]string{}
+	metric := map[string]string{}
 	for _, s := range e.series {
-		if s.inside > 0 && (s.key.source == SourceAddresses || source[s.key.tag] == "") {
-			source[s.key.tag] = s.key.source
+		if s.inside > 0 && (s.key.metric == MetricAddresses || metric[s.key.tag] == "") {
+			metric[s.key.tag] = s.key.metric
 		}
 	}
 	var missing []string
 	for _, t := range o.Tags {
-		if source[t] == "" && !slices.Contains(missing, t) {
+		if metric[t] == "" && !slices.Contains(missing, t) {
 			missing = append(missing, t)
 		}
 	}
@@ -218,12 +218,12 @@ func (e *engine) report(o Options, end time.Time) (*Report, error) {
 	tags := map[string]*Tag{}
 	addrs := map[string]map[string]*Address{}
 	for k, acc := range e.accumulators {
-		if !acc.seen || source[k.tag] != k.source {
+		if !acc.seen || metric[k.tag] != k.metric {
 			continue
 		}
 		t := tags[k.tag]
 		if t == nil {
-			t = &Tag{Name: k.tag, Source: k.source}
+			t = &Tag{Name: k.tag, Metric: k.metric}
 			if e.steps != nil {
 				t.Steps = make([]Traffic, len(e.steps)-1)
 			}
@@ -245,7 +245,7 @@ func (e *engine) report(o Options, end time.Time) (*Report, error) {
 		}
 		u.Bytes, u.Packets = sum.Bytes, sum.Packets
 		var a *Address
-		if k.source == SourceAddresses {
+		if k.metric == MetricAddresses {
 			if a = addrs[k.tag][k.ip]; a == nil {
 				a = &Address{IP: k.ip}
 				if e.steps != nil {
@@ -270,7 +270,7 @@ func (e *engine) report(o Options, end time.Time) (*Report, error) {
 	}
 	for _, t := range tags {
 		for d := range numDirs {
-			b := e.buckets[key{source: t.Source, tag: t.Name, dir: d}]
+			b := e.buckets[key{metric: t.Metric, tag: t.Name, dir: d}]
 			if b == nil {
 				continue
 			}

@@ -408,7 +408,7 @@ func TestStores(t *testing.T) {
 					got[fmt.Sprintf("ipacct_ip %s %s in", tag.Name, a.IP)] = a.In
 					got[fmt.Sprintf("ipacct_ip %s %s out", tag.Name, a.IP)] = a.Out
 				}
-				if tag.Source == SourceTag {
+				if tag.Metric == MetricTag {
 					got[fmt.Sprintf("ipacct_tag %s  in", tag.Name)] = tag.In.Counts()
 				}
 			}
