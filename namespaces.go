@@ -121,7 +121,7 @@ type vanishing struct {
 func (v vanishing) Read(ctx context.Context) (collector.Reading, error) {
 	r, err := v.Collector.Read(ctx)
 	if err != nil && netns.Gone(v.path) {
-		return r, fmt.Errorf("%w: %v", exporter.ErrSourceGone, err)
+		return r, fmt.Errorf("%w: %v", exporter.ErrCollectorGone, err)
 	}
 	return r, err
 }

@@ -42,7 +42,7 @@ type addrGroup struct {
 	// (prefix4 for IPv4); suffix closes it. Never changed, so answers
 	// share them.
 	prefix4, prefix6, suffix []byte
-	// wait is set, for a read, while its series wait for a source's first
+	// wait is set, for a read, while its series wait for a collector's first
 	// read.
 	wait bool
 	// dirRank and rank order the groups as the exposition orders their
@@ -67,7 +67,7 @@ const (
 	slotLive     uint32 = 1 << (setBits + iota) // in use
 	slotSeen                                    // in the read being applied
 	slotShown                                   // served at least once
-	slotWithheld                                // not served: a source failed or waits
+	slotWithheld                                // not served: a collector failed or waits
 	slotMulti                                   // fed through a full track (addrTracks.multi)
 	slotCarried                                 // with a carried count (addrTracks.carried)
 )
@@ -102,7 +102,7 @@ func slotOf(chunks []*slotChunk, i uint32) *addrSlot {
 	return &chunks[i>>chunkBits][i&(1<<chunkBits-1)]
 }
 
-// addrSet is a set (and source) that feeds addresses. prev and cur are
+// addrSet is a set (of one collector) that feeds addresses. prev and cur are
 // its kernel handle at the read before its last one and at its last one:
 // an element that went down while the set kept its handle was zeroed.
 type addrSet struct {
@@ -322,7 +322,7 @@ func sub(a, b uint64) uint64 {
 }
 
 // apply ends a read: series whose parts were not seen vanished, unless
-// their source failed or their group waits for a source's first read
+// their collector failed or their group waits for a collector's first read
 // (withheld).
 func (a *addrTracks) apply(failed func(src int) bool) (carriedChanged bool) {
 	for c, chunk := range a.chunks {

@@ -12,7 +12,7 @@ import (
 type aggregated struct {
 	// sets are the sets read, for their gauges.
 	sets []namespaceSets
-	// waiting are the sources whose first read the series they could feed
+	// waiting are the collectors whose first read the series they could feed
 	// wait for.
 	waiting []Collector
 	// carriedChanged tells that what a series carries changed: a counter
@@ -20,27 +20,27 @@ type aggregated struct {
 	carriedChanged bool
 }
 
-// aggregate applies one read of every source to the tracked series: it
+// aggregate applies one read of every collector to the tracked series: it
 // does no I/O and logs nothing, so that tables of reads test it. The rules
 // it keeps are those of docs/counters.md: a series waits until every
-// source of its namespace that could feed it has read once, a source that
+// collector of its namespace that could feed it has read once, a collector that
 // fails withholds the series it fed, and each series' counters are
 // tracked by track.go's rules. Called with e.mu held.
-func (e *Exporter) aggregate(sources []Collector, results []result, now time.Time) aggregated {
+func (e *Exporter) aggregate(collectors []Collector, results []result, now time.Time) aggregated {
 	e.dirty = true
 	e.reads++
-	ok := make(map[int]bool, len(sources))
-	listed := make(map[sourceKey]bool, len(sources))
+	ok := make(map[int]bool, len(collectors))
+	listed := make(map[collectorKey]bool, len(collectors))
 	listedNS := make(map[string]bool)
-	nsSources := make(map[string][]sourceKey)
-	for i, s := range sources {
-		if errors.Is(results[i].err, ErrSourceGone) {
+	nsCollectors := make(map[string][]collectorKey)
+	for i, s := range collectors {
+		if errors.Is(results[i].err, ErrCollectorGone) {
 			continue
 		}
-		sk := sourceKey{s.Name, s.NetNS}
+		sk := collectorKey{s.Name, s.NetNS}
 		listed[sk], listedNS[s.NetNS] = true, true
-		nsSources[s.NetNS] = append(nsSources[s.NetNS], sk)
-		id := e.sourceID(sk)
+		nsCollectors[s.NetNS] = append(nsCollectors[s.NetNS], sk)
+		id := e.collectorID(sk)
 		if results[i].err == nil {
 			ok[id] = true
 			e.readOnce[sk] = true
@@ -48,19 +48,19 @@ func (e *Exporter) aggregate(sources []Collector, results []result, now time.Tim
 	}
 	e.forget(listedNS)
 
-	// Until every source of a namespace has read once, the series it could
+	// Until every collector of a namespace has read once, the series it could
 	// feed wait: a sum missing its part would jump when the part comes.
 	var agg aggregated
 	pending := make(map[string][]Feeds)
 	completeNow := make(map[string]bool)
-	for ns, sks := range nsSources {
+	for ns, sks := range nsCollectors {
 		completeNow[ns] = true
 		for _, sk := range sks {
 			completeNow[ns] = completeNow[ns] && ok[e.srcIDs[sk]]
 		}
 	}
-	for _, s := range sources {
-		sk := sourceKey{s.Name, s.NetNS}
+	for _, s := range collectors {
+		sk := collectorKey{s.Name, s.NetNS}
 		if listed[sk] && !e.readOnce[sk] {
 			pending[s.NetNS] = append(pending[s.NetNS], s.Feeds)
 			agg.waiting = append(agg.waiting, s)
@@ -83,8 +83,8 @@ func (e *Exporter) aggregate(sources []Collector, results []result, now time.Tim
 		return false
 	}
 
-	for i, s := range sources {
-		sk := sourceKey{s.Name, s.NetNS}
+	for i, s := range collectors {
+		sk := collectorKey{s.Name, s.NetNS}
 		if results[i].err != nil {
 			continue
 		}
@@ -139,7 +139,7 @@ func (e *Exporter) aggregate(sources []Collector, results []result, now time.Tim
 }
 
 // bornAt returns the created time, in unix milliseconds, of a series that
-// appears now in the namespace: the last read in which all of its sources
+// appears now in the namespace: the last read in which all of its collectors
 // succeeded, when the series was not there. 0 before the namespace's first
 // complete read: what is there then is history, not new traffic.
 func (e *Exporter) bornAt(netns string) int64 {
@@ -168,7 +168,7 @@ type tracked interface {
 
 // applyAll ends a read for every series of m, dropping those that are
 // gone. It tells whether what any of them carries changed, and whether any
-// was dropped. Series that wait for a source's first read (loaded from the
+// was dropped. Series that wait for a collector's first read (loaded from the
 // state file) stay as they are, withheld.
 func applyAll[K comparable, T tracked](m map[K]T, failed func(src int) bool, wait func(K) bool) (carriedChanged, dropped bool) {
 	for k, t := range m {
@@ -189,8 +189,8 @@ func applyAll[K comparable, T tracked](m map[K]T, failed func(src int) bool, wai
 func (k setGroup) namespace() string  { return k.netns }
 func (k seriesKey) namespace() string { return k.netns }
 
-// sourceID numbers a source for the parts it feeds.
-func (e *Exporter) sourceID(sk sourceKey) int {
+// collectorID numbers a collector for the parts it feeds.
+func (e *Exporter) collectorID(sk collectorKey) int {
 	id, ok := e.srcIDs[sk]
 	if !ok {
 		id = e.nextSrc
@@ -203,7 +203,7 @@ func (e *Exporter) sourceID(sk sourceKey) int {
 // forget drops what is remembered of namespaces that this scrape did not
 // list, such as deleted namespaces, so that churn does not grow memory.
 func (e *Exporter) forget(listedNS map[string]bool) {
-	// A source left out of one scrape of a namespace still listed (it
+	// A collector left out of one scrape of a namespace still listed (it
 	// vanished mid-read) keeps its number: its series are withheld, not
 	// orphaned.
 	for k := range e.srcIDs {

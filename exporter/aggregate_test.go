@@ -16,28 +16,28 @@ import (
 
 // The rules of aggregate (docs/counters.md), read by read: which series a
 // read serves, withholds or drops, and the value of each. aggregate does
-// no I/O: the tables give it the sources' results as a read would, and
+// no I/O: the tables give it the collectors' results as a read would, and
 // read what emit serves after it.
 
 // aggStep is one read of a table.
 type aggStep struct {
 	name string
-	// reads are the results of the sources listed in this read, by
-	// "name" or "netns/name"; a source of the table not here is not
+	// reads are the results of the collectors listed in this read, by
+	// "name" or "netns/name"; a collector of the table not here is not
 	// listed.
 	reads map[string]result
 	// served are the counter series served, as "name{labels} value", in
 	// the exposition's order; a series withheld or gone is not.
 	served []string
-	// waiting are the sources whose first read series wait for.
+	// waiting are the collectors whose first read series wait for.
 	waiting []string
 }
 
 // Sources of the tables: nftables feeds every series, iptables-legacy
 // only tag series of the table families ip and ip6.
 var (
-	nftSource    = Collector{Name: "nftables"}
-	legacySource = Collector{Name: "iptables", Feeds: Feeds{TagFamilies: []family.Table{family.IP, family.IP6}, NoSets: true}}
+	nftCollector    = Collector{Name: "nftables"}
+	legacyCollector = Collector{Name: "iptables", Feeds: Feeds{TagFamilies: []family.Table{family.IP, family.IP6}, NoSets: true}}
 )
 
 func inNetNS(netns string, c Collector) Collector {
@@ -67,16 +67,16 @@ func failing(msg string) result { return result{err: errors.New(msg)} }
 func recs(r ...collector.Record) []collector.Record { return r }
 
 func TestAggregate(t *testing.T) {
-	gone := result{err: fmt.Errorf("opening /run/netns/b: %w", ErrSourceGone)}
+	gone := result{err: fmt.Errorf("opening /run/netns/b: %w", ErrCollectorGone)}
 	for _, c := range []struct {
-		name    string
-		withNS  bool
-		sources []Collector
-		steps   []aggStep
+		name       string
+		withNS     bool
+		collectors []Collector
+		steps      []aggStep
 	}{
 		{
-			name:    "series wait for every collector that can feed them, and a failing one withholds what it fed",
-			sources: []Collector{nftSource, legacySource},
+			name:       "series wait for every collector that can feed them, and a failing one withholds what it fed",
+			collectors: []Collector{nftCollector, legacyCollector},
 			steps: []aggStep{
 				{
 					name: "iptables fails at start: the ip series wait, inet and per-address ones do not",
@@ -135,9 +135,9 @@ func TestAggregate(t *testing.T) {
 			},
 		},
 		{
-			name:    "a new namespace waits for its own collectors, not the others'",
-			withNS:  true,
-			sources: []Collector{inNetNS("a", nftSource), inNetNS("b", nftSource), inNetNS("b", legacySource)},
+			name:       "a new namespace waits for its own collectors, not the others'",
+			withNS:     true,
+			collectors: []Collector{inNetNS("a", nftCollector), inNetNS("b", nftCollector), inNetNS("b", legacyCollector)},
 			steps: []aggStep{
 				{
 					name:   "a alone",
@@ -187,9 +187,9 @@ func TestAggregate(t *testing.T) {
 			},
 		},
 		{
-			name:    "a source gone mid-read is as if not listed: its series are withheld while its namespace is listed, and go with it",
-			withNS:  true,
-			sources: []Collector{inNetNS("a", nftSource), inNetNS("b", nftSource), inNetNS("b", legacySource)},
+			name:       "a collector gone mid-read is as if not listed: its series are withheld while its namespace is listed, and go with it",
+			withNS:     true,
+			collectors: []Collector{inNetNS("a", nftCollector), inNetNS("b", nftCollector), inNetNS("b", legacyCollector)},
 			steps: []aggStep{
 				{
 					name: "all read",
@@ -248,8 +248,8 @@ func TestAggregate(t *testing.T) {
 			},
 		},
 		{
-			name:    "a series ends with its last counter and starts again at zero",
-			sources: []Collector{nftSource},
+			name:       "a series ends with its last counter and starts again at zero",
+			collectors: []Collector{nftCollector},
 			steps: []aggStep{
 				{
 					name:   "two counters",
@@ -278,8 +278,8 @@ func TestAggregate(t *testing.T) {
 			},
 		},
 		{
-			name:    "an address's element zeroed in its set, then its set restored from a save",
-			sources: []Collector{nftSource},
+			name:       "an address's element zeroed in its set, then its set restored from a save",
+			collectors: []Collector{nftCollector},
 			steps: []aggStep{
 				{
 					name:   "counting",
@@ -313,19 +313,19 @@ func TestAggregate(t *testing.T) {
 			now := time.Unix(1_800_000_000, 0)
 			for _, s := range c.steps {
 				now = now.Add(15 * time.Second)
-				var sources []Collector
+				var collectors []Collector
 				var results []result
-				for _, src := range c.sources {
+				for _, src := range c.collectors {
 					name := src.Name
 					if src.NetNS != "" {
 						name = src.NetNS + "/" + name
 					}
 					if r, ok := s.reads[name]; ok {
-						sources = append(sources, src)
+						collectors = append(collectors, src)
 						results = append(results, r)
 					}
 				}
-				agg := e.aggregate(sources, results, now)
+				agg := e.aggregate(collectors, results, now)
 				var waiting []string
 				for _, w := range agg.waiting {
 					waiting = append(waiting, strings.TrimPrefix(w.NetNS+"/"+w.Name, "/"))
@@ -333,7 +333,7 @@ func TestAggregate(t *testing.T) {
 				if !slices.Equal(waiting, s.waiting) {
 					t.Errorf("%s: waiting for %q, want %q", s.name, waiting, s.waiting)
 				}
-				if got := servedCounters(e.emit(sources, results, agg.sets)); !slices.Equal(got, s.served) {
+				if got := servedCounters(e.emit(collectors, results, agg.sets)); !slices.Equal(got, s.served) {
 					t.Errorf("%s: served\n\t%s\nwant\n\t%s", s.name, strings.Join(got, "\n\t"), strings.Join(s.served, "\n\t"))
 				}
 			}

@@ -105,8 +105,8 @@ func labelValues(withNS bool, names []string, netns string, values ...string) []
 
 // emit builds the families of a read: the collectors' health, the tracked
 // series that may be served and the gauges of what the kernel holds now.
-func (e *Exporter) emit(sources []Collector, results []result, sets []namespaceSets) *answer {
-	fams := e.collectorFamilies(sources, results)
+func (e *Exporter) emit(collectors []Collector, results []result, sets []namespaceSets) *answer {
+	fams := e.collectorFamilies(collectors, results)
 	fams = append(fams, e.tagFamilies()...)
 	fams = append(fams, e.setGauges(sets)...)
 	fams = append(fams, e.overflowFamilies()...)
@@ -117,12 +117,12 @@ func (e *Exporter) emit(sources []Collector, results []result, sets []namespaceS
 }
 
 // collectorFamilies are each collector's success, duration and invalid
-// comments in the read. A source gone during it is left out.
-func (e *Exporter) collectorFamilies(sources []Collector, results []result) []metricFamily {
+// comments in the read. A collector gone during it is left out.
+func (e *Exporter) collectorFamilies(collectors []Collector, results []result) []metricFamily {
 	var success, duration, invalid []row
-	for i, s := range sources {
+	for i, s := range collectors {
 		res := results[i]
-		if errors.Is(res.err, ErrSourceGone) {
+		if errors.Is(res.err, ErrCollectorGone) {
 			continue
 		}
 		values := e.labelValues(collectorLabels, s.NetNS, s.Name)

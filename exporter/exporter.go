@@ -33,12 +33,12 @@ type Collector struct {
 	// an exporter made by NewForNamespaces shows it.
 	NetNS     string
 	Collector collector.Collector
-	// Feeds tells which series the source can add to: until it has read
+	// Feeds tells which series the collector can add to: until it has read
 	// once, those are not served. The zero value: every series.
 	Feeds Feeds
 }
 
-// Feeds tells which series a source can add to.
+// Feeds tells which series a collector can add to.
 type Feeds struct {
 	// TagFamilies are the table families of its tagged rules; nil means
 	// any.
@@ -53,16 +53,16 @@ func (f Feeds) tag(t family.Table) bool {
 
 func (f Feeds) sets() bool { return !f.NoSets }
 
-// ErrSourceGone is what a collector's Read wraps when what it reads vanished
+// ErrCollectorGone is what a collector's Read wraps when what it reads vanished
 // during the scrape, such as a network namespace deleted between listing and
-// reading: the source is left out of that scrape, unlogged, as if it had not
+// reading: the collector is left out of that scrape, unlogged, as if it had not
 // been listed.
-var ErrSourceGone = errors.New("source is gone")
+var ErrCollectorGone = errors.New("collector is gone")
 
-// sourceKey names a source among those of every scrape.
-type sourceKey struct{ name, netns string }
+// collectorKey names a collector among those of every scrape.
+type collectorKey struct{ name, netns string }
 
-// Exporter collects from its sources on every scrape.
+// Exporter collects from its collectors on every scrape.
 type Exporter struct {
 	list    func() []Collector
 	withNS  bool
@@ -76,15 +76,15 @@ type Exporter struct {
 	flight   *flight
 
 	mu sync.Mutex // guards the fields below
-	// srcIDs numbers the sources, for the parts of tracked series.
-	srcIDs  map[sourceKey]int
+	// srcIDs numbers the collectors, for the parts of tracked series.
+	srcIDs  map[collectorKey]int
 	nextSrc int
-	// readOnce holds the sources that have read successfully at least
+	// readOnce holds the collectors that have read successfully at least
 	// once: until all of a namespace's have, its series are not served,
-	// since a sum missing a source would drop when it comes.
-	readOnce map[sourceKey]bool
+	// since a sum missing a collector would drop when it comes.
+	readOnce map[collectorKey]bool
 	// complete is, per namespace, the time of the last read in which all
-	// of its sources succeeded: a series that appears after it was zero
+	// of its collectors succeeded: a series that appears after it was zero
 	// then. Absent until the namespace's first complete read.
 	complete map[string]time.Time
 	// reads numbers the reads, for the state that remembers which last
@@ -100,7 +100,7 @@ type Exporter struct {
 	infoOrder []*tagState
 	addrs     addrTracks
 	overflows map[setGroup]*track
-	lastErr   map[sourceKey]string
+	lastErr   map[collectorKey]string
 	logged    map[string]struct{}
 	// dirty tells that tracked state changed since it was last saved.
 	dirty bool
@@ -108,14 +108,14 @@ type Exporter struct {
 	carriedChanged chan struct{}
 }
 
-// New returns an Exporter over the sources, in the order that decides which
+// New returns an Exporter over the collectors, in the order that decides which
 // description a tag shows. timeout bounds each scrape's reads (0: none).
-func New(logger *slog.Logger, timeout time.Duration, sources ...Collector) *Exporter {
-	return newExporter(logger, timeout, false, func() []Collector { return sources })
+func New(logger *slog.Logger, timeout time.Duration, collectors ...Collector) *Exporter {
+	return newExporter(logger, timeout, false, func() []Collector { return collectors })
 }
 
 // NewForNamespaces returns an Exporter that calls list on every scrape and
-// labels each source's series with its NetNS, for reading several network
+// labels each collector's series with its NetNS, for reading several network
 // namespaces: namespaces that appear or vanish between scrapes come and go
 // with their series, without a restart.
 func NewForNamespaces(logger *slog.Logger, timeout time.Duration, list func() []Collector) *Exporter {
@@ -129,14 +129,14 @@ func newExporter(logger *slog.Logger, timeout time.Duration, withNS bool, list f
 		logger:    logger,
 		timeout:   timeout,
 		now:       time.Now,
-		srcIDs:    make(map[sourceKey]int),
-		readOnce:  make(map[sourceKey]bool),
+		srcIDs:    make(map[collectorKey]int),
+		readOnce:  make(map[collectorKey]bool),
 		complete:  make(map[string]time.Time),
 		tags:      make(map[seriesKey]*tagTrack),
 		tagStates: make(map[tagKey]*tagState),
 		addrs:     newAddrTracks(),
 		overflows: make(map[setGroup]*track),
-		lastErr:   make(map[sourceKey]string),
+		lastErr:   make(map[collectorKey]string),
 		logged:    make(map[string]struct{}),
 
 		carriedChanged: make(chan struct{}, 1),
@@ -149,7 +149,7 @@ type flight struct {
 	err  error
 }
 
-// Gather implements prometheus.Gatherer: it reads every source once and
+// Gather implements prometheus.Gatherer: it reads every collector once and
 // returns the exporter's families, sorted by name. The HTTP handler
 // (Handler) writes the same families without building them as
 // client_model's type.
@@ -165,7 +165,7 @@ func (e *Exporter) Gather() ([]*dto.MetricFamily, error) {
 	return fams, err
 }
 
-// answer reads every source once and returns the families to serve. A
+// answer reads every collector once and returns the families to serve. A
 // scrape that arrives while another reads waits for that read and gets its
 // answer.
 func (e *Exporter) answer() (*answer, error) {
@@ -205,8 +205,8 @@ type result struct {
 // tagKey is a tag in one namespace.
 type tagKey struct{ netns, tag string }
 
-// collect reads every source, applies the read to the tracked series
-// (aggregate), logs what the read says about the sources, and builds the
+// collect reads every collector, applies the read to the tracked series
+// (aggregate), logs what the read says about the collectors, and builds the
 // answer (emit). A panic on the way, a bug, fails this scrape alone.
 func (e *Exporter) collect() (ans *answer, err error) {
 	defer func() {
@@ -215,20 +215,20 @@ func (e *Exporter) collect() (ans *answer, err error) {
 			ans, err = nil, fmt.Errorf("scrape failed: %v", p)
 		}
 	}()
-	sources := e.list()
-	for _, s := range sources {
+	collectors := e.list()
+	for _, s := range collectors {
 		// The registry refused such label values; so does the exposition.
 		if !utf8.ValidString(s.NetNS) {
 			return nil, fmt.Errorf("scrape failed: the namespace name %q is not valid UTF-8", s.NetNS)
 		}
 	}
-	results := e.readAll(sources)
+	results := e.readAll(collectors)
 	now := e.now()
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	agg := e.aggregate(sources, results, now)
-	e.logRead(sources, results, agg.waiting)
+	agg := e.aggregate(collectors, results, now)
+	e.logRead(collectors, results, agg.waiting)
 	if agg.carriedChanged {
 		// A counter vanished or was zeroed: what it counted is only in
 		// the state now, which a crash before the next save would lose.
@@ -237,20 +237,20 @@ func (e *Exporter) collect() (ans *answer, err error) {
 		default:
 		}
 	}
-	return e.emit(sources, results, agg.sets), nil
+	return e.emit(collectors, results, agg.sets), nil
 }
 
-// readAll reads every source at once.
-func (e *Exporter) readAll(sources []Collector) []result {
+// readAll reads every collector at once.
+func (e *Exporter) readAll(collectors []Collector) []result {
 	ctx := context.Background()
 	if e.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, e.timeout)
 		defer cancel()
 	}
-	results := make([]result, len(sources))
+	results := make([]result, len(collectors))
 	var wg sync.WaitGroup
-	for i, s := range sources {
+	for i, s := range collectors {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -262,7 +262,7 @@ func (e *Exporter) readAll(sources []Collector) []result {
 }
 
 // read runs one collector, turning a panic on odd kernel data into an error:
-// one broken source must not take the others' metrics down with it.
+// one broken collector must not take the others' metrics down with it.
 func read(ctx context.Context, b collector.Collector) (r result) {
 	start := time.Now()
 	defer func() {

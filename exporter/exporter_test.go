@@ -90,7 +90,7 @@ ipacct_tag_rules{direction="out",table_family="ip",tag="web4"} 1
 	}
 }
 
-func TestFailingSourceLeavesOthersAndWithholdsItsSums(t *testing.T) {
+func TestFailingCollectorLeavesOthersAndWithholdsItsSums(t *testing.T) {
 	nft := &fakeBackend{reading: collector.Reading{Records: []collector.Record{
 		rec("web4", tag.In, family.IP, "d", 1, 100),
 		rec("dns", tag.None, family.IP, "d", 7, 700),

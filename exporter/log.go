@@ -6,18 +6,18 @@ import (
 	"github.com/ipacct/ipacct_exporter/collector"
 )
 
-// logRead logs what a read says about its sources: failures when they are
-// new, recoveries, invalid comments, and the sources whose first read the
+// logRead logs what a read says about its collectors: failures when they are
+// new, recoveries, invalid comments, and the collectors whose first read the
 // series wait for, each once. It keeps what it has logged in lastErr and
 // logged; the tracked series are aggregate's.
-func (e *Exporter) logRead(sources []Collector, results []result, waiting []Collector) {
-	listed := make(map[sourceKey]bool, len(sources))
-	for i, s := range sources {
+func (e *Exporter) logRead(collectors []Collector, results []result, waiting []Collector) {
+	listed := make(map[collectorKey]bool, len(collectors))
+	for i, s := range collectors {
 		res := results[i]
-		if errors.Is(res.err, ErrSourceGone) {
+		if errors.Is(res.err, ErrCollectorGone) {
 			continue
 		}
-		listed[sourceKey{s.Name, s.NetNS}] = true
+		listed[collectorKey{s.Name, s.NetNS}] = true
 		if res.err != nil {
 			e.logFailure(s, res.err)
 			continue
@@ -25,7 +25,7 @@ func (e *Exporter) logRead(sources []Collector, results []result, waiting []Coll
 		e.logRecovery(s)
 		e.logInvalid(s, res.reading.Invalid)
 	}
-	// A source not listed (its namespace deleted) starts afresh if it
+	// A collector not listed (its namespace deleted) starts afresh if it
 	// comes back.
 	for k := range e.lastErr {
 		if !listed[k] {
@@ -40,7 +40,7 @@ func (e *Exporter) logRead(sources []Collector, results []result, waiting []Coll
 // logFailure logs a collector's error when it is new, and at debug level
 // while it repeats, so that a scrape every 15 s does not flood the journal.
 func (e *Exporter) logFailure(s Collector, err error) {
-	k, msg := sourceKey{s.Name, s.NetNS}, err.Error()
+	k, msg := collectorKey{s.Name, s.NetNS}, err.Error()
 	if e.lastErr[k] == msg {
 		e.logger.Debug("collector still failing", e.logAttrs(s, "err", err)...)
 		return
@@ -50,14 +50,14 @@ func (e *Exporter) logFailure(s Collector, err error) {
 }
 
 func (e *Exporter) logRecovery(s Collector) {
-	k := sourceKey{s.Name, s.NetNS}
+	k := collectorKey{s.Name, s.NetNS}
 	if _, failed := e.lastErr[k]; failed {
 		delete(e.lastErr, k)
 		e.logger.Info("collector recovered", e.logAttrs(s)...)
 	}
 }
 
-// logWaiting says, once per source, that series wait for its first read.
+// logWaiting says, once per collector, that series wait for its first read.
 func (e *Exporter) logWaiting(s Collector) {
 	key := "waiting\x00" + s.Name + "\x00" + s.NetNS
 	if _, ok := e.logged[key]; ok {
@@ -67,7 +67,7 @@ func (e *Exporter) logWaiting(s Collector) {
 	e.logger.Warn("series this collector could add to are not served until it has read once, so that their sums never drop; disable it if it cannot read", e.logAttrs(s)...)
 }
 
-// logAttrs names the source in a log line, and its namespace when the
+// logAttrs names the collector in a log line, and its namespace when the
 // exporter reads several.
 func (e *Exporter) logAttrs(s Collector, attrs ...any) []any {
 	head := []any{"collector", s.Name}

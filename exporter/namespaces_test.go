@@ -26,7 +26,7 @@ func TestNamespacesKeptApart(t *testing.T) {
 		}
 	}
 	a, b := &fakeBackend{reading: reading(1)}, &fakeBackend{reading: reading(2)}
-	gone := &fakeBackend{err: fmt.Errorf("opening /run/netns/c: %w", ErrSourceGone)}
+	gone := &fakeBackend{err: fmt.Errorf("opening /run/netns/c: %w", ErrCollectorGone)}
 	listed := []Collector{{Name: "nftables", NetNS: "a", Collector: a}, {Name: "nftables", NetNS: "b", Collector: b}, {Name: "nftables", NetNS: "c", Collector: gone}}
 	e := NewForNamespaces(slog.New(slog.DiscardHandler), 0, func() []Collector { return listed })
 
@@ -72,6 +72,6 @@ ipacct_tag_info{description="tenants",netns="b",tag="tenants"} 1
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if len(e.srcIDs) != 1 || len(e.lastErr) != 0 || len(e.tags) != 1 {
-		t.Errorf("remembered after b vanished: sources %v, lastErr %v, tags %v", e.srcIDs, e.lastErr, e.tags)
+		t.Errorf("remembered after b vanished: collectors %v, lastErr %v, tags %v", e.srcIDs, e.lastErr, e.tags)
 	}
 }

@@ -54,11 +54,11 @@ type stateSeries struct {
 }
 
 type statePart struct {
-	ID      string `json:"id"` // Record.ID in hex; in version 1, the text it hashes
-	Source  string `json:"source"`
-	Handle  uint64 `json:"handle,omitempty"`
-	Packets uint64 `json:"packets"`
-	Bytes   uint64 `json:"bytes"`
+	ID        string `json:"id"`     // Record.ID in hex; in version 1, the text it hashes
+	Collector string `json:"source"` // the collector's name; the key is version 2's
+	Handle    uint64 `json:"handle,omitempty"`
+	Packets   uint64 `json:"packets"`
+	Bytes     uint64 `json:"bytes"`
 }
 
 // worthKeeping tells whether a restart without the series' state would
@@ -92,7 +92,7 @@ func (e *Exporter) SaveState(path string) error {
 		}
 		s.Packets, s.Bytes, s.Created = t.carried.Packets, t.carried.Bytes, t.created
 		for _, p := range t.parts {
-			s.Parts = append(s.Parts, statePart{ID: strconv.FormatUint(p.id, 16), Source: names[p.src], Handle: p.handle, Packets: p.last.Packets, Bytes: p.last.Bytes})
+			s.Parts = append(s.Parts, statePart{ID: strconv.FormatUint(p.id, 16), Collector: names[p.src], Handle: p.handle, Packets: p.last.Packets, Bytes: p.last.Bytes})
 		}
 		sf.Series = append(sf.Series, s)
 	}
@@ -177,7 +177,7 @@ func (e *Exporter) LoadState(path string) (loaded int, err error) {
 	for _, s := range sf.Series {
 		t := &track{carried: collector.Counter{Packets: s.Packets, Bytes: s.Bytes}, created: s.Created, shown: true}
 		for _, p := range s.Parts {
-			src := e.sourceID(sourceKey{p.Source, s.NetNS})
+			src := e.collectorID(collectorKey{p.Collector, s.NetNS})
 			t.parts = append(t.parts, part{id: partIDOf(sf.Version, p.ID), src: src, handle: p.Handle, last: collector.Counter{Packets: p.Packets, Bytes: p.Bytes}})
 		}
 		dir := tag.Direction(s.Direction)

@@ -38,7 +38,7 @@ const restoreDivisor = 2
 // part is one kernel counter of a series.
 type part struct {
 	id     uint64 // the collector's identity of the counter (Record.ID)
-	src    int    // the source it came from, as numbered by the exporter
+	src    int    // the collector it came from, as numbered by the exporter
 	handle uint64 // the kernel object's handle at the last read, 0 when unknown
 	last   collector.Counter
 
@@ -62,7 +62,7 @@ type track struct {
 	// never counts a series' first sample, and this one's first value is
 	// traffic.
 	shown bool
-	// withheld is set by a read in which a source that fed the series
+	// withheld is set by a read in which a collector that fed the series
 	// failed: the series is not served, since its sum would drop.
 	withheld bool
 	// observed marks the series as seen in the read being applied.
@@ -155,7 +155,7 @@ func judge(last, cur collector.Counter, lastHandle, curHandle uint64, madeAtZero
 	return collector.Counter{Packets: sub(last.Packets, cur.Packets), Bytes: sub(last.Bytes, cur.Bytes)}
 }
 
-// apply ends a read for the series: failed tells the sources that failed
+// apply ends a read for the series: failed tells the collectors that failed
 // in it. alive is false when the series is gone: no part is left.
 // carriedChanged tells whether what the series carries changed, which the
 // state file must then keep soon.
@@ -163,7 +163,7 @@ func (t *track) apply(failed func(src int) bool) (alive, carriedChanged bool) {
 	before := t.carried
 	for _, p := range t.parts {
 		if p.handle != newPart && failed(p.src) {
-			// A source that fed the series failed: keep the old state,
+			// A collector that fed the series failed: keep the old state,
 			// forget this read, serve nothing. The parts found new in this
 			// read are found again, whole, in the next one.
 			t.withheld = true
@@ -196,7 +196,7 @@ func (t *track) apply(failed func(src int) bool) (alive, carriedChanged bool) {
 }
 
 // hold withholds the series without applying the read: it waits for a
-// source's first read.
+// collector's first read.
 func (t *track) hold() { t.withheld = true }
 
 // reset forgets a read's observations.

@@ -120,10 +120,10 @@ func TestTrackedTagSeries(t *testing.T) {
 	}
 }
 
-// TestWithheldUntilEverySourceRead: a source that fails at start would
+// TestWithheldUntilEveryCollectorRead: a collector that fails at start would
 // leave its part out of a sum, which would then jump when it reads: the
-// namespace's series wait for every source's first read.
-func TestWithheldUntilEverySourceRead(t *testing.T) {
+// namespace's series wait for every collector's first read.
+func TestWithheldUntilEveryCollectorRead(t *testing.T) {
 	nft := &fakeBackend{reading: svc(counted{"a", 1, 411200})}
 	legacy := &fakeBackend{reading: svc(counted{"b", 0, 205600}), err: errors.New("xtables lock held")}
 	e := New(slog.New(slog.DiscardHandler), 0, Collector{Name: "nftables", Collector: nft}, Collector{Name: "iptables", Collector: legacy})
@@ -231,17 +231,17 @@ func TestIdenticalRulesToldApartByOrder(t *testing.T) {
 	}
 }
 
-func TestTrackApplyKeepsStateWhileASourceFails(t *testing.T) {
+func TestTrackApplyKeepsStateWhileACollectorFails(t *testing.T) {
 	tr := &track{shown: true}
 	a, b := collector.ID("a"), collector.ID("b")
 	tr.observe(a, 1, false, 0, collector.Counter{Bytes: 100})
 	tr.observe(b, 0, false, 1, collector.Counter{Bytes: 50})
 	tr.apply(func(int) bool { return false })
-	// Source 1 fails: a's growth waits, the series is withheld.
+	// Collector 1 fails: a's growth waits, the series is withheld.
 	tr.observe(a, 1, false, 0, collector.Counter{Bytes: 130})
 	tr.apply(func(src int) bool { return src == 1 })
 	if !tr.withheld || tr.value().Bytes != 150 {
-		t.Errorf("while a source fails: withheld %v, value %d; want withheld, 150", tr.withheld, tr.value().Bytes)
+		t.Errorf("while a collector fails: withheld %v, value %d; want withheld, 150", tr.withheld, tr.value().Bytes)
 	}
 	tr.observe(a, 1, false, 0, collector.Counter{Bytes: 140})
 	tr.observe(b, 0, false, 1, collector.Counter{Bytes: 60})
