@@ -112,8 +112,6 @@ func addServeFlags(cmd *kingpin.CmdClause) *serveFlags {
 	cmd.Flag("collector.chain", "Read tagged rules only in the chains whose name matches this glob, such as ACCT4 or 'ACCT*'; repeatable. Default: every chain. Named counters and sets are not in chains, and are read with their table.").PlaceHolder("PATTERN").StringsVar(&s.collectors.filter.Chains)
 	const flowHelp = "UDP address to receive NetFlow v5, v9 and IPFIX on, such as :2055. Flows count for the entries of --config.file with source: flow. Empty: off."
 	cmd.Flag("collector.flow.listen-address", flowHelp).PlaceHolder("ADDRESS").StringVar(&s.flowListen)
-	// The flag's name before the collector was called flow.
-	cmd.Flag("collector.netflow.listen-address", flowHelp).Hidden().StringVar(&s.flowListen)
 	cmd.Flag("state.file", "File that keeps, across restarts, what the exporter counted for kernel counters that vanished or were zeroed, so that a restart after a partial change of the ruleset does not look like a counter reset to Prometheus. Written every few seconds and at shutdown. Default: none.").PlaceHolder("PATH").StringVar(&s.stateFile)
 	cmd.Flag("config.file", "rules.yaml: accounting rules to install in the exporter's own nftables table and keep in step with the file. Without it, the exporter only reads existing tagged rules.").StringVar(&s.configFile)
 	cmd.Flag("config.check", "Validate --config.file and exit.").BoolVar(&s.check)

@@ -54,9 +54,6 @@ func TestCommandsShowTheirOwnFlags(t *testing.T) {
 	if slices.Contains(serve, "prometheus.url") {
 		t.Error("serve --help lists the report's flags")
 	}
-	if slices.Contains(serve, "collector.netflow.listen-address") {
-		t.Error("serve --help lists the hidden flag of the flow collector's former name")
-	}
 	// Without the word serve.
 	path := writeFile(t, t.TempDir(), "rules.yaml", "accounting:\n  - tag: web\n    ports: [80]\n    protocol: udp\n")
 	out, err := exec.Command(exporterBinary(t), "--config.file="+path, "--config.check", "--log.level=debug").CombinedOutput()
