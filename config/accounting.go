@@ -173,16 +173,7 @@ func (r entryRef) validate(errs *errList) (rules int) {
 		line, field := r.field("tag")
 		errs.add(line, field, "%s", msg)
 	}
-	if msg := checkDescription(e.Description); msg != "" {
-		line, field := r.field("description")
-		errs.add(line, field, "%s", msg)
-	} else if n := len(commentPrefix(e.Tag)) + len(e.Description); e.Description != "" && n > maxCommentLen {
-		// Longer comments load into the kernel, but nft refuses them, and
-		// "nft list ruleset > f; nft -f f" must keep working.
-		line, field := r.field("description")
-		errs.add(line, field, "with the tag, the rule comment is %d bytes and nft allows %d: shorten the description to %d bytes",
-			n, maxCommentLen, maxCommentLen-len(commentPrefix(e.Tag)))
-	}
+	checkEntryDescription(r.ref, e.Tag, e.Description, "rule", errs)
 	directionOK := checkDirection(r.ref, e.Direction, errs)
 	flow := e.Source == SourceFlow
 	if checkSource(r.ref, e.Source, errs) && flow {

@@ -184,14 +184,7 @@ func validateAddresses(f *File, pos *filePos, claims map[string]map[tag.Directio
 		default:
 			seen[e.Tag] = e.Line
 		}
-		if msg := checkDescription(e.Description); msg != "" {
-			line, field := r.field("description")
-			errs.add(line, field, "%s", msg)
-		} else if n := len(commentPrefix(e.Tag)) + len(e.Description); e.Description != "" && n > maxCommentLen {
-			line, field := r.field("description")
-			errs.add(line, field, "with the tag, the set comment is %d bytes and nft allows %d: shorten the description to %d bytes",
-				n, maxCommentLen, maxCommentLen-len(commentPrefix(e.Tag)))
-		}
+		checkEntryDescription(r, e.Tag, e.Description, "set", errs)
 		directionOK := checkDirection(r, e.Direction, errs)
 		flow := e.Source == SourceFlow
 		hooksOK := true

@@ -50,6 +50,20 @@ const maxCommentLen = 128
 // the description.
 func commentPrefix(tagName string) string { return "=" + tagName + "_out= " }
 
+// checkEntryDescription reports what is wrong with an entry's description,
+// which goes with its tag into the comment of each rule or set (object) it
+// makes. Longer comments load into the kernel, but nft refuses them, and
+// "nft list ruleset > f; nft -f f" must keep working.
+func checkEntryDescription(r ref, tagName, desc, object string, errs *errList) {
+	line, field := r.field("description")
+	if msg := checkDescription(desc); msg != "" {
+		errs.add(line, field, "%s", msg)
+	} else if n := len(commentPrefix(tagName)) + len(desc); desc != "" && n > maxCommentLen {
+		errs.add(line, field, "with the tag, the %s comment is %d bytes and nft allows %d: shorten the description to %d bytes",
+			object, n, maxCommentLen, maxCommentLen-len(commentPrefix(tagName)))
+	}
+}
+
 // checkDescription returns what is wrong with a description, or "". It
 // goes into an nft rule comment, which is one line between double quotes.
 func checkDescription(s string) string {
