@@ -16,21 +16,40 @@ type observed struct {
 	sets       map[string]*nftables.Set
 	objects    []*nftables.NamedObj
 	flowtables []*nftables.Flowtable
+	// depth says what was read beside the names and kinds.
+	depth depth
+	// elements are the addresses each named set holds, when depth is
+	// withElements.
+	elements map[string][][]byte
 }
 
 // observedChain is a chain of the managed table and its rules.
 type observedChain struct {
 	chain *nftables.Chain
-	// rules are the rules' fingerprints, in order. A chain whose rules did
-	// not read (an expression google/nftables does not know) has one that
-	// matches no rule of ours.
+	// rules are the rules' fingerprints, in order, when depth is at least
+	// withRules. A chain whose rules did not read (an expression
+	// google/nftables does not know) has one that matches no rule of ours.
 	rules []string
 }
 
-// observe reads the managed table: its chains, with their rules when
-// withRules, its sets, objects and flowtables. It returns nil when there is
-// no such table.
-func observe(conn *nftables.Conn, table *nftables.Table, withRules bool) (*observed, error) {
+// depth is how much of the table observe reads.
+type depth int
+
+const (
+	// structure is the chains and sets by name and kind: the cheap check
+	// that Watch makes every timing.recheck. Its plan is never committed.
+	structure depth = iota
+	// withRules adds each chain's rules: what a repair compares.
+	withRules
+	// withElements adds each set's addresses: a reload drops those that
+	// their entry no longer holds.
+	withElements
+)
+
+// observe reads the managed table to the given depth: its chains, with
+// their rules, its sets, with their addresses, its objects and
+// flowtables. It returns nil when there is no such table.
+func observe(conn *nftables.Conn, table *nftables.Table, d depth) (*observed, error) {
 	tables, err := conn.ListTablesOfFamily(nftables.TableFamilyINet)
 	if err != nil {
 		return nil, fmt.Errorf("listing tables: %w", err)
@@ -42,7 +61,7 @@ func observe(conn *nftables.Conn, table *nftables.Table, withRules bool) (*obser
 	if err != nil {
 		return nil, fmt.Errorf("listing chains: %w", err)
 	}
-	o := &observed{chains: map[string]*observedChain{}, sets: map[string]*nftables.Set{}}
+	o := &observed{chains: map[string]*observedChain{}, sets: map[string]*nftables.Set{}, depth: d}
 	for _, c := range chains {
 		if c.Table.Name != table.Name {
 			continue
@@ -50,7 +69,7 @@ func observe(conn *nftables.Conn, table *nftables.Table, withRules bool) (*obser
 		c.Table = table
 		oc := &observedChain{chain: c}
 		o.chains[c.Name] = oc
-		if !withRules {
+		if d < withRules {
 			continue
 		}
 		rules, err := conn.GetRules(table, c)
@@ -66,9 +85,22 @@ func observe(conn *nftables.Conn, table *nftables.Table, withRules bool) (*obser
 	if err != nil {
 		return nil, fmt.Errorf("listing the sets of table inet %s: %w", table.Name, err)
 	}
+	if d >= withElements {
+		o.elements = map[string][][]byte{}
+	}
 	for _, s := range sets {
 		s.Table = table
 		o.sets[s.Name] = s
+		if d < withElements || s.Anonymous {
+			continue
+		}
+		elems, err := conn.GetSetElements(s)
+		if err != nil {
+			return nil, fmt.Errorf("reading set %s: %w", s.Name, err)
+		}
+		for _, e := range elems {
+			o.elements[s.Name] = append(o.elements[s.Name], e.Key)
+		}
 	}
 	// Objects and flowtables of kinds google/nftables cannot read stay, and
 	// so does the rest of the repair.
