@@ -88,7 +88,7 @@ func plan(rs *Ruleset, have *observed, adopt bool) (*tablePlan, error) {
 			st.action = add
 		case !sameSet(st.have, s):
 			st.action = rewrite
-		default:
+		case have.depth >= withElements:
 			st.strays = strays(have.elements[s.Name], s.Networks)
 		}
 		p.sets = append(p.sets, st)
