@@ -2,12 +2,9 @@ package managed
 
 import (
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/google/nftables"
 
 	"github.com/ipacct/ipacct_exporter/internal/netnstest"
 )
@@ -42,58 +39,6 @@ func repair(t *testing.T, ns *netnstest.NS, rs *Ruleset, adopt bool) (Changes, e
 		return Changes{}, err
 	}
 	return p.changes(), commit(c, p)
-}
-
-// diffObserved says how got differs from want in what plan compares: the
-// chains' names, kinds and rules, the sets' names and definitions (the
-// anonymous ones by number) and the elements.
-func diffObserved(got, want *observed) string {
-	var diff []string
-	if g, w := sortedKeys(got.chains), sortedKeys(want.chains); !slices.Equal(g, w) {
-		return fmt.Sprintf("chains %q, want %q", g, w)
-	}
-	for name, w := range want.chains {
-		g := got.chains[name]
-		if !slices.Equal(g.rules, w.rules) {
-			diff = append(diff, "rules of chain "+name)
-		}
-		if chainKind(g.chain) != chainKind(w.chain) {
-			diff = append(diff, fmt.Sprintf("chain %s is %s, want %s", name, chainKind(g.chain), chainKind(w.chain)))
-		}
-	}
-	named := func(o *observed) (names []string, anonymous int) {
-		for name, s := range o.sets {
-			if s.Anonymous {
-				anonymous++
-			} else {
-				names = append(names, name)
-			}
-		}
-		slices.Sort(names)
-		return names, anonymous
-	}
-	gNames, gAnon := named(got)
-	wNames, wAnon := named(want)
-	if !slices.Equal(gNames, wNames) || gAnon != wAnon {
-		return fmt.Sprintf("sets %q and %d anonymous, want %q and %d", gNames, gAnon, wNames, wAnon)
-	}
-	for _, name := range wNames {
-		if g, w := got.sets[name], want.sets[name]; g.KeyType.Name != w.KeyType.Name || g.Size != w.Size || g.Dynamic != w.Dynamic || g.Timeout != w.Timeout {
-			diff = append(diff, "set "+name)
-		}
-		if len(got.elements[name]) != len(want.elements[name]) {
-			diff = append(diff, "elements of set "+name)
-		}
-	}
-	return strings.Join(diff, ", ")
-}
-
-// chainKind is "regular", or a base chain's type, hook, priority and policy.
-func chainKind(c *nftables.Chain) string {
-	if c.Hooknum == nil || c.Priority == nil || c.Policy == nil {
-		return "regular"
-	}
-	return fmt.Sprintf("%s hook %d priority %d policy %d", c.Type, *c.Hooknum, *c.Priority, *c.Policy)
 }
 
 // planned observes the table in the namespace to depth d and returns what
