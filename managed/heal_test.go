@@ -3,6 +3,7 @@ package managed
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -36,6 +37,13 @@ func startManager(t *testing.T, ns *netnstest.NS, yaml string, timing healTiming
 	if err := m.Reload(); err != nil {
 		t.Fatal(err)
 	}
+	claim, err := claimPath(ns.Path(), m.tableName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(claim); err != nil {
+		t.Errorf("the claim on the table: %v", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -46,6 +54,9 @@ func startManager(t *testing.T, ns *netnstest.NS, yaml string, timing healTiming
 		cancel()
 		<-done
 		m.Close()
+		if _, err := os.Stat(claim); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("Close left the claim %s: %v", claim, err)
+		}
 		if t.Failed() {
 			t.Logf("manager log:\n%s", logs.String())
 		}
