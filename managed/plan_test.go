@@ -339,3 +339,26 @@ func TestPlanCounts(t *testing.T) {
 func sorted(list []string) []string {
 	return slices.Sorted(slices.Values(list))
 }
+
+// TestDescribe: the log line's lists name each kind, and stop at
+// maxDescribed names.
+func TestDescribe(t *testing.T) {
+	many := make([]string, maxDescribed+3)
+	for i := range many {
+		many[i] = fmt.Sprintf("c%d", i)
+	}
+	ch := Changes{Added: many, SetsAdded: []string{"s"}, Rewritten: []string{"input"}, SetsRemoved: []string{"old"}, ObjectsRemoved: []string{"object n"}}
+	missing, changed, removed := ch.describe()
+	if want := "chain c19, and 4 more"; !strings.HasPrefix(missing, "chain c0, chain c1, ") || !strings.HasSuffix(missing, want) {
+		t.Errorf("missing %q, want the first %d and %q", missing, maxDescribed, want)
+	}
+	if changed != "chain input" || removed != "set old, object n" {
+		t.Errorf("changed %q, removed %q", changed, removed)
+	}
+	if ch.Empty() || !(Changes{SetsKept: 3, Unchanged: 2}).Empty() || (Changes{ElementsRemoved: 1}).Empty() {
+		t.Error("Empty: only what changes the kernel counts")
+	}
+	if missing, _, _ := (Changes{Created: true, Added: many}).describe(); missing != "the table" {
+		t.Errorf("a created table is described as %q", missing)
+	}
+}
