@@ -37,7 +37,7 @@ type tablePlan struct {
 	// chains changed. It answers whether the structure is intact, and is
 	// never committed.
 	checkOnly bool
-	entries   map[string]bool // the entry chains, for Changes.Unchanged
+	entries   map[string]bool // the chains of rs.Chains, which Changes.Unchanged counts
 }
 
 // chainStep is a chain of the ruleset and what the plan does to it.
