@@ -91,7 +91,9 @@ func observe(conn *nftables.Conn, table *nftables.Table, d depth) (*observed, er
 	for _, s := range sets {
 		s.Table = table
 		o.sets[s.Name] = s
-		if d < withElements || s.Anonymous {
+		// Only sets that can be ours: another program's may hold what
+		// google/nftables cannot read, and goes anyway.
+		if d < withElements || !ourKind(s) {
 			continue
 		}
 		elems, err := conn.GetSetElements(s)
@@ -123,9 +125,15 @@ func observe(conn *nftables.Conn, table *nftables.Table, d depth) (*observed, er
 // holds its hash.
 func sameSet(h *nftables.Set, s Set) bool {
 	w := s.nftSet(nil)
-	return h.KeyType.Name == w.KeyType.Name && h.Dynamic == w.Dynamic && h.Size == w.Size &&
-		h.HasTimeout == w.HasTimeout && h.Timeout == w.Timeout &&
-		!h.Constant && !h.Interval && !h.IsMap && !h.Anonymous && !h.Concatenation
+	return ourKind(h) && h.KeyType.Name == w.KeyType.Name && h.Size == w.Size &&
+		h.HasTimeout == w.HasTimeout && h.Timeout == w.Timeout
+}
+
+// ourKind reports whether the kernel's set h is of the kind the exporter
+// makes: named and dynamic, neither a map nor of intervals or
+// concatenations.
+func ourKind(h *nftables.Set) bool {
+	return h.Dynamic && !h.Constant && !h.Interval && !h.IsMap && !h.Anonymous && !h.Concatenation
 }
 
 // fingerprints are the fingerprints of the chain's rules, as the kernel

@@ -198,3 +198,23 @@ func TestPlanMatchesFreshApply(t *testing.T) {
 		}
 	}
 }
+
+// TestReloadRemovesForeignSets: a reload deletes the sets another program
+// added to the table, of kinds the exporter never makes, without reading
+// their elements.
+func TestReloadRemovesForeignSets(t *testing.T) {
+	netnstest.RequireRoot(t, "nft")
+	ns := netnstest.New(t)
+	rs := mustBuild(t, repairYAML)
+	apply(t, ns, rs)
+	ns.NFT("add set inet ipacct iv { type ipv4_addr; flags interval; elements = { 10.0.0.0/8 }; }\n" +
+		"add map inet ipacct vm { type ipv4_addr : verdict; elements = { 10.0.0.1 : accept }; }\n" +
+		"add set inet ipacct ports { type inet_service; elements = { 22 }; }\n")
+	ch := apply(t, ns, rs)
+	if !slices.Equal(ch.SetsRemoved, []string{"iv", "ports", "vm"}) || ch.SetsKept != len(rs.Sets) || ch.ElementsRemoved != 0 {
+		t.Errorf("reload: %+v", ch)
+	}
+	if ch := apply(t, ns, rs); !ch.Empty() {
+		t.Errorf("a second reload: %+v", ch)
+	}
+}
