@@ -30,6 +30,23 @@ func commit(conn *nftables.Conn, p *tablePlan) error {
 	if p.create {
 		conn.AddTable(p.table)
 	}
+	p.flushChains(conn)
+	if err := p.makeSets(conn); err != nil {
+		return err
+	}
+	if err := p.makeChains(conn); err != nil {
+		return err
+	}
+	p.deleteStale(conn)
+	if err := conn.Flush(); err != nil {
+		return fmt.Errorf("applying table inet %s: %w", p.table.Name, err)
+	}
+	return nil
+}
+
+// flushChains queues the flush of every chain that changes or goes, and
+// the deletion of those made again.
+func (p *tablePlan) flushChains(conn *nftables.Conn) {
 	for _, cs := range p.chains {
 		switch cs.action {
 		case recreate:
@@ -42,7 +59,11 @@ func commit(conn *nftables.Conn, p *tablePlan) error {
 	for _, c := range p.staleChains {
 		conn.FlushChain(c)
 	}
+}
 
+// makeSets queues the sets added or made again, and the strays' removal
+// from those kept.
+func (p *tablePlan) makeSets(conn *nftables.Conn) error {
 	for _, st := range p.sets {
 		switch st.action {
 		case keep:
@@ -59,7 +80,12 @@ func commit(conn *nftables.Conn, p *tablePlan) error {
 			return fmt.Errorf("set %s: %w", st.want.Name, err)
 		}
 	}
+	return nil
+}
 
+// makeChains queues the chains added or made again, and the rules of
+// every chain that is not kept.
+func (p *tablePlan) makeChains(conn *nftables.Conn) error {
 	for _, cs := range p.chains {
 		c := cs.have
 		switch cs.action {
@@ -72,10 +98,13 @@ func commit(conn *nftables.Conn, p *tablePlan) error {
 			return err
 		}
 	}
+	return nil
+}
 
-	// Last, what the ruleset lacks: the chains, all flushed above before
-	// any is deleted, as one may jump to another; then the sets they
-	// added to.
+// deleteStale queues the deletion of what the ruleset lacks: the chains,
+// all flushed before any is deleted, as one may jump to another; then the
+// sets they added to, and what else another program put in the table.
+func (p *tablePlan) deleteStale(conn *nftables.Conn) {
 	for _, c := range p.staleChains {
 		conn.DelChain(c)
 	}
@@ -88,10 +117,6 @@ func commit(conn *nftables.Conn, p *tablePlan) error {
 	for _, f := range p.flowtables {
 		conn.DelFlowtable(f)
 	}
-	if err := conn.Flush(); err != nil {
-		return fmt.Errorf("applying table inet %s: %w", p.table.Name, err)
-	}
-	return nil
 }
 
 // addRules queues the rules at the end of chain c.

@@ -26,9 +26,8 @@ type observed struct {
 // observedChain is a chain of the managed table and its rules.
 type observedChain struct {
 	chain *nftables.Chain
-	// rules are the rules' fingerprints, in order, when depth is at least
-	// withRules. A chain whose rules did not read (an expression
-	// google/nftables does not know) has one that matches no rule of ours.
+	// rules are the rules' fingerprints, in order (see rulesOf), when
+	// depth is at least withRules.
 	rules []string
 }
 
@@ -68,18 +67,10 @@ func observe(conn *nftables.Conn, table *nftables.Table, d depth) (*observed, er
 		}
 		c.Table = table
 		oc := &observedChain{chain: c}
+		if d >= withRules {
+			oc.rules = rulesOf(conn, c)
+		}
 		o.chains[c.Name] = oc
-		if d < withRules {
-			continue
-		}
-		rules, err := conn.GetRules(table, c)
-		if err != nil {
-			oc.rules = []string{"unreadable: " + err.Error()}
-			continue
-		}
-		for _, r := range rules {
-			oc.rules = append(oc.rules, fingerprint(r.Exprs, r.UserData))
-		}
 	}
 	sets, err := conn.GetSets(table)
 	if err != nil {
@@ -118,6 +109,21 @@ func observe(conn *nftables.Conn, table *nftables.Table, d depth) (*observed, er
 		o.flowtables = fts
 	}
 	return o, nil
+}
+
+// rulesOf are the fingerprints of the rules of the kernel's chain c. Rules
+// that do not read (an expression google/nftables does not know) give one
+// that matches no rule of ours.
+func rulesOf(conn *nftables.Conn, c *nftables.Chain) []string {
+	rules, err := conn.GetRules(c.Table, c)
+	if err != nil {
+		return []string{"unreadable: " + err.Error()}
+	}
+	var list []string
+	for _, r := range rules {
+		list = append(list, fingerprint(r.Exprs, r.UserData))
+	}
+	return list
 }
 
 // sameSet reports whether the kernel's set h is the set s asks for. The

@@ -64,8 +64,7 @@ type setStep struct {
 // sets when have holds the sets' elements (a reload); a repair does not
 // read them, and leaves them: they are the counts, not the rules.
 func plan(rs *Ruleset, have *observed, adopt bool) (*tablePlan, error) {
-	prio := nftables.ChainPriority(rs.Priority)
-	p := &tablePlan{table: rs.tableOf(), prio: prio, entries: map[string]bool{}}
+	p := &tablePlan{table: rs.tableOf(), prio: nftables.ChainPriority(rs.Priority), entries: map[string]bool{}}
 	for _, c := range rs.Chains {
 		p.entries[c.Name] = true
 	}
@@ -77,11 +76,16 @@ func plan(rs *Ruleset, have *observed, adopt bool) (*tablePlan, error) {
 		return nil, fmt.Errorf("table inet %s %w", rs.Table, ErrNotOurs)
 	}
 	p.checkOnly = have.depth < withRules
-
 	// Sets first: a set made again takes the chain that adds to it along.
-	wantSets := map[string]bool{}
+	p.planSets(rs, have)
+	p.planChains(rs, have)
+	p.planStale(have)
+	return p, nil
+}
+
+// planSets decides what becomes of each set of rs.
+func (p *tablePlan) planSets(rs *Ruleset, have *observed) {
 	for _, s := range rs.Sets {
-		wantSets[s.Name] = true
 		st := setStep{want: s, have: have.sets[s.Name]}
 		switch {
 		case st.have == nil:
@@ -93,20 +97,21 @@ func plan(rs *Ruleset, have *observed, adopt bool) (*tablePlan, error) {
 		}
 		p.sets = append(p.sets, st)
 	}
+}
+
+// planChains decides what becomes of each chain of rs, after planSets.
+func (p *tablePlan) planChains(rs *Ruleset, have *observed) {
 	setAction := map[string]action{}
 	for _, st := range p.sets {
 		setAction[st.want.Name] = st.action
 	}
-
-	wantChains := map[string]bool{}
 	for _, wc := range rs.chains() {
-		wantChains[wc.name] = true
 		cs := chainStep{want: wc}
 		h := have.chains[wc.name]
 		switch {
 		case h == nil:
 			cs.action = add
-		case !wc.sameKind(h.chain, prio):
+		case !wc.sameKind(h.chain, p.prio):
 			cs.action = recreate
 		case !p.checkOnly && !slices.Equal(h.rules, wc.fingerprints()) || setAction[wc.addsTo] == rewrite:
 			cs.action = rewrite
@@ -116,20 +121,30 @@ func plan(rs *Ruleset, have *observed, adopt bool) (*tablePlan, error) {
 		}
 		p.chains = append(p.chains, cs)
 	}
+}
 
+// planStale lists, by name, what the table holds and the plan's chains and
+// sets do not: all of it goes.
+func (p *tablePlan) planStale(have *observed) {
+	want := map[string]bool{}
+	for _, cs := range p.chains {
+		want["chain "+cs.want.name] = true
+	}
+	for _, st := range p.sets {
+		want["set "+st.want.Name] = true
+	}
 	for _, name := range sortedKeys(have.chains) {
-		if !wantChains[name] {
+		if !want["chain "+name] {
 			p.staleChains = append(p.staleChains, have.chains[name].chain)
 		}
 	}
 	for _, name := range sortedKeys(have.sets) {
 		// Anonymous sets (the shards' verdict maps) go with their rules.
-		if s := have.sets[name]; !wantSets[name] && !s.Anonymous {
+		if s := have.sets[name]; !want["set "+name] && !s.Anonymous {
 			p.staleSets = append(p.staleSets, s)
 		}
 	}
 	p.objects, p.flowtables = have.objects, have.flowtables
-	return p, nil
 }
 
 // strays are the addresses of elems outside networks.
