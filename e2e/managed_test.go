@@ -26,7 +26,12 @@ func TestManagedRulesAndReload(t *testing.T) {
 	netnstest.RequireRoot(t, "nft")
 	ns := netnstest.New(t, netnstest.SeedAddrs...)
 	path := writeFile(t, t.TempDir(), "rules.yaml", netnstest.SeedYAML)
-	e := startExporter(t, nil, "--netns="+ns.Path(), "--config.file="+path, "--no-collector.iptables", "--web.enable-lifecycle")
+	// The claim on the table, where this test alone looks.
+	claims := []string{"RUNTIME_DIRECTORY=" + t.TempDir()}
+	e := startExporter(t, claims, "--netns="+ns.Path(), "--config.file="+path, "--no-collector.iptables", "--web.enable-lifecycle")
+	if n := claimFiles(t, claims); n != 1 {
+		t.Errorf("%d claim files while the exporter runs, want 1", n)
+	}
 
 	sent := ns.SendSeedTraffic()
 	_, fams := e.scrape(t)
@@ -88,19 +93,40 @@ func TestManagedRulesAndReload(t *testing.T) {
 	// the old rule counted and grows no more (docs/counters.md).
 	check("after SIGHUP", "unauthssh", "in", sent["=unauthssh="].Bytes+more["=unauthssh="].Bytes)
 
-	// Stopping the exporter leaves the rules counting; cleanup removes them.
+	// Stopping the exporter leaves the rules counting, and no claim;
+	// cleanup removes the rules.
 	_ = e.cmd.Process.Signal(syscall.SIGTERM)
 	_ = e.cmd.Wait()
 	if !strings.Contains(ns.Run("nft", "list", "tables"), "table inet ipacct") {
 		t.Error("the managed table went away with the exporter")
 	}
-	out, err := exec.Command(exporterBinary(t), "cleanup", "--netns="+ns.Path(), "--config.file="+path).CombinedOutput()
+	if n := claimFiles(t, claims); n != 0 {
+		t.Errorf("the stopped exporter left %d claim files", n)
+	}
+	cleanup := exec.Command(exporterBinary(t), "cleanup", "--netns="+ns.Path(), "--config.file="+path)
+	cleanup.Env = append(os.Environ(), claims...)
+	out, err := cleanup.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "deleted table inet ipacct") {
 		t.Errorf("cleanup: %v\n%s", err, out)
 	}
 	if strings.Contains(ns.Run("nft", "list", "tables"), "ipacct") {
 		t.Error("cleanup left the table")
 	}
+	if n := claimFiles(t, claims); n != 0 {
+		t.Errorf("cleanup left %d claim files", n)
+	}
+}
+
+// claimFiles counts the claims on managed tables in the RUNTIME_DIRECTORY
+// that env sets.
+func claimFiles(t *testing.T, env []string) int {
+	t.Helper()
+	dir := strings.TrimPrefix(env[0], "RUNTIME_DIRECTORY=")
+	files, err := filepath.Glob(filepath.Join(dir, "net-*.inet-*.lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(files)
 }
 
 func TestBadConfigAtStart(t *testing.T) {

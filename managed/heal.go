@@ -155,9 +155,9 @@ func (m *Manager) intact() bool {
 	if err != nil {
 		return false
 	}
-	defer closeConn() // the plan is read, never sent
-	ch, err := plan(conn, m.rs, applyOptions{structure: true, adopt: true})
-	return err == nil && ch.Empty()
+	defer closeConn()
+	p, err := observeAndPlan(conn, m.rs, structure, true)
+	return err == nil && p.changes().Empty()
 }
 
 // heal compares the table with the ruleset last applied and applies it
@@ -176,14 +176,20 @@ func (m *Manager) heal(n notice, b *backoff) (retry time.Time, err error) {
 		return time.Time{}, ExplainPermission(err)
 	}
 	defer closeConn()
-	ch, err := plan(conn, rs, applyOptions{adopt: !n.replaced})
-	if err != nil || ch.Empty() {
+	// The same path as a reload's Apply, but for the addresses in the sets:
+	// those are the counts, not the rules, and stay.
+	p, err := observeAndPlan(conn, rs, withRules, !n.replaced)
+	if err != nil {
 		return time.Time{}, ExplainPermission(err)
+	}
+	ch := p.changes()
+	if ch.Empty() {
+		return time.Time{}, nil
 	}
 	if at := b.next(m.timing); time.Now().Before(at) {
 		return at, nil
 	}
-	if err := commit(conn, rs); err != nil {
+	if err := commit(conn, p); err != nil {
 		return time.Time{}, ExplainPermission(err)
 	}
 	b.repaired(m.timing)

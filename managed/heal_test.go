@@ -3,15 +3,18 @@ package managed
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ipacct/ipacct_exporter/config"
@@ -34,6 +37,13 @@ func startManager(t *testing.T, ns *netnstest.NS, yaml string, timing healTiming
 	if err := m.Reload(); err != nil {
 		t.Fatal(err)
 	}
+	claim, err := claimPath(ns.Path(), m.tableName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(claim); err != nil {
+		t.Errorf("the claim on the table: %v", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -44,6 +54,9 @@ func startManager(t *testing.T, ns *netnstest.NS, yaml string, timing healTiming
 		cancel()
 		<-done
 		m.Close()
+		if _, err := os.Stat(claim); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("Close left the claim %s: %v", claim, err)
+		}
 		if t.Failed() {
 			t.Logf("manager log:\n%s", logs.String())
 		}
@@ -230,5 +243,94 @@ func TestClaim(t *testing.T) {
 	b.Release()
 	if left, _ := os.ReadDir(os.Getenv("RUNTIME_DIRECTORY")); len(left) != 0 {
 		t.Errorf("released claims left %v", left)
+	}
+}
+
+// TestNoticeOf: which transactions of the change notifications ask for a
+// repair, and whom the repair names; without a kernel.
+func TestNoticeOf(t *testing.T) {
+	ours := &nftables.Table{Name: "ipacct", Family: nftables.TableFamilyINet}
+	other := &nftables.Table{Name: "fw", Family: nftables.TableFamilyIPv4}
+	by := func(pid uint32, comm string) *nftables.MonitorEvent {
+		return &nftables.MonitorEvent{Data: &nftables.GenMsg{ProcPID: pid, ProcComm: comm}}
+	}
+	change := func(data any) *nftables.MonitorEvent { return &nftables.MonitorEvent{Data: data} }
+	nft := by(4242, "nft")
+	for _, c := range []struct {
+		name     string
+		batch    nftables.MonitorEvents
+		table    string // the managed table; "" before the first apply
+		touched  bool
+		by       string
+		replaced bool
+	}{
+		{name: "table deleted", batch: nftables.MonitorEvents{GeneratedBy: nft, Changes: []*nftables.MonitorEvent{change(ours)}},
+			table: "ipacct", touched: true, by: "nft[4242]", replaced: true},
+		{name: "rule added", batch: nftables.MonitorEvents{GeneratedBy: nft, Changes: []*nftables.MonitorEvent{change(&nftables.Rule{Table: ours})}},
+			table: "ipacct", touched: true, by: "nft[4242]"},
+		{name: "chain of another table", batch: nftables.MonitorEvents{GeneratedBy: nft, Changes: []*nftables.MonitorEvent{change(&nftables.Chain{Table: other}), change(other)}},
+			table: "ipacct"},
+		{name: "elements: the packet path counting", batch: nftables.MonitorEvents{GeneratedBy: nft, Changes: []*nftables.MonitorEvent{change([]nftables.SetElement{{Key: []byte{192, 0, 2, 1}}})}},
+			table: "ipacct"},
+		{name: "a set: its table unknown", batch: nftables.MonitorEvents{GeneratedBy: nft, Changes: []*nftables.MonitorEvent{change(&nftables.Set{Name: "s"})}},
+			table: "ipacct", touched: true, by: "nft[4242]"},
+		{name: "our own thread", batch: nftables.MonitorEvents{GeneratedBy: by(uint32(os.Getpid()), "ipacct_exporter"), Changes: []*nftables.MonitorEvent{change(ours)}},
+			table: "ipacct"},
+		{name: "notifications lost", batch: nftables.MonitorEvents{GeneratedBy: &nftables.MonitorEvent{Type: nftables.MonitorEventTypeOOB}},
+			table: "ipacct", touched: true, replaced: true},
+		{name: "before the first apply", batch: nftables.MonitorEvents{GeneratedBy: nft, Changes: []*nftables.MonitorEvent{change(ours)}}},
+	} {
+		n, touched := noticeOf(&c.batch, c.table)
+		// What a notice that asks for nothing says does not matter.
+		if touched != c.touched || touched && (strings.Join(n.by, ",") != c.by || n.replaced != c.replaced) {
+			t.Errorf("%s: touched %v by %q replaced %v; want %v, %q, %v", c.name, touched, n.by, n.replaced, c.touched, c.by, c.replaced)
+		}
+	}
+}
+
+// TestNoticesAdd: notices gathered while a repair waits keep the first
+// change's time, up to four processes, each once, and whether the table
+// was replaced.
+func TestNoticesAdd(t *testing.T) {
+	t0 := time.Now()
+	var n notice
+	for i, o := range []notice{
+		{since: t0.Add(time.Second), by: []string{"nft[1]"}},
+		{since: t0, by: []string{"nft[1]", "iptables-nft[2]"}},
+		{by: []string{"a[3]", "b[4]", "c[5]"}, replaced: true},
+		{since: t0.Add(2 * time.Second)},
+	} {
+		n.add(o)
+		if i == 2 && !n.replaced {
+			t.Error("replaced was lost")
+		}
+	}
+	if !n.since.Equal(t0) || strings.Join(n.by, ",") != "nft[1],iptables-nft[2],a[3],b[4]" || !n.replaced {
+		t.Errorf("%+v", n)
+	}
+}
+
+// TestBackoff: repairs in a row wait backoffBase, then twice that, up to
+// backoffMax; after backoffReset without a repair, none waits.
+func TestBackoff(t *testing.T) {
+	timing := healTiming{backoffBase: time.Second, backoffMax: 5 * time.Second, backoffReset: time.Hour}
+	var b backoff
+	if !b.next(timing).IsZero() {
+		t.Error("the first repair waits")
+	}
+	var waits []time.Duration
+	for range 5 {
+		b.repaired(timing)
+		waits = append(waits, b.next(timing).Sub(b.last))
+	}
+	if want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second}; !slices.Equal(waits, want) {
+		t.Errorf("waits %v, want %v", waits, want)
+	}
+	b.last = time.Now().Add(-2 * time.Hour)
+	if !b.next(timing).IsZero() {
+		t.Error("a repair long after the last waits")
+	}
+	if b.repaired(timing); b.streak != 1 {
+		t.Errorf("streak %d after a pause, want 1", b.streak)
 	}
 }

@@ -31,14 +31,25 @@ addresses:
 
 // repair plans and commits rs as the Manager's repair does, and returns
 // what it found.
-func repair(t *testing.T, ns *netnstest.NS, rs *Ruleset, opts applyOptions) (Changes, error) {
+func repair(t *testing.T, ns *netnstest.NS, rs *Ruleset, adopt bool) (Changes, error) {
 	t.Helper()
 	c := conn(t, ns)
-	ch, err := plan(c, rs, opts)
-	if err != nil || ch.Empty() {
-		return ch, err
+	p, err := observeAndPlan(c, rs, withRules, adopt)
+	if err != nil {
+		return Changes{}, err
 	}
-	return ch, commit(c, rs)
+	return p.changes(), commit(c, p)
+}
+
+// planned observes the table in the namespace to depth d and returns what
+// a plan of rs would change.
+func planned(t *testing.T, ns *netnstest.NS, rs *Ruleset, d depth) Changes {
+	t.Helper()
+	p, err := observeAndPlan(conn(t, ns), rs, d, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.changes()
 }
 
 // blocks is an nft listing of one table as a sorted list of its chains and
@@ -118,11 +129,11 @@ func TestRepairs(t *testing.T) {
 			before := ns.RulesetWithout("ipacct")
 			if c.name == "rule added" {
 				// One rule of an entry chain: the repair must find it.
-				if ch, err := plan(conn(t, ns), rs, applyOptions{structure: true}); err != nil || !ch.Empty() {
-					t.Errorf("the cheap check sees a rule: %+v %v", ch, err)
+				if ch := planned(t, ns, rs, structure); !ch.Empty() {
+					t.Errorf("the cheap check sees a rule: %+v", ch)
 				}
 			}
-			ch, err := repair(t, ns, rs, applyOptions{adopt: true})
+			ch, err := repair(t, ns, rs, true)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -136,7 +147,7 @@ func TestRepairs(t *testing.T) {
 			if after := ns.RulesetWithout("ipacct"); after != before {
 				t.Errorf("the repair changed other tables:\nbefore\n%s\nafter\n%s", before, after)
 			}
-			if ch, err := repair(t, ns, rs, applyOptions{}); err != nil || !ch.Empty() {
+			if ch, err := repair(t, ns, rs, false); err != nil || !ch.Empty() {
 				t.Errorf("a second repair found %+v, %v", ch, err)
 			}
 		})
@@ -153,7 +164,7 @@ func TestRepairMarkerNotAdopted(t *testing.T) {
 	apply(t, ns, rs)
 	ns.NFT("delete chain inet ipacct " + MarkerChain + "\n")
 	before := ns.Run("nft", "-s", "list", "ruleset")
-	if _, err := repair(t, ns, rs, applyOptions{}); !errors.Is(err, ErrNotOurs) {
+	if _, err := repair(t, ns, rs, false); !errors.Is(err, ErrNotOurs) {
 		t.Errorf("repair without adopt: %v", err)
 	}
 	if after := ns.Run("nft", "-s", "list", "ruleset"); after != before {
@@ -173,8 +184,37 @@ func TestPlanMatchesFreshApply(t *testing.T) {
 	} {
 		ns := netnstest.New(t)
 		apply(t, ns, rs)
-		if ch, err := plan(conn(t, ns), rs, applyOptions{}); err != nil || !ch.Empty() {
-			t.Errorf("%s: plan after apply: %v\n%+v", name, err, ch)
+		if ch := planned(t, ns, rs, withElements); !ch.Empty() {
+			t.Errorf("%s: plan after apply: %+v", name, ch)
 		}
+		// The tests of plan start from observedFresh: it must be what the
+		// kernel shows.
+		have, err := observe(conn(t, ns), rs.tableOf(), withElements)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := diffObserved(have, observedFresh(rs, withElements)); diff != "" {
+			t.Errorf("%s: observedFresh differs from the kernel: %s", name, diff)
+		}
+	}
+}
+
+// TestReloadRemovesForeignSets: a reload deletes the sets another program
+// added to the table, of kinds the exporter never makes, without reading
+// their elements.
+func TestReloadRemovesForeignSets(t *testing.T) {
+	netnstest.RequireRoot(t, "nft")
+	ns := netnstest.New(t)
+	rs := mustBuild(t, repairYAML)
+	apply(t, ns, rs)
+	ns.NFT("add set inet ipacct iv { type ipv4_addr; flags interval; elements = { 10.0.0.0/8 }; }\n" +
+		"add map inet ipacct vm { type ipv4_addr : verdict; elements = { 10.0.0.1 : accept }; }\n" +
+		"add set inet ipacct ports { type inet_service; elements = { 22 }; }\n")
+	ch := apply(t, ns, rs)
+	if !slices.Equal(ch.SetsRemoved, []string{"iv", "ports", "vm"}) || ch.SetsKept != len(rs.Sets) || ch.ElementsRemoved != 0 {
+		t.Errorf("reload: %+v", ch)
+	}
+	if ch := apply(t, ns, rs); !ch.Empty() {
+		t.Errorf("a second reload: %+v", ch)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -121,7 +122,7 @@ func Start(t testing.TB, name, ready string, timeout time.Duration, cmd *exec.Cm
 	}
 }
 
-// Run starts cmd, collecting its output; it is killed when the test ends,
+// Run starts cmd, collecting its output; it is stopped when the test ends,
 // and its output logged if the test failed.
 func Run(t testing.TB, name string, cmd *exec.Cmd) *SyncBuffer {
 	t.Helper()
@@ -131,11 +132,31 @@ func Run(t testing.TB, name string, cmd *exec.Cmd) *SyncBuffer {
 		t.Fatalf("starting %s: %v", name, err)
 	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		stop(cmd)
 		if t.Failed() {
 			t.Logf("%s output:\n%s", name, logs.String())
 		}
 	})
 	return logs
+}
+
+// stopTimeout bounds the wait for a process that SIGTERM asked to stop.
+const stopTimeout = 10 * time.Second
+
+// stop ends cmd as a service manager does: SIGTERM, so that it cleans up
+// (the exporter gives up its claim on the managed table), then SIGKILL
+// after stopTimeout. A process that ended already is only waited for.
+func stop(cmd *exec.Cmd) {
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(done)
+	}()
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(stopTimeout):
+		_ = cmd.Process.Kill()
+		<-done
+	}
 }
