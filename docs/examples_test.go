@@ -1,7 +1,6 @@
 package docs
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -38,10 +37,12 @@ func TestRulesExamplesAreValid(t *testing.T) {
 			if !rulesKey.Match(block) {
 				continue
 			}
-			line := 1 + strings.Count(string(data[:m[2]]), "\n")
-			name := fmt.Sprintf("%s:%d", page, line)
-			if _, err := config.Parse(name, block); err != nil {
-				t.Errorf("the example at %s does not load:\n%v", name, err)
+			// Blank lines before the block make its errors name the
+			// page's lines.
+			before := strings.Count(string(data[:m[2]]), "\n")
+			padded := append([]byte(strings.Repeat("\n", before)), block...)
+			if _, err := config.Parse(page, padded); err != nil {
+				t.Errorf("the example at %s:%d does not load:\n%v", page, before+1, err)
 			}
 			checked++
 		}
