@@ -113,16 +113,21 @@ func TestMemoFollowsContent(t *testing.T) {
 	}
 }
 
-// TestMemoIsUsed: a rule under a handle the last read had takes its
-// content from the memo when its check is the same, and only then.
+// TestMemoIsUsed: a rule takes its content from the memo when the last
+// read had a rule of its check, at its place or elsewhere, and only then.
 func TestMemoIsUsed(t *testing.T) {
 	r := memoRule(t, 4, 1, "=a_in=", 1)
 	const marked = 0x5eed
-	m := &ruleMemo{last: []memoEntry{{handle: 4, check: r.check, content: marked}}}
-	if got := m.content(&r); got != marked {
-		t.Errorf("same check: content %x, want the memo's %x", got, marked)
+	for _, last := range [][]memoEntry{
+		{{check: r.check, content: marked}},
+		{{check: r.check + 1, content: 1}, {check: r.check, content: marked}},
+	} {
+		m := &ruleMemo{last: last}
+		if got := m.content(&r); got != marked {
+			t.Errorf("same check in %v: content %x, want the memo's %x", last, got, marked)
+		}
 	}
-	m = &ruleMemo{last: []memoEntry{{handle: 4, check: r.check + 1, content: marked}}}
+	m := &ruleMemo{last: []memoEntry{{check: r.check + 1, content: marked}}}
 	if got, want := m.content(&r), contentOf(&r); got != want {
 		t.Errorf("other check: content %x, want %x", got, want)
 	}
