@@ -140,6 +140,14 @@ func token(s string, open int) (Tag, error) {
 // other control characters (a NUL, an escape) shown as U+FFFD, as invalid
 // UTF-8 is; then trimmed.
 func printable(s string) string {
+	if printableASCII(s) {
+		return strings.TrimSpace(s) // what printableText does with it, at a fraction of the cost
+	}
+	return printableText(s)
+}
+
+// printableText is printable of any text.
+func printableText(s string) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	s = strings.Map(func(r rune) rune {
 		switch {
@@ -151,6 +159,17 @@ func printable(s string) string {
 		return '\uFFFD'
 	}, s)
 	return strings.TrimSpace(s)
+}
+
+// printableASCII tells whether s is ASCII without control characters: the
+// description of nearly every rule, which printable keeps as it is.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 // tagEnd is the end of the run of TAG bytes that starts at s[i].

@@ -149,3 +149,28 @@ func checkFix(t *testing.T, comment string, err error) {
 		t.Errorf("Parse(%q): %v; but Parse of the suggestion %q: %v", comment, err, suggested, err2)
 	}
 }
+
+// TestPrintableASCII: printable's shortcut for ASCII text gives what the
+// general way gives, for every text of up to three bytes of ASCII and some
+// longer ones, control characters and spaces included.
+func TestPrintableASCII(t *testing.T) {
+	check := func(s string) {
+		if got, want := printable(s), printableText(s); got != want {
+			t.Errorf("printable(%q) = %q, want %q", s, got, want)
+		}
+	}
+	for a := range 128 {
+		for b := range 128 {
+			check(string([]byte{byte(a), byte(b)}))
+			for _, c := range []byte{' ', '\t', 'x', 0, 0x7f, '~'} {
+				check(string([]byte{byte(a), byte(b), c}))
+			}
+		}
+	}
+	for _, s := range []string{"", " native rule 12345 ", "\tdesc\n", "a\x00b", "a\x7fb", "  ~ x ~  ", "\v\fx\r"} {
+		check(s)
+	}
+	if !printableASCII(" native rule 12345") || printableASCII("caf\u00e9") || printableASCII("a\x7f") || printableASCII("a\tb") {
+		t.Error("printableASCII")
+	}
+}

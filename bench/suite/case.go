@@ -54,6 +54,9 @@ type caseRun struct {
 	tables, sets []setRef
 	// lastBody is the answer of the last scrape, as sent.
 	lastBody []byte
+	// collector reads the case in the suite's process, read after read, as
+	// the exporter's own does: it keeps what a read takes from the last.
+	collector *nft.Collector
 }
 
 func runCase(cfg config, kind string, n, tags int) *caseResult {
@@ -150,7 +153,10 @@ func (c *caseRun) collectors() []string {
 // read is the probe of the collector's Read, which must see the case.
 func (c *caseRun) read() error {
 	r := c.r
-	rd, err := nft.New(nft.Options{NetNS: c.ns.Path()}).Read(context.Background())
+	if c.collector == nil {
+		c.collector = nft.New(nft.Options{NetNS: c.ns.Path()})
+	}
+	rd, err := c.collector.Read(context.Background())
 	switch {
 	case err != nil:
 		return err

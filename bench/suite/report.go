@@ -42,7 +42,7 @@ func readPathTable(w io.Writer, cfg config, results []*caseResult) {
 		}
 		fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
 	}
-	fmt.Fprintf(w, "\nMedians of %d rounds. *collector read*: the nftables collector's Read in the suite's process (netlink dumps and decode, no HTTP, no exposition); *raw dump*: the same netlink dumps, on as many sockets at once, with nothing decoded (the kernel's floor); *decode share* = 1 − raw dump ÷ collector read; *÷ scrape*: the tool's median over the scrape's (above 1: the scrape is faster). Peak RSS is the exporter's VmHWM after its %d scrapes (one a warm-up).\n",
+	fmt.Fprintf(w, "\nMedians of %d rounds. *collector read*: the nftables collector's Read in the suite's process, one collector read after read as the exporter's (netlink dumps and decode, no HTTP, no exposition); *raw dump*: the same netlink dumps, on as many sockets at once, with nothing decoded (the kernel's floor); *decode share* = 1 − raw dump ÷ collector read; *÷ scrape*: the tool's median over the scrape's (above 1: the scrape is faster). Peak RSS is the exporter's VmHWM after its %d scrapes (one a warm-up).\n",
 		cfg.rounds, cfg.rounds+1)
 }
 

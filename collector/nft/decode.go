@@ -3,9 +3,11 @@ package nft
 import (
 	"bytes"
 	"encoding/binary"
-	"hash/fnv"
+	"hash/maphash"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ipacct/ipacct_exporter/collector"
 )
 
 // rule is what the exporter needs of one NFT_MSG_NEWRULE message. The
@@ -17,9 +19,10 @@ type rule struct {
 	packets, bytes uint64
 	hasCounter     bool
 	handle         uint64
-	// content is a hash of what the rule matches and does, without the
-	// values of its stateful expressions: its identity across reads.
-	content uint64
+	// udata and exprs are what contentOf hashes, and check their hash
+	// by a cheap hash of the same bytes (see ruleMemo).
+	udata, exprs []byte
+	check        uint64
 }
 
 // stateful are the expressions whose data changes as packets pass; they
@@ -32,12 +35,17 @@ func stateful(name []byte) bool {
 	return false
 }
 
+// checkSeed seeds the hash that checks a rule's content (rule.check): any
+// seed does, as long as it stays for the process.
+var checkSeed = maphash.MakeSeed()
+
 // parseRule decodes a rule's attributes: its table and chain, its comment
 // from user data or else from an xt comment match, and its first counter
 // expression (the one "nft add rule … counter" and iptables-nft create).
+// It hashes what contentOf hashes with maphash, which costs a tenth of
+// FNV-1a, into check.
 func parseRule(b []byte) (rule, error) {
 	var r rule
-	var udata, exprs []byte
 	a := attrs{b: b}
 	for a.next() {
 		switch a.typ {
@@ -46,9 +54,9 @@ func parseRule(b []byte) (rule, error) {
 		case unix.NFTA_RULE_CHAIN:
 			r.chain = cstring(a.val)
 		case unix.NFTA_RULE_EXPRESSIONS:
-			exprs = a.val
+			r.exprs = a.val
 		case unix.NFTA_RULE_USERDATA:
-			udata = a.val
+			r.udata = a.val
 		case unix.NFTA_RULE_HANDLE:
 			r.handle, _ = be64(a.val)
 		}
@@ -56,10 +64,11 @@ func parseRule(b []byte) (rule, error) {
 	if a.err != nil {
 		return r, a.err
 	}
-	r.comment, r.hasComment = commentFromUserData(udata, udataComment)
-	h := fnv.New64a()
-	h.Write(udata)
-	list := attrs{b: exprs}
+	r.comment, r.hasComment = commentFromUserData(r.udata, udataComment)
+	var h maphash.Hash
+	h.SetSeed(checkSeed)
+	h.Write(r.udata)
+	list := attrs{b: r.exprs}
 	for list.next() {
 		if list.typ != unix.NFTA_LIST_ELEM {
 			continue
@@ -68,11 +77,7 @@ func parseRule(b []byte) (rule, error) {
 		if err != nil {
 			return r, err
 		}
-		if stateful(name) {
-			h.Write(name)
-		} else {
-			h.Write(list.val)
-		}
+		h.Write(identityPart(name, list.val))
 		switch string(name) {
 		case "counter":
 			if !r.hasCounter {
@@ -84,8 +89,34 @@ func parseRule(b []byte) (rule, error) {
 			}
 		}
 	}
-	r.content = h.Sum64()
+	r.check = h.Sum64()
 	return r, list.err
+}
+
+// identityPart is what of an expression (elem, named name) a rule's
+// content hashes: all of it, or only the name of a stateful one.
+func identityPart(name, elem []byte) []byte {
+	if stateful(name) {
+		return name
+	}
+	return elem
+}
+
+// contentOf is the hash of what a rule parseRule decoded matches and does,
+// without the values of its stateful expressions: its identity across
+// reads. It is 64-bit FNV-1a of the user data and the expressions'
+// identityParts, which the state file keeps: it must not change.
+func contentOf(r *rule) uint64 {
+	h := collector.HashMore(collector.ID(""), r.udata)
+	list := attrs{b: r.exprs}
+	for list.next() {
+		if list.typ != unix.NFTA_LIST_ELEM {
+			continue
+		}
+		name, _, _ := parseExpr(list.val) // parseRule checked them
+		h = collector.HashMore(h, identityPart(name, list.val))
+	}
+	return h
 }
 
 // parseExpr splits an expression into its name and data.

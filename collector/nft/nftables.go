@@ -53,11 +53,12 @@ type Options struct {
 
 // Collector reads nftables counters. It keeps no socket between reads;
 // it keeps how many records each table and elements each set had in the
-// last read.
+// last read, and the contents of the tables' tagged rules.
 type Collector struct {
 	opts       Options
 	tableSizes lastSizes[tableKey]
 	setSizes   lastSizes[setKey]
+	memos      ruleMemos
 }
 
 // New returns a Collector.
@@ -153,14 +154,19 @@ func (b *Collector) readRules(ds dumpers, reading *collector.Reading) (map[setKe
 		off += want[i]
 	}
 	overflows := make([]map[setKey]*collector.Counter, len(tables))
+	memos := make([]*ruleMemo, len(tables))
+	for i, t := range tables {
+		memos[i] = b.memos.take(t)
+	}
 	err = ds.run(len(tables), func(d *dumper, i int) error {
 		overflows[i] = map[setKey]*collector.Counter{}
-		rr := &ruleReader{reading: &parts[i], loc: location{filter: b.opts.Filter}, d: d, overflow: overflows[i]}
+		rr := &ruleReader{reading: &parts[i], loc: location{filter: b.opts.Filter}, d: d, overflow: overflows[i], memo: memos[i]}
 		return d.dumpRules(tables[i], rr.rule)
 	})
 	if err != nil {
 		return nil, err
 	}
+	b.memos.put(tables, memos)
 	sizes := make(map[tableKey]int, len(tables))
 	got := make([]int, len(tables))
 	for i, p := range parts {
@@ -201,6 +207,7 @@ type ruleReader struct {
 	loc      location
 	d        *dumper
 	overflow map[setKey]*collector.Counter
+	memo     *ruleMemo
 }
 
 func (rr *ruleReader) rule(family uint8, attrs []byte) error {
@@ -238,7 +245,7 @@ func (rr *ruleReader) rule(family uint8, attrs []byte) error {
 		return nil
 	}
 	rr.reading.Add(where, c, collector.Record{Family: fam, Packets: r.packets, Bytes: r.bytes,
-		ID: rr.loc.id(r.content), Handle: rr.d.objectHandle(family, r.table, r.handle), MadeAtZero: rr.loc.managed})
+		ID: rr.loc.id(rr.memo.content(&r)), Handle: rr.d.objectHandle(family, r.table, r.handle), MadeAtZero: rr.loc.managed})
 	return nil
 }
 
@@ -269,7 +276,7 @@ func (l *location) of(family uint8, table, chain []byte) (where string, fam fami
 	return l.where, l.fam, l.read
 }
 
-// id is the Record.ID of the rule of content (parseRule's hash) at the
+// id is the Record.ID of the rule of content (contentOf's hash) at the
 // location: ID("where #content-in-hex"), the string it hashes never made.
 func (l *location) id(content uint64) uint64 {
 	var hex [16]byte
