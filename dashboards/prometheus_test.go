@@ -244,9 +244,12 @@ func TestDashboardsAgainstPrometheus(t *testing.T) {
 		t.Fatal(err)
 	}
 	exporterAddr := exetest.FreeAddr(t)
-	exporter := start(t, "ipacct_exporter", "http://"+exporterAddr+"/metrics", exec.Command(bin,
-		"--web.listen-address="+exporterAddr, "--netns="+ns.Path(), "--config.file="+rulesYAML,
-		"--no-collector.iptables"))
+	cmd := exec.Command(bin, "--web.listen-address="+exporterAddr, "--netns="+ns.Path(), "--config.file="+rulesYAML,
+		"--no-collector.iptables")
+	// The test kills the exporter, which leaves its claim file: in a
+	// directory of the test's own, not the host's /run/ipacct_exporter.
+	cmd.Env = append(os.Environ(), "RUNTIME_DIRECTORY="+t.TempDir())
+	exporter := start(t, "ipacct_exporter", "http://"+exporterAddr+"/metrics", cmd)
 
 	// rules.yml as it is, but for the default threshold of the high-usage
 	// alerts.
