@@ -244,8 +244,14 @@ func (rr *ruleReader) rule(family uint8, attrs []byte) error {
 		})
 		return nil
 	}
-	rr.reading.Add(where, c, collector.Record{Family: fam, Packets: r.packets, Bytes: r.bytes,
-		ID: rr.loc.id(rr.memo.content(&r)), Handle: rr.d.objectHandle(family, r.table, r.handle), MadeAtZero: rr.loc.managed})
+	rec := collector.Record{Family: fam, Packets: r.packets, Bytes: r.bytes,
+		Handle: rr.d.objectHandle(family, r.table, r.handle), MadeAtZero: rr.loc.managed}
+	// Only a tagged rule is a Record: a comment without a tag, or with a
+	// broken one, needs no identity, nor a place in the memo.
+	if c.Err == nil {
+		rec.ID = rr.loc.id(rr.memo.content(&r))
+	}
+	rr.reading.Add(where, c, rec)
 	return nil
 }
 
