@@ -174,16 +174,12 @@ func (r entryRef) validate(errs *errList) (rules int) {
 		errs.add(line, field, "%s", msg)
 	}
 	checkEntryDescription(r.ref, e.Tag, e.Description, "rule", errs)
-	directionOK := checkDirection(r.ref, e.Direction, errs)
+	directionOK := checkWord(r.ref, "direction", e.Direction, directions, errs)
 	flow := e.Source == SourceFlow
-	if checkSource(r.ref, e.Source, errs) && flow {
+	if checkWord(r.ref, "source", e.Source, sources, errs) && flow {
 		r.checkFlowEntry(errs)
 	}
-	familyOK := slices.Contains(families, e.Family)
-	if !familyOK {
-		line, field := r.field("family")
-		errs.add(line, field, "%s is not a family; use ipv4, ipv6 or both", quote(e.Family))
-	}
+	familyOK := checkWord(r.ref, "family", e.Family, families, errs)
 	hooksOK := flow || r.checkHooks(errs)
 	prefixesOK := r.checkPrefixes("local", e.Local, errs)
 	prefixesOK = r.checkPrefixes("remote", e.Remote, errs) && prefixesOK
@@ -341,7 +337,7 @@ func (r entryRef) checkProtocols(errs *errList) bool {
 		case twice:
 			r.itemError(errs, "protocol", i, "%s is listed twice, also as %s", p, r.short("protocol", first))
 		case !slices.Contains(protocols, p):
-			r.itemError(errs, "protocol", i, "%s is not a protocol; use tcp, udp, icmp, icmpv6 or any", quote(p))
+			r.itemError(errs, "protocol", i, "%s", notOneOf(p, "protocol", protocols))
 		case p == ProtocolAny && len(r.e.Protocol) > 1:
 			r.itemError(errs, "protocol", i, "any cannot be combined with other protocols")
 		default:

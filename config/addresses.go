@@ -185,11 +185,11 @@ func validateAddresses(f *File, pos *filePos, claims map[string]map[tag.Directio
 			seen[e.Tag] = e.Line
 		}
 		checkEntryDescription(r, e.Tag, e.Description, "set", errs)
-		directionOK := checkDirection(r, e.Direction, errs)
+		directionOK := checkWord(r, "direction", e.Direction, directions, errs)
 		flow := e.Source == SourceFlow
 		hooksOK := true
 		switch {
-		case !checkSource(r, e.Source, errs):
+		case !checkWord(r, "source", e.Source, sources, errs):
 			hooksOK = false
 		case flow && e.Hooks != nil:
 			line, field := r.field("hooks")

@@ -84,23 +84,14 @@ func checkDescription(s string) string {
 	return ""
 }
 
-// checkSource reports whether an entry's source is valid.
-func checkSource(r ref, source Source, errs *errList) bool {
-	if slices.Contains(sources, source) {
+// checkWord reports whether the value of key, one word of a closed
+// vocabulary (source, direction, family), is one of its words.
+func checkWord[T ~string](r ref, key string, v T, words []T, errs *errList) bool {
+	if slices.Contains(words, v) {
 		return true
 	}
-	line, field := r.field("source")
-	errs.add(line, field, "%s is not a source; use kernel or flow", quote(source))
-	return false
-}
-
-// checkDirection reports whether an entry's direction is valid.
-func checkDirection(r ref, d Direction, errs *errList) bool {
-	if slices.Contains(directions, d) {
-		return true
-	}
-	line, field := r.field("direction")
-	errs.add(line, field, "%s is not a direction; use in, out or both", quote(d))
+	line, field := r.field(key)
+	errs.add(line, field, "%s", notOneOf(v, key, words))
 	return false
 }
 
@@ -118,7 +109,7 @@ func checkHookList(r ref, list []Hook, emptyMsg string, errs *errList) bool {
 			r.itemError(errs, "hooks", i, "%s is listed twice, also as %s", h, r.short("hooks", first))
 			ok = false
 		} else if !slices.Contains(Hooks, h) {
-			r.itemError(errs, "hooks", i, "%s is not a hook; use input, output or forward", quote(h))
+			r.itemError(errs, "hooks", i, "%s", notOneOf(h, "hook", Hooks))
 			ok = false
 		}
 		seen[h] = i

@@ -203,6 +203,22 @@ func quote[T ~string](v T) string {
 	return strconv.Quote(s)
 }
 
+// notOneOf is what to say of v, a value that is none of the words of a
+// closed vocabulary (what): "x" is not a K; use a, b or c. The words come
+// from the vocabulary itself, so the advice cannot fall behind it.
+func notOneOf[T ~string](v T, what string, words []T) string {
+	list := make([]string, len(words))
+	for i, w := range words {
+		list[i] = string(w)
+	}
+	last := len(list) - 1
+	use := list[last]
+	if last > 0 {
+		use = strings.Join(list[:last], ", ") + " or " + use
+	}
+	return fmt.Sprintf("%s is not a %s; use %s", quote(v), what, use)
+}
+
 // ref says where an entry's values were written, for messages.
 type ref struct {
 	line int       // where the entry starts

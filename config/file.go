@@ -76,7 +76,7 @@ func validate(f *File, pos *filePos, errs *errList) {
 		errs.add(pos.table, "table", "%s is not a table name: 1 to %d letters, digits, '_' and '-', starting with a letter or '_'", quote(f.Table), maxTableLen)
 	}
 	if !slices.Contains(counts, f.Count) {
-		errs.add(pos.count, "count", "%s is not a count; use accepted or all", quote(f.Count))
+		errs.add(pos.count, "count", "%s", notOneOf(f.Count, "count", counts))
 	}
 	addressesWritten := len(f.Addresses) > 0 || pos.addresses.listed > 0 || pos.addresses.broken
 	switch {
